@@ -1,0 +1,121 @@
+"""Application factory: gunicorn (`app:create_app()`) and the CLI (`flask --app app`) use it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Flask
+
+from notifier.settings import Settings, SettingsError, load_settings, production_errors
+
+log = logging.getLogger("notifier")
+
+
+class ConfigurationError(SystemExit):
+    """Startup refused; each line of the message is one reason."""
+
+
+def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
+    """Build the Flask app from a Settings value, an environment mapping, or os.environ."""
+    settings = _resolve_settings(config)
+    configure_logging(settings)
+    refuse_unsafe_production(settings)
+    app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()))
+    configure_flask(app, settings)
+    init_store(app, settings)
+    register_blueprints(app)
+    register_commands(app)
+    register_error_handlers(app)
+    return app
+
+
+def _resolve_settings(config) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    try:
+        return load_settings(os.environ if config is None else config)
+    except SettingsError as exc:
+        _refuse([str(exc)])
+
+
+def _refuse(lines: list[str]):
+    for line in lines:
+        print(f"status-notifier: refusing to start: {line}", file=sys.stderr, flush=True)
+    raise ConfigurationError(1)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Plain log lines on stderr, configured once per process.
+
+    Heroku collects stdout and stderr alike; stderr keeps stdout clean for CLI output that other
+    tools parse (`feed inspect --json`), which a log line from app start-up would corrupt.
+    """
+    root = logging.getLogger()
+    if not any(getattr(h, "_notifier", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._notifier = True
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    # httpx logs every request at INFO; one line per feed poll from us is enough.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+
+
+def refuse_unsafe_production(settings: Settings) -> None:
+    errors = production_errors(settings)
+    if errors:
+        _refuse(errors)
+
+
+def configure_flask(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        PREFERRED_URL_SCHEME="https" if settings.production else "http",
+        MAX_CONTENT_LENGTH=256 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["settings"] = settings
+    app.extensions["clock"] = lambda: datetime.now(UTC)
+
+
+def init_store(app: Flask, settings: Settings) -> None:
+    from notifier.store import StoreError, open_store
+
+    store = open_store(settings)
+    app.extensions["store"] = store
+    if settings.database_is_sqlite:
+        # The embedded default upgrades itself so a fresh checkout runs; web and worker may do
+        # this at the same moment, which upgrade() serializes with the database write lock.
+        try:
+            store.upgrade()
+        except StoreError as exc:
+            _refuse([f"database {settings.database_url} is not usable: {exc}"])
+
+
+def register_blueprints(app: Flask) -> None:
+    from notifier.health import bp as health_bp
+    from notifier.public import bp as public_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(public_bp)
+
+
+def register_commands(app: Flask) -> None:
+    from notifier.cli import register
+
+    register(app)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from notifier.errors import register
+
+    register(app)

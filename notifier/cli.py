@@ -1,0 +1,154 @@
+"""CLI commands: `flask --app app db upgrade | poll-once | worker | feed inspect | feed replay`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup, with_appcontext
+
+from . import context, jobs
+from .feed import FeedError, ParsedFeed, parse_feed
+from .fetch import FetchError, fetch, make_client
+from .poller import replay
+
+db_cli = AppGroup("db", help="Database schema.")
+feed_cli = AppGroup("feed", help="Inspect feeds and replay snapshots (no database needed).")
+
+
+def iso_minute(value: datetime) -> str:
+    """The contract's time format: YYYY-MM-DDTHH:MM:00Z in UTC."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+
+
+@db_cli.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Apply pending migrations."""
+    applied = context.store().upgrade()
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@click.command("poll-once")
+@with_appcontext
+def poll_once():
+    """Poll every configured feed once; one summary line per feed."""
+    from flask import current_app
+
+    results = jobs.poll(current_app._get_current_object())
+    for result in results or []:
+        click.echo(result.summary())
+    if not results or any(r.outcome == "error" for r in results):
+        raise SystemExit(1)
+
+
+@click.command("worker")
+@with_appcontext
+def worker():
+    """Run the scheduler (polling and sending) until SIGTERM."""
+    from flask import current_app
+
+    from .scheduler import run_worker
+
+    run_worker(current_app._get_current_object())
+
+
+def _read_source(source: str) -> bytes:
+    if source.startswith(("http://", "https://")):
+        with make_client(10.0) as client:
+            try:
+                return fetch(client, source).body
+            except FetchError as exc:
+                raise click.ClickException(str(exc)) from None
+    path = Path(source)
+    if not path.is_file():
+        raise click.ClickException(f"no such file: {source}")
+    return path.read_bytes()
+
+
+def _parse(source: str) -> ParsedFeed:
+    try:
+        return parse_feed(_read_source(source))
+    except FeedError as exc:
+        raise click.ClickException(f"{source}: {exc}") from None
+
+
+def inspect_payload(parsed: ParsedFeed) -> dict:
+    return {
+        "format": parsed.format,
+        "entries": [
+            {
+                "key": e.key,
+                "kind": e.kind,
+                "title": e.title,
+                "link": e.link,
+                "updates": [
+                    {"status": u.status, "at": iso_minute(u.at), "text": u.text} for u in e.updates
+                ],
+            }
+            for e in parsed.entries
+        ],
+    }
+
+
+@feed_cli.command("inspect")
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON.")
+def feed_inspect(source: str, as_json: bool):
+    """Parse SOURCE (a file or URL) and show its entries and updates."""
+    parsed = _parse(source)
+    payload = inspect_payload(parsed)
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{parsed.format} feed, {len(parsed.entries)} entries")
+    for entry in payload["entries"]:
+        click.echo(f"\n{entry['key']}  {entry['kind']:<11}  {entry['title']}")
+        for u in entry["updates"]:
+            text = u["text"] if len(u["text"]) <= 70 else u["text"][:69] + "…"
+            click.echo(f"  {u['at']}  {u['status']:<13}  {text}")
+    for problem in parsed.problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+@feed_cli.command("replay")
+@click.argument("snapshots", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON.")
+def feed_replay(snapshots: tuple[str, ...], as_json: bool):
+    """Treat SNAPSHOTS as successive polls; snapshot 0 is the silent baseline."""
+    bodies = [_read_source(s) for s in snapshots]
+    try:
+        changes = replay(bodies)
+    except FeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    events = [
+        {
+            "snapshot": c["snapshot"],
+            "key": c["key"],
+            "type": c["type"],
+            "status": c["status"],
+            "at": iso_minute(c["posted_at"]),
+            "count": c["count"],
+        }
+        for c in changes
+    ]
+    if as_json:
+        click.echo(json.dumps({"events": events}, ensure_ascii=False, indent=2))
+        return
+    if not events:
+        click.echo("no events")
+    for e in events:
+        click.echo(
+            f"snapshot {e['snapshot']}  {e['key']}  {e['type']:<12}  {e['status']:<13}  "
+            f"{e['at']}  x{e['count']}"
+        )
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(feed_cli)
+    app.cli.add_command(poll_once)
+    app.cli.add_command(worker)

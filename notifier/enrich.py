@@ -1,0 +1,129 @@
+"""Best-effort enrichment from the Statuspage JSON API of the same page.
+
+The feeds say what happened; only the JSON API says which components were affected and how
+badly. It is optional: when it cannot be reached nothing waits for it, and notifications go to
+everyone who chose any component of that page (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import httpx
+
+from .fetch import FetchError, fetch
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_MAX_AGE = timedelta(hours=1)
+ENRICH_WINDOW = timedelta(days=3)
+JSON_MAX_BYTES = 2 * 1024 * 1024
+
+
+def _get_json(client: httpx.Client, url: str) -> dict:
+    fetched = fetch(client, url, max_bytes=JSON_MAX_BYTES, accept="application/json")
+    try:
+        data = json.loads(fetched.body)
+    except ValueError as exc:
+        raise FetchError(f"{url} did not return JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise FetchError(f"{url} returned JSON that is not an object")
+    return data
+
+
+def parse_components(data: dict) -> list[dict]:
+    """Components from /api/v2/components.json (or summary.json), in page order."""
+    rows = []
+    for c in data.get("components") or []:
+        if not isinstance(c, dict) or not c.get("id") or not c.get("name"):
+            continue
+        rows.append(
+            {
+                "id": str(c["id"]),
+                "name": str(c["name"])[:200],
+                "description": (str(c["description"])[:500] if c.get("description") else None),
+                "group_id": c.get("group_id"),
+                "group": bool(c.get("group")),
+                "position": int(c.get("position") or 0),
+                "status": c.get("status"),
+                "only_show_if_degraded": bool(c.get("only_show_if_degraded")),
+                "showcase": bool(c.get("showcase", True)),
+            }
+        )
+    return rows
+
+
+def parse_incident_components(data: dict) -> dict[str, tuple[list[str], str | None]]:
+    """code -> (component ids, impact) from incidents.json or scheduled-maintenances.json."""
+    found = {}
+    items = data.get("incidents") or data.get("scheduled_maintenances") or []
+    if isinstance(data.get("incident"), dict):
+        items = [data["incident"]]
+    for item in items:
+        if not isinstance(item, dict) or not item.get("id"):
+            continue
+        ids = {str(c["id"]) for c in item.get("components") or [] if isinstance(c, dict)}
+        for update in item.get("incident_updates") or []:
+            for affected in (update or {}).get("affected_components") or []:
+                if isinstance(affected, dict) and affected.get("code"):
+                    ids.add(str(affected["code"]))
+        found[str(item["id"])] = (sorted(ids), item.get("impact"))
+    return found
+
+
+def sync_components(store, client: httpx.Client, feed: dict, now: datetime) -> int | None:
+    """Refresh the cached catalogue when older than an hour; None when not attempted or failed."""
+    synced = feed.get("components_synced_at")
+    if not feed.get("page_url") or (synced and now - synced < CATALOGUE_MAX_AGE):
+        return None
+    url = f"{feed['page_url']}/api/v2/components.json"
+    try:
+        components = parse_components(_get_json(client, url))
+    except FetchError as exc:
+        log.warning("component catalogue not refreshed: %s", exc)
+        return None
+    if not components:
+        log.warning("component catalogue at %s is empty; kept the cached one", url)
+        return None
+    return store.replace_components(feed["id"], components, now)
+
+
+def enrich_incidents(store, client: httpx.Client, feed: dict, now: datetime) -> int:
+    """Fill in components and impact for recently changed incidents; returns how many."""
+    pending = store.incidents_missing_enrichment(feed["id"], now - ENRICH_WINDOW)
+    if not pending or not feed.get("page_url"):
+        return 0
+    wanted = {row["key"]: row["id"] for row in pending}
+    done = 0
+    for path in ("incidents.json", "scheduled-maintenances.json"):
+        try:
+            data = parse_incident_components(_get_json(client, f"{feed['page_url']}/api/v2/{path}"))
+        except FetchError as exc:
+            log.warning("incident enrichment skipped: %s", exc)
+            break
+        done += _apply(store, wanted, data, now)
+        if not wanted:
+            break
+    return done
+
+
+def _apply(store, wanted: dict[str, int], data: dict, now: datetime) -> int:
+    done = 0
+    for key in [k for k in wanted if k in data]:
+        components, impact = data[key]
+        store.set_incident_enrichment(wanted.pop(key), components, impact, now)
+        done += 1
+    return done
+
+
+def enrich_feeds(store, client: httpx.Client, feeds: Iterable[dict], now: datetime) -> None:
+    """Both enrichments for every feed; never raises for network trouble."""
+    for feed in feeds:
+        try:
+            sync_components(store, client, feed, now)
+            enrich_incidents(store, client, feed, now)
+        except Exception:
+            log.exception("enrichment of %s failed", feed.get("url"))

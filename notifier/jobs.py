@@ -1,0 +1,64 @@
+"""Scheduled jobs: each runs in an app context, logs start/finish/error, and is a CLI command."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from flask import Flask
+
+from . import context
+from .enrich import enrich_feeds
+from .fetch import make_client
+from .poller import poll_all
+
+log = logging.getLogger(__name__)
+
+ENRICH_TIMEOUT_SECONDS = 5.0
+
+
+def job(name: str) -> Callable:
+    """Run the wrapped job in an app context with start/finish/error logging (feedi's pattern)."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(app: Flask, stop: threading.Event | None = None):
+            started = time.monotonic()
+            log.debug("job %s: start", name)
+            with app.app_context():
+                try:
+                    result = fn(app, stop or threading.Event())
+                except Exception:
+                    log.exception("job %s: failed after %.2fs", name, time.monotonic() - started)
+                    return None
+            log.debug("job %s: done in %.2fs", name, time.monotonic() - started)
+            return result
+
+        run.job_name = name
+        return run
+
+    return decorate
+
+
+def _http_client(app: Flask, name: str, timeout: float):
+    # One long-lived client per purpose: connection reuse, and no TLS context built per poll.
+    key = f"http:{name}"
+    if key not in app.extensions:
+        app.extensions[key] = make_client(timeout)
+    return app.extensions[key]
+
+
+@job("poll")
+def poll(app: Flask, stop: threading.Event):
+    """Poll every feed, then enrich from the JSON API (best effort)."""
+    settings, store = context.settings(), context.store()
+    client = _http_client(app, "feeds", settings.feed_timeout_seconds)
+    results = poll_all(store, client, settings.feed_urls, context.now(), settings.feed_max_bytes)
+    if not stop.is_set():
+        enrich_client = _http_client(app, "enrich", ENRICH_TIMEOUT_SECONDS)
+        feeds = [f for f in store.list_feeds() if f["url"] in settings.feed_urls]
+        enrich_feeds(store, enrich_client, feeds, context.now())
+    return results

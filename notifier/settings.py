@@ -1,0 +1,206 @@
+"""Settings: parsed once from an environment mapping into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_FEED_URL = "https://status.sinch.com/history.atom"
+# A fixed key keeps development offline and lets web and worker processes verify each other's
+# tokens. Production refuses it (see production_errors).
+DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+MIN_SECRET_BYTES = 32
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "development"
+    dyno: str | None = None
+    secret_key: str = DEV_SECRET_KEY
+    database_url: str = "sqlite:///instance/notifier.db"
+    feed_urls: tuple[str, ...] = (DEFAULT_FEED_URL,)
+    poll_interval_seconds: int = 60
+    dispatch_interval_seconds: int = 5
+    public_base_url: str = "http://localhost:5000"
+    mail_from: str = "Sinch Status <status-noreply@localhost>"
+    list_id: str = "Sinch status notifications <status.notifier.localhost>"
+    sendgrid_api_key: str | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    sendgrid_timeout_seconds: float = 10.0
+    sendgrid_webhook_public_key: str | None = None
+    admin_password_hash: str | None = None
+    notification_ttl_hours: int = 24
+    review_mode: bool = False
+    review_timeout_minutes: int = 15
+    email_backend: str = "outbox"
+    instance_path: str = "instance"
+    feed_timeout_seconds: float = 10.0
+    feed_max_bytes: int = 5 * 1024 * 1024
+    stale_after_polls: int = 5
+    port: int = 5000
+    web_concurrency: int = 2
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production" or bool(self.dyno)
+
+    @property
+    def database_is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The file behind a sqlite:/// URL (relative paths are relative to the cwd)."""
+        if not self.database_is_sqlite:
+            raise SettingsError("DATABASE_URL is not a sqlite:/// URL")
+        return Path(self.database_url.removeprefix("sqlite:").removeprefix("///"))
+
+    @property
+    def outbox_path(self) -> Path:
+        return Path(self.instance_path) / "outbox"
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "on", "true", "yes"}:
+        return True
+    if raw in {"0", "off", "false", "no"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def _database_url(environ: Mapping[str, str]) -> str:
+    url = environ.get("DATABASE_URL", "").strip() or Settings.database_url
+    if url.startswith("postgres://"):
+        # Heroku still hands out the legacy scheme; libpq and psycopg want postgresql://.
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if not (url.startswith("sqlite:///") or url.startswith("postgresql://")):
+        raise SettingsError(
+            "DATABASE_URL must start with sqlite:/// or postgres(ql)://, got "
+            + repr(url.split("://")[0] + "://…")
+        )
+    return url
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse settings from an environment mapping (os.environ when None)."""
+    env = os.environ if environ is None else environ
+    app_env = env.get("APP_ENV", "").strip().lower() or "development"
+    api_key = env.get("SENDGRID_API_KEY", "").strip() or None
+    backend = env.get("EMAIL_BACKEND", "").strip().lower() or ("sendgrid" if api_key else "outbox")
+    if backend not in {"sendgrid", "outbox"}:
+        raise SettingsError(f"EMAIL_BACKEND must be sendgrid or outbox, got {backend!r}")
+    feeds = tuple(u.strip() for u in env.get("FEED_URLS", "").split(",") if u.strip())
+    for url in feeds:
+        if not url.startswith(("http://", "https://")):
+            raise SettingsError(f"FEED_URLS entries must be http(s) URLs, got {url!r}")
+    public = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or Settings.public_base_url
+    defaults = Settings()
+    return Settings(
+        app_env=app_env,
+        dyno=env.get("DYNO") or None,
+        secret_key=env.get("SECRET_KEY", "") or DEV_SECRET_KEY,
+        database_url=_database_url(env),
+        feed_urls=feeds or defaults.feed_urls,
+        poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=5),
+        dispatch_interval_seconds=_int(env, "DISPATCH_INTERVAL_SECONDS", 5, minimum=1),
+        public_base_url=public,
+        mail_from=env.get("MAIL_FROM", "").strip() or defaults.mail_from,
+        list_id=env.get("LIST_ID", "").strip() or defaults.list_id,
+        sendgrid_api_key=api_key,
+        sendgrid_api_host=env.get("SENDGRID_API_HOST", "").strip() or defaults.sendgrid_api_host,
+        sendgrid_timeout_seconds=_float(env, "SENDGRID_TIMEOUT_SECONDS", 10.0),
+        sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip() or None,
+        admin_password_hash=env.get("ADMIN_PASSWORD_HASH", "").strip() or None,
+        notification_ttl_hours=_int(env, "NOTIFICATION_TTL_HOURS", 24, minimum=1),
+        review_mode=_flag(env, "REVIEW_MODE", False),
+        review_timeout_minutes=_int(env, "REVIEW_TIMEOUT_MINUTES", 15, minimum=1),
+        email_backend=backend,
+        instance_path=env.get("INSTANCE_PATH", "").strip() or defaults.instance_path,
+        feed_timeout_seconds=_float(env, "FEED_TIMEOUT_SECONDS", 10.0),
+        feed_max_bytes=_int(env, "FEED_MAX_BYTES", defaults.feed_max_bytes, minimum=1024),
+        stale_after_polls=_int(env, "STALE_AFTER_POLLS", 5, minimum=1),
+        port=_int(env, "PORT", 5000, minimum=1),
+        web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        log_level=(env.get("LOG_LEVEL", "").strip().upper() or "INFO"),
+    )
+
+
+def production_errors(settings: Settings) -> list[str]:
+    """One clear line per reason the settings are unsafe to run in production."""
+    if not settings.production:
+        return []
+    errors = []
+    key = settings.secret_key
+    if not key or key == DEV_SECRET_KEY:
+        errors.append(
+            "SECRET_KEY is missing: set a random value of at least 32 bytes "
+            '(python -c "import secrets; print(secrets.token_urlsafe(48))").'
+        )
+    elif len(key.encode()) < MIN_SECRET_BYTES:
+        errors.append(
+            f"SECRET_KEY is too weak: {len(key.encode())} bytes, at least "
+            f"{MIN_SECRET_BYTES} needed; tokens signed with it could be forged."
+        )
+    if settings.dyno and settings.database_is_sqlite:
+        errors.append(
+            "DATABASE_URL is SQLite but DYNO is set: Heroku dynos have separate, ephemeral "
+            "disks, so web and worker would not share data; attach Heroku Postgres."
+        )
+    if not settings.admin_password_hash:
+        errors.append(
+            "ADMIN_PASSWORD_HASH is missing: the ops console would have no login "
+            "(create one with: flask --app app admin hash-password)."
+        )
+    if settings.email_backend == "sendgrid" and not settings.sendgrid_api_key:
+        errors.append("EMAIL_BACKEND is sendgrid but SENDGRID_API_KEY is missing.")
+    if settings.email_backend == "outbox":
+        errors.append(
+            "EMAIL_BACKEND is outbox (files on local disk) in production: set "
+            "SENDGRID_API_KEY so mail is really sent."
+        )
+    if not settings.public_base_url.startswith("https://"):
+        errors.append(
+            "PUBLIC_BASE_URL must be an https:// URL in production: links in emails "
+            "(one-click unsubscribe included) need it."
+        )
+    return errors

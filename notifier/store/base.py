@@ -1,0 +1,132 @@
+"""The dialect-neutral part of the store: value conversion and the query helpers every backend has.
+
+Query mixins (feeds, subscribers, deliveries, ops) are written against this small surface with
+portable SQL: `?` placeholders, `INSERT … ON CONFLICT`, `RETURNING`, integers for booleans, JSON
+as text, and timestamps passed in as aware datetimes (never `now()` inside SQL), so a PostgreSQL
+backend only has to provide `_query`, `_execute`, `_executemany` and the transaction managers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class StoreError(RuntimeError):
+    """The database could not be reached or refused an operation."""
+
+
+def to_db_time(value: datetime) -> str:
+    """An aware datetime as fixed-width UTC text that sorts correctly as a string."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+    return value.astimezone(UTC).strftime(TS_FORMAT)
+
+
+def from_db_time(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _is_time_column(name: str) -> bool:
+    return name.endswith("_at")
+
+
+class BaseStore:
+    """Query helpers shared by backends. Subclasses implement the connection layer."""
+
+    # --- connection layer (backend specific) -------------------------------------------
+    def _raw_query(self, sql: str, params: Sequence[Any]) -> list[dict]:
+        raise NotImplementedError
+
+    def _raw_execute(self, sql: str, params: Sequence[Any]) -> int:
+        raise NotImplementedError
+
+    def _raw_executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """A read-then-write transaction that holds the write lock from its first statement."""
+        raise NotImplementedError
+        yield
+
+    @contextmanager
+    def feed_lock(self, feed_id: int) -> Iterator[None]:
+        """Exclusive processing of one feed: two pollers never detect the same change twice."""
+        raise NotImplementedError
+        yield
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- helpers the query mixins use ----------------------------------------------------
+    @staticmethod
+    def _param(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return to_db_time(value)
+        if isinstance(value, bool):
+            return int(value)
+        return value
+
+    def _params(self, params: Sequence[Any]) -> list[Any]:
+        return [self._param(p) for p in params]
+
+    @staticmethod
+    def _row(row: dict) -> dict:
+        for key, value in row.items():
+            if isinstance(value, str) and _is_time_column(key):
+                row[key] = from_db_time(value)
+        return row
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        return [self._row(r) for r in self._raw_query(sql, self._params(params))]
+
+    def _query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._raw_query(sql, self._params(params))
+        if not rows:
+            return None
+        return next(iter(rows[0].values()))
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._raw_execute(sql, self._params(params))
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._raw_executemany(sql, (self._params(r) for r in rows))
+
+    # --- key/value metadata (sending paused, alerts, dev secrets) -----------------------
+    def get_meta(self, key: str) -> str | None:
+        return self._scalar("SELECT value FROM meta WHERE key = ?", [key])
+
+    def set_meta(self, key: str, value: str | None, now: datetime) -> None:
+        if value is None:
+            self._execute("DELETE FROM meta WHERE key = ?", [key])
+            return
+        self._execute(
+            "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            [key, value, now],
+        )
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        return self._scalar("SELECT 1 AS ok") == 1

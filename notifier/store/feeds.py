@@ -1,0 +1,307 @@
+"""Store queries for feeds, incidents, updates, recorded changes and the component catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from ..changes import Detection, IncidentDiff, NumberedUpdate, SeenIncident
+from .base import dumps, loads
+
+_FEED_COLUMNS = (
+    "id, url, title, page_url, etag, last_modified, body_hash, baseline_at, last_poll_at, "
+    "last_success_at, last_error, last_error_at, consecutive_failures, components_synced_at"
+)
+
+
+class FeedQueries:
+    # --- feed state ------------------------------------------------------------------
+    def ensure_feed(self, url: str, now: datetime) -> dict:
+        """The feed's state row, created on first use."""
+        self._execute(
+            "INSERT INTO feeds (url, created_at) VALUES (?, ?) ON CONFLICT (url) DO NOTHING",
+            [url, now],
+        )
+        return self.get_feed(url)
+
+    def get_feed(self, url: str) -> dict | None:
+        return self._query_one(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url = ?", [url])
+
+    def feed_by_id(self, feed_id: int) -> dict | None:
+        return self._query_one(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE id = ?", [feed_id])
+
+    def list_feeds(self) -> list[dict]:
+        return self._query(f"SELECT {_FEED_COLUMNS} FROM feeds ORDER BY id")
+
+    def record_poll_success(
+        self,
+        feed_id: int,
+        now: datetime,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        body_hash: str | None = None,
+        title: str | None = None,
+        page_url: str | None = None,
+    ) -> None:
+        """A poll that got a usable answer (200 or 304); keeps stored values when given None."""
+        self._execute(
+            "UPDATE feeds SET last_poll_at = ?, last_success_at = ?, consecutive_failures = 0, "
+            "etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified), "
+            "body_hash = COALESCE(?, body_hash), title = COALESCE(?, title), "
+            "page_url = COALESCE(?, page_url) WHERE id = ?",
+            [now, now, etag, last_modified, body_hash, title, page_url, feed_id],
+        )
+
+    def record_poll_error(self, feed_id: int, now: datetime, error: str) -> None:
+        self._execute(
+            "UPDATE feeds SET last_poll_at = ?, last_error = ?, last_error_at = ?, "
+            "consecutive_failures = consecutive_failures + 1 WHERE id = ?",
+            [now, error[:1000], now, feed_id],
+        )
+
+    def record_feed_warning(self, feed_id: int, now: datetime, warning: str) -> None:
+        """A problem inside an otherwise usable feed (skipped entry, unknown status word)."""
+        self._execute(
+            "UPDATE feeds SET last_error = ?, last_error_at = ? WHERE id = ?",
+            [warning[:1000], now, feed_id],
+        )
+
+    # --- detection state -------------------------------------------------------------
+    def seen_incidents(self, feed_id: int, hashes: dict[str, str]) -> dict[str, SeenIncident]:
+        """Stored incidents for these keys; updates loaded only where the content hash moved."""
+        if not hashes:
+            return {}
+        keys = list(hashes)
+        marks = ",".join("?" * len(keys))
+        rows = self._query(
+            f"SELECT id, key, title, content_hash FROM incidents "
+            f"WHERE feed_id = ? AND key IN ({marks})",
+            [feed_id, *keys],
+        )
+        changed = [r["id"] for r in rows if r["content_hash"] != hashes[r["key"]]]
+        updates = self._updates_by_incident(changed)
+        return {
+            r["key"]: SeenIncident(
+                id=r["id"],
+                key=r["key"],
+                title=r["title"],
+                content_hash=r["content_hash"],
+                updates=updates.get(r["id"]),
+            )
+            for r in rows
+        }
+
+    def _updates_by_incident(self, incident_ids: Sequence[int]) -> dict[int, tuple]:
+        if not incident_ids:
+            return {}
+        marks = ",".join("?" * len(incident_ids))
+        rows = self._query(
+            f"SELECT incident_id, status, posted_at, seq, text FROM updates "
+            f"WHERE incident_id IN ({marks}) ORDER BY posted_at DESC, seq DESC",
+            list(incident_ids),
+        )
+        grouped: dict[int, list] = {i: [] for i in incident_ids}
+        for r in rows:
+            grouped[r["incident_id"]].append(
+                NumberedUpdate(r["status"], r["posted_at"], r["seq"], r["text"])
+            )
+        return {k: tuple(v) for k, v in grouped.items()}
+
+    def save_detection(
+        self, feed_id: int, detection: Detection, now: datetime, *, baseline: bool
+    ) -> list[dict]:
+        """Write a detection; returns the change rows recorded (none for a baseline)."""
+        recorded = []
+        for diff in detection.diffs:
+            if not diff.changed:
+                continue
+            incident_id = self._save_incident(feed_id, diff, now)
+            inserted = self._save_updates(incident_id, diff, now)
+            event = diff.event
+            if event is None:
+                continue
+            newest = inserted[diff.new_updates[0].ident]
+            row = self._query_one(
+                "INSERT INTO changes (feed_id, incident_id, update_id, type, status, posted_at, "
+                "count, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (update_id) DO NOTHING RETURNING id",
+                [
+                    feed_id,
+                    incident_id,
+                    newest,
+                    event.type,
+                    event.status,
+                    event.at,
+                    event.count,
+                    now,
+                ],
+            )
+            if row is not None:
+                recorded.append(
+                    {
+                        "id": row["id"],
+                        "incident_id": incident_id,
+                        "key": event.key,
+                        "type": event.type,
+                        "status": event.status,
+                        "posted_at": event.at,
+                        "count": event.count,
+                    }
+                )
+        if baseline:
+            self._execute(
+                "UPDATE feeds SET baseline_at = COALESCE(baseline_at, ?) WHERE id = ?",
+                [now, feed_id],
+            )
+        return recorded
+
+    def _save_incident(self, feed_id: int, diff: IncidentDiff, now: datetime) -> int:
+        e = diff.entry
+        if diff.seen is None:
+            row = self._query_one(
+                "INSERT INTO incidents (feed_id, key, kind, title, link, scheduled_start_at, "
+                "scheduled_end_at, content_hash, first_seen_at, last_changed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [
+                    feed_id,
+                    e.key,
+                    e.kind,
+                    e.title,
+                    e.link,
+                    e.scheduled_start,
+                    e.scheduled_end,
+                    e.content_hash,
+                    now,
+                    now,
+                ],
+            )
+            return row["id"]
+        self._execute(
+            "UPDATE incidents SET kind = ?, title = ?, link = ?, "
+            "scheduled_start_at = COALESCE(?, scheduled_start_at), "
+            "scheduled_end_at = COALESCE(?, scheduled_end_at), content_hash = ?, "
+            "last_changed_at = COALESCE(?, last_changed_at), edited_at = COALESCE(?, edited_at) "
+            "WHERE id = ?",
+            [
+                e.kind,
+                e.title,
+                e.link,
+                e.scheduled_start,
+                e.scheduled_end,
+                e.content_hash,
+                now if diff.new_updates else None,
+                now if (diff.edited_updates or diff.title_changed) else None,
+                diff.seen.id,
+            ],
+        )
+        return diff.seen.id
+
+    def _save_updates(self, incident_id: int, diff: IncidentDiff, now: datetime) -> dict:
+        inserted = {}
+        for u in diff.new_updates:
+            row = self._query_one(
+                "INSERT INTO updates (incident_id, posted_at, status, seq, text, first_seen_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (incident_id, posted_at, status, seq) DO NOTHING RETURNING id",
+                [incident_id, u.at, u.status, u.seq, u.text, now],
+            )
+            if row is not None:
+                inserted[u.ident] = row["id"]
+        self._executemany(
+            "UPDATE updates SET text = ?, edited_at = ? "
+            "WHERE incident_id = ? AND posted_at = ? AND status = ? AND seq = ?",
+            [[u.text, now, incident_id, u.at, u.status, u.seq] for u in diff.edited_updates],
+        )
+        return inserted
+
+    # --- incidents and changes for later stages ------------------------------------------
+    def get_incident(self, incident_id: int) -> dict | None:
+        row = self._query_one("SELECT * FROM incidents WHERE id = ?", [incident_id])
+        if row is not None:
+            row["components"] = loads(row["components"])
+        return row
+
+    def incident_updates(self, incident_id: int) -> list[dict]:
+        """An incident's stored updates, newest first."""
+        return self._query(
+            "SELECT id, posted_at, status, seq, text, first_seen_at, edited_at FROM updates "
+            "WHERE incident_id = ? ORDER BY posted_at DESC, seq DESC",
+            [incident_id],
+        )
+
+    def list_changes(self, *, unprocessed_only: bool = False, limit: int = 500) -> list[dict]:
+        where = "WHERE c.processed_at IS NULL" if unprocessed_only else ""
+        return self._query(
+            "SELECT c.id, c.feed_id, c.incident_id, c.update_id, c.type, c.status, c.posted_at, "
+            "c.count, c.detected_at, c.processed_at, i.key, i.kind, i.title FROM changes c "
+            f"JOIN incidents i ON i.id = c.incident_id {where} ORDER BY c.id LIMIT ?",
+            [limit],
+        )
+
+    def mark_change_processed(self, change_id: int, now: datetime) -> None:
+        self._execute(
+            "UPDATE changes SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
+            [now, change_id],
+        )
+
+    # --- JSON API enrichment ---------------------------------------------------------
+    def incidents_missing_enrichment(self, feed_id: int, since: datetime) -> list[dict]:
+        return self._query(
+            "SELECT id, key FROM incidents WHERE feed_id = ? AND last_changed_at >= ? "
+            "AND (enriched_at IS NULL OR enriched_at < last_changed_at)",
+            [feed_id, since],
+        )
+
+    def set_incident_enrichment(
+        self, incident_id: int, components: list[str], impact: str | None, now: datetime
+    ) -> None:
+        self._execute(
+            "UPDATE incidents SET components = ?, impact = ?, enriched_at = ? WHERE id = ?",
+            [dumps(sorted(components)), impact, now, incident_id],
+        )
+
+    def replace_components(self, feed_id: int, components: Iterable[dict], now: datetime) -> int:
+        """Upsert the page's component catalogue; components gone from the page are dropped."""
+        rows = list(components)
+        with self.write():
+            self._executemany(
+                "INSERT INTO components (id, feed_id, name, description, group_id, is_group, "
+                "position, status, only_show_if_degraded, showcase, synced_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "feed_id = excluded.feed_id, name = excluded.name, "
+                "description = excluded.description, group_id = excluded.group_id, "
+                "is_group = excluded.is_group, position = excluded.position, "
+                "status = excluded.status, only_show_if_degraded = excluded.only_show_if_degraded, "
+                "showcase = excluded.showcase, synced_at = excluded.synced_at",
+                [
+                    [
+                        c["id"],
+                        feed_id,
+                        c["name"],
+                        c.get("description"),
+                        c.get("group_id"),
+                        bool(c.get("group")),
+                        c.get("position") or 0,
+                        c.get("status"),
+                        bool(c.get("only_show_if_degraded")),
+                        bool(c.get("showcase", True)),
+                        now,
+                    ]
+                    for c in rows
+                ],
+            )
+            self._execute(
+                "DELETE FROM components WHERE feed_id = ? AND synced_at < ?", [feed_id, now]
+            )
+            self._execute("UPDATE feeds SET components_synced_at = ? WHERE id = ?", [now, feed_id])
+        return len(rows)
+
+    def list_components(self, feed_id: int | None = None) -> list[dict]:
+        """The cached catalogue, in page order (groups and their members)."""
+        where, params = ("WHERE feed_id = ?", [feed_id]) if feed_id is not None else ("", [])
+        return self._query(
+            "SELECT id, feed_id, name, description, group_id, is_group, position, status "
+            f"FROM components {where} ORDER BY feed_id, position, name",
+            params,
+        )

@@ -1,0 +1,10 @@
+"""All query mixins in one class; each backend subclasses it and adds its connection layer."""
+
+from __future__ import annotations
+
+from .base import BaseStore
+from .feeds import FeedQueries
+
+
+class Queries(FeedQueries, BaseStore):
+    """The store interface: every method takes and returns plain values."""

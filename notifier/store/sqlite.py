@@ -1,0 +1,158 @@
+"""SQLite backend: one file, WAL, a connection per thread, ordered sqlite-utils migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .base import StoreError
+from .migrations import MIGRATIONS
+from .queries import Queries
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _dict_factory(cursor: sqlite3.Cursor, row: tuple) -> dict:
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
+
+
+def connect(path: str | Path, dict_rows: bool = True) -> sqlite3.Connection:
+    """A connection with the settings every connection must have."""
+    # isolation_level=None: the sqlite3 module never opens transactions behind our back; every
+    # transaction is explicit (BEGIN IMMEDIATE for read-then-write), see SQLiteStore.write().
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    if dict_rows:  # sqlite-utils (migrations) expects plain tuples
+        conn.row_factory = _dict_factory
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # journal_mode=WAL is persistent in the file; asking again on every connection is cheap and
+    # repairs a file someone created without it. Readers never block the single writer.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SQLiteStore(Queries):
+    """The embedded default store."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # --- connections -----------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        # A forked child (gunicorn --preload, multiprocessing) must not reuse the parent's handle.
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                conn = connect(self.path)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.ProgrammingError):  # closed in its thread
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # --- raw execution ---------------------------------------------------------------
+    def _raw_query(self, sql: str, params: Sequence[Any]) -> list[dict]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _raw_execute(self, sql: str, params: Sequence[Any]) -> int:
+        try:
+            return self.conn.execute(sql, params).rowcount
+        except sqlite3.OperationalError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _raw_executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(str(exc)) from exc
+
+    # --- transactions ----------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        conn = self.conn
+        if conn.in_transaction:  # nested: part of the caller's transaction
+            yield
+            return
+        # BEGIN IMMEDIATE takes the write lock now and waits up to busy_timeout for it. A plain
+        # BEGIN would fail at the first write with "database is locked" if another writer got in
+        # between our read and our write; busy_timeout cannot help there.
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"could not start a write transaction: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def feed_lock(self, feed_id: int) -> Iterator[None]:
+        # SQLite has one writer at a time: the write transaction is the lock.
+        with self.write():
+            yield
+
+    # --- schema ----------------------------------------------------------------------
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; safe when several processes start at the same moment."""
+        conn = connect(self.path, dict_rows=False)
+        try:
+            db = sqlite_utils.Database(conn)
+            # Holding the write lock while checking what is pending means a second process
+            # waits, then finds nothing left to do, instead of failing on "table exists".
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                pending = [m.name for m in MIGRATIONS.pending(db)]
+                MIGRATIONS.apply(db)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        if pending:
+            log.info("applied migrations: %s", ", ".join(pending))
+        return pending
+
+    def pending_migrations(self) -> list[str]:
+        conn = connect(self.path, dict_rows=False)
+        try:
+            return [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(conn))]
+        finally:
+            conn.close()

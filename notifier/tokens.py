@@ -1,0 +1,100 @@
+"""Signed, expiring tokens and the per-recipient links built from them.
+
+A token carries (subscriber id, nonce) signed with SECRET_KEY and a purpose-specific salt. The
+nonce lives in the subscriber row: clearing or rotating it makes every token built from it
+invalid (single use for confirmation; "all old links die" after erase or re-subscription).
+The database never holds a token, and a nonce alone is useless without the secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from .settings import Settings
+
+CONFIRM = "confirm"
+MANAGE = "manage"  # preferences, unsubscribe, one-click unsubscribe, export, erase
+UNDO = "undo-unsubscribe"
+
+MAX_AGE_SECONDS = {
+    CONFIRM: 72 * 3600,
+    # Links in old emails must keep working: mailbox providers expect unsubscribe links to
+    # work long after the message arrived.
+    MANAGE: 400 * 24 * 3600,
+    UNDO: 7 * 24 * 3600,
+}
+
+
+class TokenError(ValueError):
+    """Forged, expired or malformed; callers show one generic page for all of these."""
+
+
+@dataclass(frozen=True)
+class TokenData:
+    subscriber_id: int
+    nonce: str
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=f"status-notifier/{purpose}")
+
+
+def make_token(secret_key: str, purpose: str, subscriber_id: int, nonce: str) -> str:
+    return _serializer(secret_key, purpose).dumps([subscriber_id, nonce])
+
+
+def read_token(secret_key: str, purpose: str, token: str) -> TokenData:
+    """Verify signature and age; raises TokenError. The caller still compares the nonce."""
+    if not token or len(token) > 512:
+        raise TokenError("malformed")
+    try:
+        value = _serializer(secret_key, purpose).loads(token, max_age=MAX_AGE_SECONDS[purpose])
+    except SignatureExpired:
+        raise TokenError("expired") from None
+    except BadSignature:
+        raise TokenError("bad signature") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int)
+        or not isinstance(value[1], str)
+    ):
+        raise TokenError("malformed")
+    return TokenData(value[0], value[1])
+
+
+def nonce_matches(expected: str | None, given: str) -> bool:
+    return expected is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def recipient_links(
+    settings: Settings,
+    subscriber_id: int,
+    link_nonce: str,
+    *,
+    confirm_nonce: str | None = None,
+    undo: bool = False,
+) -> dict[str, str]:
+    """Absolute URLs for one recipient; built in the worker, so no request context is needed."""
+    base = settings.public_base_url
+    manage = make_token(settings.secret_key, MANAGE, subscriber_id, link_nonce)
+    links = {
+        "preferences_url": f"{base}/preferences/{manage}",
+        "unsubscribe_url": f"{base}/unsubscribe/{manage}",
+        "one_click_url": f"{base}/unsubscribe/one-click/{manage}",
+    }
+    if confirm_nonce:
+        confirm = make_token(settings.secret_key, CONFIRM, subscriber_id, confirm_nonce)
+        links["confirm_url"] = f"{base}/confirm/{confirm}"
+    if undo:
+        undo_token = make_token(settings.secret_key, UNDO, subscriber_id, link_nonce)
+        links["undo_url"] = f"{base}/unsubscribe/undo/{undo_token}"
+    return links
