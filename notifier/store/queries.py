@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .base import BaseStore
+from .deliveries import DeliveryQueries
 from .feeds import FeedQueries
 
 
-class Queries(FeedQueries, BaseStore):
+class Queries(FeedQueries, DeliveryQueries, BaseStore):
     """The store interface: every method takes and returns plain values."""

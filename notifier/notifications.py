@@ -1,0 +1,125 @@
+"""From recorded changes (and personal events) to notifications with their deliveries."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Confirmation and receipt mails are only useful while the link in them still works.
+PERSONAL_TTL = {"confirmation": timedelta(hours=72), "receipt": timedelta(days=7)}
+_PAGE_SUFFIX = re.compile(r"\s*[-–—]\s*(Incident History|Status)\s*$", re.I)
+
+
+def queue_personal(store, kind: str, subscriber_id: int, now: datetime) -> tuple[int, int]:
+    """Queue a confirmation or unsubscribe receipt for one subscriber; the worker sends it."""
+    if kind not in PERSONAL_TTL:
+        raise ValueError(f"not a personal mail kind: {kind}")
+    return store.create_personal_notification(
+        kind, subscriber_id, {"kind": kind}, now, now + PERSONAL_TTL[kind]
+    )
+
+
+def page_name(feed: dict) -> str:
+    """'Sinch Status - Incident History' -> 'Sinch'."""
+    title = _PAGE_SUFFIX.sub("", (feed.get("title") or "").strip())
+    title = re.sub(r"\s+Status$", "", title)
+    return title or "Sinch"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def incident_content(store, change: dict) -> dict:
+    """The JSON snapshot a notification carries: incident, components, the whole timeline."""
+    incident = store.get_incident(change["incident_id"])
+    feed = store.feed_by_id(incident["feed_id"])
+    names = {c["id"]: c["name"] for c in store.list_components(incident["feed_id"])}
+    updates = store.incident_updates(incident["id"])
+    return {
+        "kind": incident["kind"],
+        "page_name": page_name(feed),
+        "page_url": feed.get("page_url") or "",
+        "incident": {
+            "key": incident["key"],
+            "title": incident["title"],
+            "link": incident["link"],
+            "impact": incident["impact"],
+            "components": [
+                {"id": cid, "name": names[cid]}
+                for cid in incident["components"] or []
+                if cid in names
+            ],
+            "scheduled_start": _iso(incident["scheduled_start_at"]),
+            "scheduled_end": _iso(incident["scheduled_end_at"]),
+        },
+        "status": change["status"],
+        "change": change["type"],
+        "new_updates": change["count"],
+        "updates": [
+            {"status": u["status"], "at": _iso(u["posted_at"]), "text": u["text"]} for u in updates
+        ],
+    }
+
+
+def notify_changes(store, settings: Settings, now: datetime) -> list[int]:
+    """Turn every unprocessed change into a notification (and deliveries unless under review).
+
+    Each change is handled in one transaction with its UNIQUE(change_id) notification, so a
+    crash or a second worker never produces a second notification for the same change.
+    """
+    created = []
+    for change in store.list_changes(unprocessed_only=True):
+        content = incident_content(store, change)
+        incident = store.get_incident(change["incident_id"])
+        # Stale news is never sent automatically: the clock starts at the update's own time.
+        expires_at = min(change["posted_at"], now) + timedelta(
+            hours=settings.notification_ttl_hours
+        )
+        review = settings.review_mode
+        with store.write():
+            nid = store.create_notification(
+                content["kind"],
+                content,
+                now,
+                expires_at,
+                feed_id=change["feed_id"],
+                incident_id=change["incident_id"],
+                change_id=change["id"],
+                audience={"components": incident["components"] or [], "feed_id": change["feed_id"]},
+                review_state="pending" if review else "none",
+                review_deadline_at=(
+                    now + timedelta(minutes=settings.review_timeout_minutes) if review else None
+                ),
+            )
+            if nid is not None and not review:
+                store.fan_out(nid, now)
+            store.mark_change_processed(change["id"], now)
+        if nid is not None:
+            created.append(nid)
+            log.info(
+                "notification %s for %s %s (%s)",
+                nid,
+                change["key"],
+                change["status"],
+                change["type"],
+            )
+    return created
+
+
+def release_reviews(store, now: datetime) -> list[int]:
+    """Unreviewed notifications go out unchanged once their review deadline passed."""
+    released = []
+    for nid in store.notifications_past_review(now):
+        with store.write():
+            if store.set_review_state(nid, "timed_out", now, reviewed_by="timeout"):
+                store.fan_out(nid, now)
+                released.append(nid)
+    for nid in store.unfanned_notifications():
+        store.fan_out(nid, now)
+    return released

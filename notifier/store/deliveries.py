@@ -1,0 +1,200 @@
+"""Store queries for notifications and their deliveries (the outbox the worker sends from)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from .base import dumps, loads
+
+FINAL_STATES = ("sent", "failed", "cancelled", "suppressed")
+
+
+def _marks(values: Sequence) -> str:
+    return ",".join("?" * len(values))
+
+
+class DeliveryQueries:
+    # --- notifications ---------------------------------------------------------------
+    def create_notification(
+        self,
+        kind: str,
+        content: dict,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        feed_id: int | None = None,
+        incident_id: int | None = None,
+        change_id: int | None = None,
+        announcement_id: int | None = None,
+        resend_of: int | None = None,
+        audience: dict | None = None,
+        review_state: str = "none",
+        review_deadline_at: datetime | None = None,
+    ) -> int | None:
+        """Insert a notification; None when one already exists for that change."""
+        row = self._query_one(
+            "INSERT INTO notifications (kind, feed_id, incident_id, change_id, announcement_id, "
+            "resend_of, content, audience, review_state, review_deadline_at, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (change_id) DO NOTHING RETURNING id",
+            [kind, feed_id, incident_id, change_id, announcement_id, resend_of, dumps(content),
+             None if audience is None else dumps(audience), review_state, review_deadline_at,
+             now, expires_at],
+        )  # fmt: skip
+        return None if row is None else row["id"]
+
+    def get_notification(self, notification_id: int) -> dict | None:
+        row = self._query_one("SELECT * FROM notifications WHERE id = ?", [notification_id])
+        if row is not None:
+            row["content"] = loads(row["content"])
+            row["audience"] = loads(row["audience"])
+        return row
+
+    def update_notification_content(self, notification_id: int, content: dict) -> None:
+        self._execute(
+            "UPDATE notifications SET content = ? WHERE id = ?", [dumps(content), notification_id]
+        )
+
+    def set_review_state(
+        self, notification_id: int, state: str, now: datetime, reviewed_by: str | None = None
+    ) -> int:
+        return self._execute(
+            "UPDATE notifications SET review_state = ?, reviewed_by = COALESCE(?, reviewed_by) "
+            "WHERE id = ? AND review_state = 'pending'",
+            [state, reviewed_by, notification_id],
+        )
+
+    def notifications_past_review(self, now: datetime) -> list[int]:
+        rows = self._query(
+            "SELECT id FROM notifications WHERE review_state = 'pending' "
+            "AND review_deadline_at <= ? ORDER BY id",
+            [now],
+        )
+        return [r["id"] for r in rows]
+
+    def unfanned_notifications(self) -> list[int]:
+        """Approved or unreviewed-by-design notifications whose deliveries are not created yet."""
+        rows = self._query(
+            "SELECT id FROM notifications WHERE fanned_out_at IS NULL "
+            "AND review_state IN ('none', 'approved', 'timed_out') "
+            "AND kind IN ('incident', 'maintenance', 'announcement') ORDER BY id"
+        )
+        return [r["id"] for r in rows]
+
+    # --- fan-out ---------------------------------------------------------------------
+    def fan_out(self, notification_id: int, now: datetime) -> int:
+        """Create one pending delivery per matching confirmed subscriber; idempotent.
+
+        Also supersedes: a subscriber's still-pending delivery of an older notification about
+        the same incident is cancelled, so an incident moving fast does not become a burst.
+        """
+        with self.write():
+            n = self._query_one(
+                "SELECT id, kind, feed_id, incident_id, audience, fanned_out_at "
+                "FROM notifications WHERE id = ?",
+                [notification_id],
+            )
+            if n is None:
+                return 0
+            where, params = self._audience_filter(n)
+            created = self._execute(
+                "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
+                "timezone, state, next_attempt_at, created_at, updated_at) "
+                "SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ? "
+                f"FROM subscribers s WHERE s.state = 'confirmed' AND {where} "
+                "ON CONFLICT (notification_id, subscriber_id) DO NOTHING",
+                [notification_id, now, now, now, *params],
+            )
+            if n["incident_id"] is not None:
+                self._execute(
+                    "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ? "
+                    "WHERE state = 'pending' AND notification_id IN (SELECT id FROM "
+                    "notifications WHERE incident_id = ? AND id < ?) AND subscriber_id IN "
+                    "(SELECT subscriber_id FROM deliveries WHERE notification_id = ?)",
+                    [f"superseded by notification {notification_id}", now, n["incident_id"],
+                     notification_id, notification_id],
+                )  # fmt: skip
+            self._execute(
+                "UPDATE notifications SET fanned_out_at = COALESCE(fanned_out_at, ?) WHERE id = ?",
+                [now, notification_id],
+            )
+        return created
+
+    @staticmethod
+    def _audience_filter(n: dict) -> tuple[str, list]:
+        audience = loads(n["audience"]) or {}
+        clauses, params = [], []
+        if n["kind"] == "incident":
+            clauses.append("s.notify_incidents = 1")
+        elif n["kind"] == "maintenance":
+            clauses.append("s.notify_maintenance = 1")
+        languages = audience.get("languages")
+        if languages:
+            clauses.append(f"s.language IN ({_marks(languages)})")
+            params += list(languages)
+        components = audience.get("components")
+        if components:
+            clauses.append(
+                "(s.all_components = 1 OR EXISTS (SELECT 1 FROM subscriber_components sc "
+                f"WHERE sc.subscriber_id = s.id AND sc.component_id IN ({_marks(components)})))"
+            )
+            params += list(components)
+        elif audience.get("feed_id") is not None:
+            # Affected components unknown: everyone who chose any component of that page gets
+            # it; missing a customer is worse than one extra mail.
+            clauses.append(
+                "(s.all_components = 1 OR EXISTS (SELECT 1 FROM subscriber_components sc "
+                "JOIN components c ON c.id = sc.component_id "
+                "WHERE sc.subscriber_id = s.id AND c.feed_id = ?))"
+            )
+            params.append(audience["feed_id"])
+        return (" AND ".join(clauses) or "1 = 1"), params
+
+    def create_personal_notification(
+        self, kind: str, subscriber_id: int, content: dict, now: datetime, expires_at: datetime
+    ) -> tuple[int, int]:
+        """A one-recipient notification (confirmation, receipt) with its pending delivery."""
+        with self.write():
+            nid = self.create_notification(
+                kind, content, now, expires_at, audience={"subscriber_id": subscriber_id}
+            )
+            row = self._query_one(
+                "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
+                "timezone, state, next_attempt_at, created_at, updated_at) "
+                "SELECT ?, id, email, language, timezone, 'pending', ?, ?, ? "
+                "FROM subscribers WHERE id = ? RETURNING id",
+                [nid, now, now, now, subscriber_id],
+            )
+            self._execute("UPDATE notifications SET fanned_out_at = ? WHERE id = ?", [now, nid])
+        if row is None:
+            raise LookupError(f"no subscriber {subscriber_id}")
+        return nid, row["id"]
+
+    # --- ledger ----------------------------------------------------------------------
+    def delivery_counts(self, notification_id: int) -> dict[str, int]:
+        rows = self._query(
+            "SELECT state, COUNT(*) AS n FROM deliveries WHERE notification_id = ? GROUP BY state",
+            [notification_id],
+        )
+        counts = dict.fromkeys(("pending", "sending", *FINAL_STATES), 0)
+        counts.update({r["state"]: r["n"] for r in rows})
+        return counts
+
+    def list_deliveries(self, notification_id: int) -> list[dict]:
+        return self._query(
+            "SELECT * FROM deliveries WHERE notification_id = ? ORDER BY id", [notification_id]
+        )
+
+    def get_delivery(self, delivery_id: int) -> dict | None:
+        return self._query_one("SELECT * FROM deliveries WHERE id = ?", [delivery_id])
+
+    def cancel_pending_for_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:
+        """Unsubscribe or erase: nothing queued for this subscriber goes out any more."""
+        return self._execute(
+            "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ? "
+            "WHERE subscriber_id = ? AND state = 'pending' AND notification_id IN "
+            "(SELECT id FROM notifications WHERE kind IN ('incident', 'maintenance', "
+            "'announcement', 'confirmation'))",
+            [reason, now, subscriber_id],
+        )
