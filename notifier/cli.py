@@ -45,6 +45,18 @@ def poll_once():
         raise SystemExit(1)
 
 
+@click.command("dispatch-once")
+@with_appcontext
+def dispatch_once():
+    """Send every due delivery once; prints a summary line."""
+    from flask import current_app
+
+    stats = jobs.dispatch(current_app._get_current_object())
+    if stats is None:
+        raise SystemExit(1)
+    click.echo(stats.summary())
+
+
 @click.command("worker")
 @with_appcontext
 def worker():
@@ -151,4 +163,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(feed_cli)
     app.cli.add_command(poll_once)
+    app.cli.add_command(dispatch_once)
     app.cli.add_command(worker)

@@ -13,6 +13,7 @@ from flask import Flask
 from . import context
 from .enrich import enrich_feeds
 from .fetch import make_client
+from .notifications import notify_changes, release_reviews
 from .poller import poll_all
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _http_client(app: Flask, name: str, timeout: float):
 
 @job("poll")
 def poll(app: Flask, stop: threading.Event):
-    """Poll every feed, then enrich from the JSON API (best effort)."""
+    """Poll every feed, enrich from the JSON API (best effort), then create notifications."""
     settings, store = context.settings(), context.store()
     client = _http_client(app, "feeds", settings.feed_timeout_seconds)
     results = poll_all(store, client, settings.feed_urls, context.now(), settings.feed_max_bytes)
@@ -61,4 +62,42 @@ def poll(app: Flask, stop: threading.Event):
         enrich_client = _http_client(app, "enrich", ENRICH_TIMEOUT_SECONDS)
         feeds = [f for f in store.list_feeds() if f["url"] in settings.feed_urls]
         enrich_feeds(store, enrich_client, feeds, context.now())
+    # Enrichment ran first so notifications know the affected components when the API has them.
+    notify_changes(store, settings, context.now())
     return results
+
+
+def mail_backend(app: Flask):
+    """The configured mail backend, created once per process (the SendGrid client is reused)."""
+    if "mail_backend" not in app.extensions:
+        from .mailer import make_backend
+
+        app.extensions["mail_backend"] = make_backend(app.extensions["settings"])
+    return app.extensions["mail_backend"]
+
+
+@job("dispatch")
+def dispatch(app: Flask, stop: threading.Event):
+    """Send every due delivery (until told to stop)."""
+    from .dispatch import Dispatcher
+
+    dispatcher = Dispatcher(
+        context.store(),
+        mail_backend(app),
+        context.settings(),
+        lambda: app.extensions["clock"](),
+        stop=stop,
+    )
+    stats = dispatcher.run()
+    if stats.requests or stats.expired or stats.halted:
+        log.info("dispatch: %s", stats.summary())
+    return stats
+
+
+@job("housekeeping")
+def housekeeping(app: Flask, stop: threading.Event):
+    """Release notifications whose review timed out; fan out anything approved."""
+    released = release_reviews(context.store(), context.now())
+    if released:
+        log.info("housekeeping: review timed out, sent unchanged: %s", released)
+    return released

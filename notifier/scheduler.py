@@ -40,6 +40,23 @@ def build_scheduler(app: Flask, stop: threading.Event) -> BlockingScheduler:
         args=[app, stop],
         next_run_time=datetime.now(UTC),
     )
+    scheduler.add_job(
+        jobs.dispatch,
+        "interval",
+        seconds=settings.dispatch_interval_seconds,
+        id="dispatch",
+        name="send due deliveries",
+        args=[app, stop],
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        jobs.housekeeping,
+        "interval",
+        seconds=60,
+        id="housekeeping",
+        name="review timeouts and purges",
+        args=[app, stop],
+    )
     scheduler.add_listener(
         lambda event: log.warning("job %s missed its run time; skipped", event.job_id),
         EVENT_JOB_MISSED,

@@ -190,10 +190,15 @@ class DeliveryQueries:
         return self._query_one("SELECT * FROM deliveries WHERE id = ?", [delivery_id])
 
     def cancel_pending_for_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:
-        """Unsubscribe or erase: nothing queued for this subscriber goes out any more."""
+        """Unsubscribe or erase: nothing queued for this subscriber goes out any more.
+
+        Rows a dispatcher has claimed ('sending') are cancelled too; it re-checks right before
+        each request, so only a request already on the wire can still reach the address.
+        """
         return self._execute(
-            "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ? "
-            "WHERE subscriber_id = ? AND state = 'pending' AND notification_id IN "
+            "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ?, "
+            "lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE subscriber_id = ? AND state IN ('pending', 'sending') AND notification_id IN "
             "(SELECT id FROM notifications WHERE kind IN ('incident', 'maintenance', "
             "'announcement', 'confirmation'))",
             [reason, now, subscriber_id],

@@ -211,6 +211,9 @@ def m0003_notifications(db: sqlite_utils.Database) -> None:
             UNIQUE (notification_id, subscriber_id)
         )""",
         "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
+        # The claim query walks pending rows in group order (notification, language, zone).
+        "CREATE INDEX deliveries_claim ON deliveries "
+        "(state, notification_id, language, timezone, id)",
         "CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id, state)",
         "CREATE INDEX deliveries_message ON deliveries (message_id)",
         """CREATE TABLE delivery_attempts (

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .base import BaseStore
 from .deliveries import DeliveryQueries
+from .dispatch import DispatchQueries
 from .feeds import FeedQueries
 
 
-class Queries(FeedQueries, DeliveryQueries, BaseStore):
+class Queries(FeedQueries, DeliveryQueries, DispatchQueries, BaseStore):
     """The store interface: every method takes and returns plain values."""

@@ -1,0 +1,270 @@
+"""Dispatch: claim due deliveries with a lease, render once per group, send in batches.
+
+Delivery is at-least-once. A row is marked sent right after the provider's 202; the only
+duplicate window is a request whose 202 was lost (timeout or reset after sending, or a worker
+killed between 202 and the database write), and such rows carry `possible_duplicate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from .mailer import Message, Recipient, SendResult
+from .render import PLACEHOLDERS, Email, render_email
+from .settings import Settings
+from .tokens import recipient_links
+
+log = logging.getLogger(__name__)
+
+CLAIM_SIZE = 1000
+LEASE = timedelta(minutes=2)
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_CAP_SECONDS = 300.0
+MAX_ATTEMPTS = 12
+BROADCAST_KINDS = frozenset({"incident", "maintenance", "announcement"})
+
+
+@dataclass
+class DispatchStats:
+    requests: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    reclaimed: int = 0
+    halted: str | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.sent} sent, {self.retried} to retry, {self.failed} failed, "
+            f"{self.expired} expired, {self.requests} request(s)"
+        )
+        return text + (f"; halted: {self.halted}" if self.halted else "")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def backoff(attempts: int, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter (x0.5-1.5), capped, for the n-th failed attempt."""
+    base = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts))
+    return timedelta(seconds=base * rng.uniform(0.5, 1.5))
+
+
+class Dispatcher:
+    """One dispatch run: `run()` sends everything due now, or until told to stop."""
+
+    def __init__(
+        self,
+        store,
+        backend,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        *,
+        stop: threading.Event | None = None,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.store, self.backend, self.settings, self.clock = store, backend, settings, clock
+        self.stop = stop or threading.Event()
+        self.owner = owner or worker_id()
+        self.rng = rng or random.Random()
+        self.stats = DispatchStats()
+        self._resume_at: datetime | None = None
+        self._notifications: dict[int, dict] = {}
+        self._emails: dict[tuple, Email] = {}
+
+    # --- the run ---------------------------------------------------------------------
+    def run(self, max_claims: int | None = None) -> DispatchStats:
+        paused = self.store.sending_paused()
+        if paused:
+            self.stats.halted = f"sending paused: {paused}"
+            return self.stats
+        now = self.clock()
+        self.stats.expired += self.store.expire_due(now)
+        self.stats.reclaimed += self.store.reclaim_expired_leases(now)
+        claims = 0
+        while not self.stop.is_set() and not self.stats.halted:
+            if max_claims is not None and claims >= max_claims:
+                break
+            now = self.clock()
+            rows = self.store.claim_due(self.owner, now, now + LEASE, CLAIM_SIZE)
+            claims += 1
+            if not rows:
+                break
+            self._send_claimed(rows)
+        return self.stats
+
+    def _send_claimed(self, rows: list[dict]) -> None:
+        nonces = self.store.subscriber_nonces(r["subscriber_id"] for r in rows)
+        groups = groupby(rows, key=lambda r: (r["notification_id"], r["language"], r["timezone"]))
+        for key, members in groups:
+            group = list(members)
+            if self.stop.is_set() or self.stats.halted:
+                self._release(group, "dispatch stopped before sending")
+                continue
+            message = self._message(*key, group)
+            if message is None:
+                continue
+            for start in range(0, len(group), self.backend.max_batch):
+                batch = group[start : start + self.backend.max_batch]
+                if self.stop.is_set() or self.stats.halted:
+                    self._release(batch, "dispatch stopped before sending")
+                    continue
+                self._send_batch(message, batch, nonces)
+
+    # --- rendering -------------------------------------------------------------------
+    def _message(self, notification_id: int, language: str, zone: str, group) -> Message | None:
+        notification = self._notifications.get(notification_id)
+        if notification is None:
+            notification = self.store.get_notification(notification_id)
+            self._notifications[notification_id] = notification
+        key = (notification_id, language, zone)
+        try:
+            email = self._emails.get(key) or render_email(notification["content"], language, zone)
+        except Exception as exc:  # a template bug must fail these rows, not loop forever
+            log.exception("rendering notification %s (%s, %s) failed", *key)
+            self._fail(group, f"render error: {type(exc).__name__}: {exc}")
+            return None
+        self._emails[key] = email
+        headers = {"List-Id": self.settings.list_id}
+        if notification["kind"] in BROADCAST_KINDS:
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return Message(
+            notification_id=notification_id,
+            category=notification["kind"],
+            from_addr=self.settings.mail_from,
+            subject=email.subject,
+            text=email.text,
+            html=email.html,
+            headers=headers,
+        )
+
+    def _recipient(self, row: dict, kind: str, nonces: dict[int, dict]) -> Recipient:
+        sub = nonces.get(row["subscriber_id"]) or {}
+        links = recipient_links(
+            self.settings,
+            row["subscriber_id"],
+            sub.get("link_nonce") or "",
+            confirm_nonce=sub.get("token_nonce") if kind == "confirmation" else None,
+            undo=kind == "receipt",
+        )
+        substitutions = {
+            PLACEHOLDERS[name]: url for name, url in links.items() if name in PLACEHOLDERS
+        }
+        headers = {}
+        if kind in BROADCAST_KINDS:
+            headers["List-Unsubscribe"] = f"<{links['one_click_url']}>"
+        return Recipient(row["id"], row["email"], substitutions, headers)
+
+    # --- sending ---------------------------------------------------------------------
+    def _send_batch(self, message: Message, batch: list[dict], nonces: dict[int, dict]) -> None:
+        live = self.store.still_sending([r["id"] for r in batch], self.owner)
+        batch = [r for r in batch if r["id"] in live]
+        if message.category == "confirmation":
+            # Confirmed (or purged) since it was queued: the link would be dead; do not send.
+            stale = [
+                r for r in batch if not (nonces.get(r["subscriber_id"]) or {}).get("token_nonce")
+            ]
+            if stale:
+                self.store.mark_cancelled(
+                    [r["id"] for r in stale], self.clock(), "link no longer valid"
+                )
+                batch = [r for r in batch if r not in stale]
+        if not batch:
+            return
+        recipients = [self._recipient(r, message.category, nonces) for r in batch]
+        result = self.backend.send(message, recipients)
+        self.stats.requests += 1
+        self.stats.outcomes[result.outcome] = self.stats.outcomes.get(result.outcome, 0) + 1
+        self._record(batch, result)
+        handler = getattr(self, f"_on_{result.outcome}", None)
+        if handler is None:
+            log.error("unknown send outcome %r; retrying later", result.outcome)
+            handler = self._on_transient
+        handler(message, batch, result, nonces)
+
+    def _record(self, batch: Sequence[dict], result: SendResult) -> None:
+        now = self.clock()
+        self.store.record_attempts(
+            (r["id"], now, result.outcome, result.status_code, result.error, result.message_id)
+            for r in batch
+        )
+
+    def _on_accepted(self, message, batch, result: SendResult, nonces) -> None:
+        self.stats.sent += self.store.mark_sent(
+            [r["id"] for r in batch], self.clock(), result.message_id
+        )
+
+    def _on_rate_limited(self, message, batch, result: SendResult, nonces) -> None:
+        wait = timedelta(seconds=result.retry_after_seconds or 60)
+        now = self.clock()
+        self.store.mark_retry([r["id"] for r in batch], now, now + wait, "rate limited (429)")
+        self.stats.retried += len(batch)
+        # Everything else we hold would hit the same limit: hand it back and stop this run.
+        self.stats.halted = f"rate limited for {int(wait.total_seconds())}s"
+        self._resume_at = now + wait
+
+    def _on_transient(self, message, batch, result: SendResult, nonces) -> None:
+        self._retry(batch, result.error or "temporary error", possible_duplicate=False)
+
+    def _on_maybe_sent(self, message, batch, result: SendResult, nonces) -> None:
+        # The request went out and the answer was lost: it may have been accepted. Sending again
+        # is the lesser evil (at-least-once); the rows are flagged so ops can see it.
+        self._retry(batch, result.error or "response lost", possible_duplicate=True)
+
+    def _on_rejected(self, message, batch, result: SendResult, nonces) -> None:
+        if len(batch) > 1:
+            # One bad address makes SendGrid refuse the whole request; split to find it so the
+            # other recipients still get their mail.
+            middle = len(batch) // 2
+            self._send_batch(message, batch[:middle], nonces)
+            self._send_batch(message, batch[middle:], nonces)
+            return
+        self._fail(batch, result.error or f"rejected (HTTP {result.status_code})")
+
+    def _on_unauthorized(self, message, batch, result: SendResult, nonces) -> None:
+        now = self.clock()
+        reason = f"SendGrid refused the API key (HTTP {result.status_code}): {result.error or ''}"
+        self.store.pause_sending(reason.strip(), now)
+        self.store.raise_alert("sending_paused", reason.strip(), now)
+        self.store.mark_retry([r["id"] for r in batch], now, now, reason, attempted=False)
+        self.stats.halted = "sending paused: API key refused"
+        log.error("sending paused: %s", reason)
+
+    def _retry(self, batch: list[dict], reason: str, *, possible_duplicate: bool) -> None:
+        now = self.clock()
+        exhausted = [r for r in batch if r["attempts"] + 1 >= MAX_ATTEMPTS]
+        if exhausted:
+            self._fail(exhausted, f"retries exhausted: {reason}")
+        retry = [r for r in batch if r["attempts"] + 1 < MAX_ATTEMPTS]
+        if not retry:
+            return
+        delay = backoff(max(r["attempts"] for r in retry), self.rng)
+        self.store.mark_retry(
+            [r["id"] for r in retry],
+            now,
+            now + delay,
+            reason,
+            possible_duplicate=possible_duplicate,
+        )
+        self.stats.retried += len(retry)
+
+    def _fail(self, rows: Sequence[dict], reason: str) -> None:
+        self.stats.failed += self.store.mark_failed([r["id"] for r in rows], self.clock(), reason)
+
+    def _release(self, rows: Sequence[dict], reason: str) -> None:
+        """Hand claimed rows back untouched (after a 429, not before the limit resets)."""
+        now = self.clock()
+        due = self._resume_at or now
+        self.store.mark_retry([r["id"] for r in rows], now, due, reason, attempted=False)

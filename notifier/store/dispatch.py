@@ -1,0 +1,161 @@
+"""Store queries the dispatcher uses: leases, outcomes, attempts, pause switch and alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from .deliveries import _marks
+
+PAUSE_KEY = "sending_paused"
+
+
+class DispatchQueries:
+    # --- before claiming -------------------------------------------------------------
+    def expire_due(self, now: datetime) -> int:
+        """Due rows of expired notifications fail as 'expired'; never sent automatically."""
+        return self._execute(
+            "UPDATE deliveries SET state = 'failed', reason = 'expired', updated_at = ?, "
+            "lease_owner = NULL, lease_expires_at = NULL WHERE (state = 'pending' OR "
+            "(state = 'sending' AND lease_expires_at <= ?)) AND notification_id IN "
+            "(SELECT id FROM notifications WHERE expires_at <= ?)",
+            [now, now, now],
+        )
+
+    def reclaim_expired_leases(self, now: datetime) -> int:
+        """Rows a dead worker had claimed go back to pending, flagged: it may have sent them."""
+        return self._execute(
+            "UPDATE deliveries SET state = 'pending', possible_duplicate = 1, lease_owner = NULL, "
+            "lease_expires_at = NULL, updated_at = ? WHERE state = 'sending' "
+            "AND lease_expires_at <= ?",
+            [now, now],
+        )
+
+    def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
+        """Lease up to `limit` due deliveries, ordered so that groups stay together."""
+        with self.write():
+            rows = self._claim(owner, now, lease_until, limit)
+        # RETURNING order is unspecified; the grouping needs it sorted.
+        rows.sort(key=lambda r: (r["notification_id"], r["language"], r["timezone"], r["id"]))
+        return rows
+
+    def _claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
+        return self._query(
+            "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
+            "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
+            "AND next_attempt_at <= ? ORDER BY notification_id, language, timezone, id LIMIT ?) "
+            "RETURNING id, notification_id, subscriber_id, email, language, timezone, attempts, "
+            "possible_duplicate",
+            [owner, lease_until, now, now, limit],
+        )
+
+    def subscriber_nonces(self, subscriber_ids: Iterable[int]) -> dict[int, dict]:
+        ids = sorted(set(subscriber_ids))
+        found: dict[int, dict] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for r in self._query(
+                "SELECT id, link_nonce, token_nonce FROM subscribers "
+                f"WHERE id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                found[r["id"]] = r
+        return found
+
+    def still_sending(self, delivery_ids: Sequence[int], owner: str) -> set[int]:
+        """Which of these rows are still ours to send (unsubscribes cancel them meanwhile)."""
+        if not delivery_ids:
+            return set()
+        rows = self._query(
+            f"SELECT id FROM deliveries WHERE id IN ({_marks(delivery_ids)}) "
+            "AND state = 'sending' AND lease_owner = ?",
+            [*delivery_ids, owner],
+        )
+        return {r["id"] for r in rows}
+
+    # --- outcomes --------------------------------------------------------------------
+    def mark_sent(self, delivery_ids: Sequence[int], now: datetime, message_id: str | None) -> int:
+        return self._execute(
+            "UPDATE deliveries SET state = 'sent', sent_at = ?, message_id = ?, "
+            "attempts = attempts + 1, reason = NULL, lease_owner = NULL, lease_expires_at = NULL, "
+            f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending'",
+            [now, message_id, now, *delivery_ids],
+        )
+
+    def mark_retry(
+        self,
+        delivery_ids: Sequence[int],
+        now: datetime,
+        next_attempt_at: datetime,
+        reason: str,
+        *,
+        attempted: bool = True,
+        possible_duplicate: bool = False,
+    ) -> int:
+        """Back to pending for a later attempt; `attempted=False` when no request was made."""
+        return self._execute(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, reason = ?, "
+            "attempts = attempts + ?, possible_duplicate = CASE WHEN ? = 1 THEN 1 "
+            "ELSE possible_duplicate END, lease_owner = NULL, lease_expires_at = NULL, "
+            f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending'",
+            [next_attempt_at, reason, int(attempted), int(possible_duplicate), now, *delivery_ids],
+        )
+
+    def mark_failed(self, delivery_ids: Sequence[int], now: datetime, reason: str) -> int:
+        return self._execute(
+            "UPDATE deliveries SET state = 'failed', reason = ?, attempts = attempts + 1, "
+            "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+            f"WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending'",
+            [reason[:500], now, *delivery_ids],
+        )
+
+    def mark_cancelled(self, delivery_ids: Sequence[int], now: datetime, reason: str) -> int:
+        return self._execute(
+            "UPDATE deliveries SET state = 'cancelled', reason = ?, lease_owner = NULL, "
+            f"lease_expires_at = NULL, updated_at = ? WHERE id IN ({_marks(delivery_ids)}) "
+            "AND state = 'sending'",
+            [reason[:500], now, *delivery_ids],
+        )
+
+    def record_attempts(self, rows: Iterable[Sequence]) -> None:
+        """(delivery_id, attempted_at, outcome, status_code, error, message_id) per row."""
+        self._executemany(
+            "INSERT INTO delivery_attempts (delivery_id, attempted_at, outcome, status_code, "
+            "error, message_id) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    # --- pause switch and alerts -----------------------------------------------------
+    def sending_paused(self) -> str | None:
+        """The reason sending is paused, or None."""
+        return self.get_meta(PAUSE_KEY)
+
+    def pause_sending(self, reason: str, now: datetime) -> None:
+        self.set_meta(PAUSE_KEY, reason, now)
+
+    def resume_sending(self, now: datetime) -> None:
+        self.set_meta(PAUSE_KEY, None, now)
+
+    def raise_alert(self, kind: str, message: str, now: datetime) -> None:
+        """One open alert per kind; raising it again refreshes the message."""
+        with self.write():
+            updated = self._execute(
+                "UPDATE alerts SET message = ? WHERE kind = ? AND resolved_at IS NULL",
+                [message, kind],
+            )
+            if not updated:
+                self._execute(
+                    "INSERT INTO alerts (kind, message, created_at) VALUES (?, ?, ?)",
+                    [kind, message, now],
+                )
+
+    def resolve_alert(self, kind: str, now: datetime) -> int:
+        return self._execute(
+            "UPDATE alerts SET resolved_at = ? WHERE kind = ? AND resolved_at IS NULL", [now, kind]
+        )
+
+    def open_alerts(self) -> list[dict]:
+        return self._query(
+            "SELECT id, kind, message, created_at FROM alerts WHERE resolved_at IS NULL "
+            "ORDER BY created_at"
+        )
