@@ -141,7 +141,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=env.get("SECRET_KEY", "") or DEV_SECRET_KEY,
         database_url=_database_url(env),
         feed_urls=feeds or defaults.feed_urls,
-        poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=5),
+        poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=1),
         dispatch_interval_seconds=_int(env, "DISPATCH_INTERVAL_SECONDS", 5, minimum=1),
         public_base_url=public,
         mail_from=env.get("MAIL_FROM", "").strip() or defaults.mail_from,
