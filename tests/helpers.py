@@ -1,0 +1,88 @@
+"""Small builders for tests: Statuspage-shaped Atom bodies and subscriber rows."""
+
+from __future__ import annotations
+
+import html
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from notifier.store.base import to_db_time
+
+
+def atom(entries: Iterable[dict], title: str = "Sinch Status - Incident History") -> bytes:
+    """A minimal Atom history feed; each entry: key, title, updates [(when, Status, text)]."""
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<feed xml:lang="en-US" xmlns="http://www.w3.org/2005/Atom">',
+        f"<id>tag:status.example.com,2005:/history</id><title>{title}</title>",
+    ]
+    for e in entries:
+        updates: Sequence = e["updates"]
+        newest = max(u[0] for u in updates)
+        content = "".join(
+            f"<p><small>{when:%b} <var data-var='date'>{when.day}</var>, "
+            f"<var data-var='time'>{when:%H:%M}</var> UTC</small><br>"
+            f"<strong>{status}</strong> - {html.escape(text)}</p>"
+            for when, status, text in sorted(updates, key=lambda u: u[0], reverse=True)
+        )
+        if e.get("window"):
+            start, end = e["window"]
+            content = (
+                f"<p><strong>THIS IS A SCHEDULED EVENT {start:%b} {start.day}, {start:%H:%M} - "
+                f"{end:%H:%M} UTC</strong></p>" + content
+            )
+        stamp = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+        parts.append(
+            "<entry>"
+            f"<id>tag:status.example.com,2005:Incident/{e['key']}</id>"
+            f"<published>{stamp}</published><updated>{stamp}</updated>"
+            f'<link rel="alternate" type="text/html" '
+            f'href="https://status.example.com/incidents/{e["key"]}"/>'
+            f"<title>{html.escape(e['title'])}</title>"
+            f'<content type="html">{html.escape(content)}</content>'
+            "</entry>"
+        )
+    parts.append("</feed>")
+    return "\n".join(parts).encode()
+
+
+def add_subscriber(
+    store,
+    email: str,
+    *,
+    now: datetime,
+    language: str = "en",
+    timezone: str | None = None,
+    state: str = "confirmed",
+    components: Sequence[str] | None = None,
+    incidents: bool = True,
+    maintenance: bool = True,
+) -> int:
+    """Insert a subscriber row directly (the subscription flow has its own tests)."""
+    zone = timezone or ("Europe/Berlin" if language == "de" else "UTC")
+    row = store._query_one(
+        "INSERT INTO subscribers (email, language, timezone, all_components, notify_incidents, "
+        "notify_maintenance, state, token_nonce, link_nonce, created_at, updated_at, "
+        "confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [email, language, zone, components is None, incidents, maintenance, state,
+         secrets.token_urlsafe(8) if state == "pending" else None, secrets.token_urlsafe(8),
+         now, now, now if state == "confirmed" else None],
+    )  # fmt: skip
+    for component in components or []:
+        store._execute(
+            "INSERT INTO subscriber_components (subscriber_id, component_id) VALUES (?, ?)",
+            [row["id"], component],
+        )
+    return row["id"]
+
+
+def add_component(store, feed_id: int, component_id: str, name: str, now: datetime) -> None:
+    store._execute(
+        "INSERT INTO components (id, feed_id, name, synced_at) VALUES (?, ?, ?, ?)",
+        [component_id, feed_id, name, to_db_time(now)],
+    )
+
+
+def table(store, name: str, order: str = "id") -> list[dict]:
+    return store._query(f"SELECT * FROM {name} ORDER BY {order}")
