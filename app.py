@@ -92,13 +92,13 @@ def init_store(app: Flask, settings: Settings) -> None:
 
     store = open_store(settings)
     app.extensions["store"] = store
-    if settings.database_is_sqlite:
-        # The embedded default upgrades itself so a fresh checkout runs; web and worker may do
-        # this at the same moment, which upgrade() serializes with the database write lock.
-        try:
-            store.upgrade()
-        except StoreError as exc:
-            _refuse([f"database {settings.database_url} is not usable: {exc}"])
+    # Every process brings the schema up to date on start, so a fresh checkout runs and a
+    # forgotten release phase cannot leave code and schema apart. Processes starting at the
+    # same moment are serialized (SQLite write lock, PostgreSQL advisory lock).
+    try:
+        store.upgrade()
+    except StoreError as exc:
+        _refuse([f"database is not usable: {exc}"])
 
 
 def register_blueprints(app: Flask) -> None:

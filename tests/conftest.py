@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,12 +45,63 @@ def clock() -> Clock:
     return Clock(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
 
 
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
+PG_TEMPLATE = "notifier_test_template"
+
+
+def _pg_admin():
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> str:
+    """A migrated template database; each test clones it (CREATE DATABASE … TEMPLATE)."""
+    if not PG_ADMIN_URL:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+        pytest.skip("PostgreSQL half skipped: TEST_DATABASE_URL is not set (see README, Tests)")
+    from notifier.store.postgres import PostgresStore
+
+    with _pg_admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {PG_TEMPLATE}")
+    store = PostgresStore(_pg_url(PG_TEMPLATE))
+    store.upgrade()
+    store.close()
+    return PG_TEMPLATE
+
+
+def _pg_url(database: str) -> str:
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    info["dbname"] = database
+    return "postgresql://?" + "&".join(f"{k}={v}" for k, v in info.items())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path: Path):
+    """Every test that uses the store runs on both backends."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with _pg_admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield _pg_url(name)
+    with _pg_admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         app_env="test",
         secret_key="test-secret-key-that-is-long-enough-for-tokens",
-        database_url=f"sqlite:///{tmp_path / 'test.db'}",
+        database_url=database_url,
         instance_path=str(tmp_path / "instance"),
         feed_urls=(),
         public_base_url="https://status-notify.example.com",

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from ..settings import Settings
 from .base import StoreError
+from .queries import Queries
 from .sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "StoreError", "open_store"]
+__all__ = ["Queries", "SQLiteStore", "StoreError", "open_store"]
 
 
-def open_store(settings: Settings) -> SQLiteStore:
-    """The store for the configured database."""
+def open_store(settings: Settings) -> Queries:
+    """The store for the configured database: SQLite file, or PostgreSQL."""
     if settings.database_is_sqlite:
         return SQLiteStore(settings.sqlite_path)
-    raise StoreError(
-        "DATABASE_URL points at PostgreSQL, which this build does not support yet; "
-        "use sqlite:///path/to/notifier.db"
-    )
+    from .postgres import PostgresStore
+
+    return PostgresStore(settings.database_url)

@@ -1,277 +1,308 @@
-"""Ordered schema migrations for the SQLite backend (sqlite-utils Migrations).
+"""Ordered schema migrations, one lineage for both backends.
 
-Never edit a migration that has shipped: add a new one at the end. Timestamps are TEXT in the
-fixed format of base.TS_FORMAT (UTC, sortable); columns holding them end in `_at`. Booleans are
-INTEGER 0/1 and structured values JSON text, so the PostgreSQL schema can mirror this one.
+Never edit a migration that has shipped: add a new one at the end. Each is a name and a list of
+portable DDL statements. Timestamps are declared TEXT (SQLite keeps the fixed-width UTC text of
+base.TS_FORMAT, which sorts correctly) and their columns end in `_at`; PostgreSQL gets
+TIMESTAMPTZ for them. Booleans are INTEGER 0/1 and structured values JSON text on both. A
+migration that cannot be written portably gives a dict {"sqlite": [...], "postgres": [...]}.
 """
 
 from __future__ import annotations
 
+import re
+
 import sqlite_utils
 from sqlite_utils import Migrations
 
-MIGRATIONS = Migrations("notifier")
+SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
+    (
+        "0001_feeds",
+        [
+            """CREATE TABLE meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE feeds (
+                id INTEGER PRIMARY KEY,
+                url TEXT NOT NULL UNIQUE,
+                title TEXT,
+                page_url TEXT,
+                etag TEXT,
+                last_modified TEXT,
+                body_hash TEXT,
+                baseline_at TEXT,
+                last_poll_at TEXT,
+                last_success_at TEXT,
+                last_error TEXT,
+                last_error_at TEXT,
+                consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                components_synced_at TEXT,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE incidents (
+                id INTEGER PRIMARY KEY,
+                feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+                key TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('incident', 'maintenance')),
+                title TEXT NOT NULL,
+                link TEXT NOT NULL,
+                components TEXT,
+                impact TEXT,
+                scheduled_start_at TEXT,
+                scheduled_end_at TEXT,
+                content_hash TEXT,
+                first_seen_at TEXT NOT NULL,
+                last_changed_at TEXT NOT NULL,
+                edited_at TEXT,
+                enriched_at TEXT,
+                UNIQUE (feed_id, key)
+            )""",
+            """CREATE TABLE updates (
+                id INTEGER PRIMARY KEY,
+                incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+                posted_at TEXT NOT NULL,
+                status TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                text TEXT NOT NULL,
+                first_seen_at TEXT NOT NULL,
+                edited_at TEXT,
+                UNIQUE (incident_id, posted_at, status, seq)
+            )""",
+            """CREATE TABLE changes (
+                id INTEGER PRIMARY KEY,
+                feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+                incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+                update_id INTEGER NOT NULL UNIQUE REFERENCES updates(id) ON DELETE CASCADE,
+                type TEXT NOT NULL CHECK (type IN ('new_incident', 'new_update')),
+                status TEXT NOT NULL,
+                posted_at TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                detected_at TEXT NOT NULL,
+                processed_at TEXT
+            )""",
+            "CREATE INDEX changes_unprocessed ON changes (processed_at, id)",
+            """CREATE TABLE components (
+                id TEXT PRIMARY KEY,
+                feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                description TEXT,
+                group_id TEXT,
+                is_group INTEGER NOT NULL DEFAULT 0,
+                position INTEGER NOT NULL DEFAULT 0,
+                status TEXT,
+                only_show_if_degraded INTEGER NOT NULL DEFAULT 0,
+                showcase INTEGER NOT NULL DEFAULT 1,
+                synced_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX components_feed ON components (feed_id, position)",
+        ],
+    ),
+    (
+        "0002_subscribers",
+        [
+            """CREATE TABLE subscribers (
+                id INTEGER PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                language TEXT NOT NULL CHECK (language IN ('de', 'en')),
+                timezone TEXT NOT NULL,
+                all_components INTEGER NOT NULL DEFAULT 1,
+                notify_incidents INTEGER NOT NULL DEFAULT 1,
+                notify_maintenance INTEGER NOT NULL DEFAULT 1,
+                state TEXT NOT NULL
+                    CHECK (state IN ('pending', 'confirmed', 'unsubscribed', 'suppressed')),
+                token_nonce TEXT,
+                link_nonce TEXT NOT NULL,
+                suppressed_reason TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                confirmed_at TEXT,
+                unsubscribed_at TEXT,
+                suppressed_at TEXT
+            )""",
+            "CREATE INDEX subscribers_state ON subscribers (state, language)",
+            """CREATE TABLE subscriber_components (
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+                component_id TEXT NOT NULL,
+                PRIMARY KEY (subscriber_id, component_id)
+            )""",
+            "CREATE INDEX subscriber_components_component ON subscriber_components (component_id)",
+            """CREATE TABLE consents (
+                id INTEGER PRIMARY KEY,
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+                consent_version TEXT NOT NULL,
+                language TEXT NOT NULL,
+                signup_at TEXT NOT NULL,
+                signup_ip TEXT,
+                signup_user_agent TEXT,
+                confirmed_at TEXT,
+                confirm_ip TEXT,
+                confirm_user_agent TEXT,
+                withdrawn_at TEXT
+            )""",
+            "CREATE INDEX consents_subscriber ON consents (subscriber_id)",
+            """CREATE TABLE confirmation_sends (
+                id INTEGER PRIMARY KEY,
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+                sent_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX confirmation_sends_subscriber "
+            "ON confirmation_sends (subscriber_id, sent_at)",
+            """CREATE TABLE rate_limits (
+                key TEXT PRIMARY KEY,
+                count INTEGER NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+        ],
+    ),
+    (
+        "0003_notifications",
+        [
+            """CREATE TABLE notifications (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN
+                    ('incident', 'maintenance', 'announcement', 'confirmation', 'receipt')),
+                feed_id INTEGER REFERENCES feeds(id) ON DELETE SET NULL,
+                incident_id INTEGER REFERENCES incidents(id) ON DELETE SET NULL,
+                change_id INTEGER UNIQUE REFERENCES changes(id) ON DELETE SET NULL,
+                announcement_id INTEGER,
+                resend_of INTEGER REFERENCES notifications(id) ON DELETE SET NULL,
+                content TEXT NOT NULL,
+                audience TEXT,
+                review_state TEXT NOT NULL DEFAULT 'none'
+                    CHECK (review_state IN
+                        ('none', 'pending', 'approved', 'discarded', 'timed_out')),
+                review_deadline_at TEXT,
+                reviewed_by TEXT,
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                fanned_out_at TEXT
+            )""",
+            "CREATE INDEX notifications_incident ON notifications (incident_id, id)",
+            "CREATE INDEX notifications_review ON notifications (review_state, review_deadline_at)",
+            """CREATE TABLE deliveries (
+                id INTEGER PRIMARY KEY,
+                notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+                subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+                email TEXT NOT NULL,
+                language TEXT NOT NULL,
+                timezone TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN
+                    ('pending', 'sending', 'sent', 'failed', 'cancelled', 'suppressed')),
+                reason TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at TEXT NOT NULL,
+                lease_owner TEXT,
+                lease_expires_at TEXT,
+                message_id TEXT,
+                possible_duplicate INTEGER NOT NULL DEFAULT 0,
+                provider_event TEXT,
+                provider_event_at TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                sent_at TEXT,
+                UNIQUE (notification_id, subscriber_id)
+            )""",
+            "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
+            # The claim query walks pending rows in group order (notification, language, zone).
+            "CREATE INDEX deliveries_claim ON deliveries "
+            "(state, notification_id, language, timezone, id)",
+            "CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id, state)",
+            "CREATE INDEX deliveries_message ON deliveries (message_id)",
+            """CREATE TABLE delivery_attempts (
+                id INTEGER PRIMARY KEY,
+                delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+                attempted_at TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                status_code INTEGER,
+                error TEXT,
+                message_id TEXT
+            )""",
+            "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id)",
+            """CREATE TABLE webhook_events (
+                sg_event_id TEXT PRIMARY KEY,
+                event TEXT NOT NULL,
+                delivery_id INTEGER,
+                received_at TEXT NOT NULL
+            )""",
+        ],
+    ),
+    (
+        "0004_ops",
+        [
+            """CREATE TABLE admin_users (
+                id INTEGER PRIMARY KEY,
+                username TEXT NOT NULL UNIQUE,
+                password_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                last_login_at TEXT
+            )""",
+            """CREATE TABLE announcements (
+                id INTEGER PRIMARY KEY,
+                state TEXT NOT NULL CHECK (state IN ('draft', 'sent', 'discarded')),
+                content TEXT NOT NULL,
+                audience TEXT NOT NULL,
+                incident_id INTEGER REFERENCES incidents(id) ON DELETE SET NULL,
+                notification_id INTEGER REFERENCES notifications(id) ON DELETE SET NULL,
+                created_by TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                sent_at TEXT
+            )""",
+            """CREATE TABLE alerts (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                message TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                resolved_at TEXT
+            )""",
+            """CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY,
+                created_at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT,
+                detail TEXT
+            )""",
+            "CREATE INDEX audit_log_time ON audit_log (created_at)",
+        ],
+    ),
+]
 
 
-def _run(db: sqlite_utils.Database, *statements: str) -> None:
-    # db.executescript would COMMIT the surrounding migration transaction; run one by one.
-    for statement in statements:
-        db.execute(statement)
+def statements(migration: list[str] | dict[str, list[str]], dialect: str) -> list[str]:
+    """The statements of one migration for a dialect ('sqlite' or 'postgres')."""
+    if isinstance(migration, dict):
+        return migration[dialect]
+    return migration if dialect == "sqlite" else [to_postgres(s) for s in migration]
 
 
-@MIGRATIONS(name="0001_feeds")
-def m0001_feeds(db: sqlite_utils.Database) -> None:
-    _run(
-        db,
-        """CREATE TABLE meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE feeds (
-            id INTEGER PRIMARY KEY,
-            url TEXT NOT NULL UNIQUE,
-            title TEXT,
-            page_url TEXT,
-            etag TEXT,
-            last_modified TEXT,
-            body_hash TEXT,
-            baseline_at TEXT,
-            last_poll_at TEXT,
-            last_success_at TEXT,
-            last_error TEXT,
-            last_error_at TEXT,
-            consecutive_failures INTEGER NOT NULL DEFAULT 0,
-            components_synced_at TEXT,
-            created_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE incidents (
-            id INTEGER PRIMARY KEY,
-            feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
-            key TEXT NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('incident', 'maintenance')),
-            title TEXT NOT NULL,
-            link TEXT NOT NULL,
-            components TEXT,
-            impact TEXT,
-            scheduled_start_at TEXT,
-            scheduled_end_at TEXT,
-            content_hash TEXT,
-            first_seen_at TEXT NOT NULL,
-            last_changed_at TEXT NOT NULL,
-            edited_at TEXT,
-            enriched_at TEXT,
-            UNIQUE (feed_id, key)
-        )""",
-        """CREATE TABLE updates (
-            id INTEGER PRIMARY KEY,
-            incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
-            posted_at TEXT NOT NULL,
-            status TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            text TEXT NOT NULL,
-            first_seen_at TEXT NOT NULL,
-            edited_at TEXT,
-            UNIQUE (incident_id, posted_at, status, seq)
-        )""",
-        """CREATE TABLE changes (
-            id INTEGER PRIMARY KEY,
-            feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
-            incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
-            update_id INTEGER NOT NULL UNIQUE REFERENCES updates(id) ON DELETE CASCADE,
-            type TEXT NOT NULL CHECK (type IN ('new_incident', 'new_update')),
-            status TEXT NOT NULL,
-            posted_at TEXT NOT NULL,
-            count INTEGER NOT NULL,
-            detected_at TEXT NOT NULL,
-            processed_at TEXT
-        )""",
-        "CREATE INDEX changes_unprocessed ON changes (processed_at, id)",
-        """CREATE TABLE components (
-            id TEXT PRIMARY KEY,
-            feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
-            name TEXT NOT NULL,
-            description TEXT,
-            group_id TEXT,
-            is_group INTEGER NOT NULL DEFAULT 0,
-            position INTEGER NOT NULL DEFAULT 0,
-            status TEXT,
-            only_show_if_degraded INTEGER NOT NULL DEFAULT 0,
-            showcase INTEGER NOT NULL DEFAULT 1,
-            synced_at TEXT NOT NULL
-        )""",
-        "CREATE INDEX components_feed ON components (feed_id, position)",
+_TIME_COLUMN = re.compile(r"\b(\w+_at) TEXT\b")
+
+
+def to_postgres(statement: str) -> str:
+    """Portable SQLite DDL -> PostgreSQL DDL (identity keys, BIGINT, TIMESTAMPTZ for *_at)."""
+    statement = statement.replace(
+        "INTEGER PRIMARY KEY", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
     )
+    statement = re.sub(r"\bINTEGER\b", "BIGINT", statement)
+    return _TIME_COLUMN.sub(r"\1 TIMESTAMPTZ", statement)
 
 
-@MIGRATIONS(name="0002_subscribers")
-def m0002_subscribers(db: sqlite_utils.Database) -> None:
-    _run(
-        db,
-        """CREATE TABLE subscribers (
-            id INTEGER PRIMARY KEY,
-            email TEXT NOT NULL UNIQUE,
-            language TEXT NOT NULL CHECK (language IN ('de', 'en')),
-            timezone TEXT NOT NULL,
-            all_components INTEGER NOT NULL DEFAULT 1,
-            notify_incidents INTEGER NOT NULL DEFAULT 1,
-            notify_maintenance INTEGER NOT NULL DEFAULT 1,
-            state TEXT NOT NULL
-                CHECK (state IN ('pending', 'confirmed', 'unsubscribed', 'suppressed')),
-            token_nonce TEXT,
-            link_nonce TEXT NOT NULL,
-            suppressed_reason TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            confirmed_at TEXT,
-            unsubscribed_at TEXT,
-            suppressed_at TEXT
-        )""",
-        "CREATE INDEX subscribers_state ON subscribers (state, language)",
-        """CREATE TABLE subscriber_components (
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-            component_id TEXT NOT NULL,
-            PRIMARY KEY (subscriber_id, component_id)
-        )""",
-        "CREATE INDEX subscriber_components_component ON subscriber_components (component_id)",
-        """CREATE TABLE consents (
-            id INTEGER PRIMARY KEY,
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-            consent_version TEXT NOT NULL,
-            language TEXT NOT NULL,
-            signup_at TEXT NOT NULL,
-            signup_ip TEXT,
-            signup_user_agent TEXT,
-            confirmed_at TEXT,
-            confirm_ip TEXT,
-            confirm_user_agent TEXT,
-            withdrawn_at TEXT
-        )""",
-        "CREATE INDEX consents_subscriber ON consents (subscriber_id)",
-        """CREATE TABLE confirmation_sends (
-            id INTEGER PRIMARY KEY,
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-            sent_at TEXT NOT NULL
-        )""",
-        "CREATE INDEX confirmation_sends_subscriber ON confirmation_sends (subscriber_id, sent_at)",
-        """CREATE TABLE rate_limits (
-            key TEXT PRIMARY KEY,
-            count INTEGER NOT NULL,
-            expires_at TEXT NOT NULL
-        )""",
-    )
+def _sqlite_migrations() -> Migrations:
+    migrations = Migrations("notifier")
+    for name, migration in SCHEMA:
+        migrations(name=name)(_applier(statements(migration, "sqlite")))
+    return migrations
 
 
-@MIGRATIONS(name="0003_notifications")
-def m0003_notifications(db: sqlite_utils.Database) -> None:
-    _run(
-        db,
-        """CREATE TABLE notifications (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL CHECK (kind IN
-                ('incident', 'maintenance', 'announcement', 'confirmation', 'receipt')),
-            feed_id INTEGER REFERENCES feeds(id) ON DELETE SET NULL,
-            incident_id INTEGER REFERENCES incidents(id) ON DELETE SET NULL,
-            change_id INTEGER UNIQUE REFERENCES changes(id) ON DELETE SET NULL,
-            announcement_id INTEGER,
-            resend_of INTEGER REFERENCES notifications(id) ON DELETE SET NULL,
-            content TEXT NOT NULL,
-            audience TEXT,
-            review_state TEXT NOT NULL DEFAULT 'none'
-                CHECK (review_state IN ('none', 'pending', 'approved', 'discarded', 'timed_out')),
-            review_deadline_at TEXT,
-            reviewed_by TEXT,
-            created_at TEXT NOT NULL,
-            expires_at TEXT NOT NULL,
-            fanned_out_at TEXT
-        )""",
-        "CREATE INDEX notifications_incident ON notifications (incident_id, id)",
-        "CREATE INDEX notifications_review ON notifications (review_state, review_deadline_at)",
-        """CREATE TABLE deliveries (
-            id INTEGER PRIMARY KEY,
-            notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-            email TEXT NOT NULL,
-            language TEXT NOT NULL,
-            timezone TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN
-                ('pending', 'sending', 'sent', 'failed', 'cancelled', 'suppressed')),
-            reason TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at TEXT NOT NULL,
-            lease_owner TEXT,
-            lease_expires_at TEXT,
-            message_id TEXT,
-            possible_duplicate INTEGER NOT NULL DEFAULT 0,
-            provider_event TEXT,
-            provider_event_at TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            sent_at TEXT,
-            UNIQUE (notification_id, subscriber_id)
-        )""",
-        "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
-        # The claim query walks pending rows in group order (notification, language, zone).
-        "CREATE INDEX deliveries_claim ON deliveries "
-        "(state, notification_id, language, timezone, id)",
-        "CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id, state)",
-        "CREATE INDEX deliveries_message ON deliveries (message_id)",
-        """CREATE TABLE delivery_attempts (
-            id INTEGER PRIMARY KEY,
-            delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
-            attempted_at TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            status_code INTEGER,
-            error TEXT,
-            message_id TEXT
-        )""",
-        "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id)",
-        """CREATE TABLE webhook_events (
-            sg_event_id TEXT PRIMARY KEY,
-            event TEXT NOT NULL,
-            delivery_id INTEGER,
-            received_at TEXT NOT NULL
-        )""",
-    )
+def _applier(sql: list[str]):
+    def apply(db: sqlite_utils.Database) -> None:
+        # db.executescript would COMMIT the surrounding transaction; run one by one.
+        for statement in sql:
+            db.execute(statement)
+
+    return apply
 
 
-@MIGRATIONS(name="0004_ops")
-def m0004_ops(db: sqlite_utils.Database) -> None:
-    _run(
-        db,
-        """CREATE TABLE admin_users (
-            id INTEGER PRIMARY KEY,
-            username TEXT NOT NULL UNIQUE,
-            password_hash TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            last_login_at TEXT
-        )""",
-        """CREATE TABLE announcements (
-            id INTEGER PRIMARY KEY,
-            state TEXT NOT NULL CHECK (state IN ('draft', 'sent', 'discarded')),
-            content TEXT NOT NULL,
-            audience TEXT NOT NULL,
-            incident_id INTEGER REFERENCES incidents(id) ON DELETE SET NULL,
-            notification_id INTEGER REFERENCES notifications(id) ON DELETE SET NULL,
-            created_by TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            sent_at TEXT
-        )""",
-        """CREATE TABLE alerts (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL,
-            message TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            resolved_at TEXT
-        )""",
-        """CREATE TABLE audit_log (
-            id INTEGER PRIMARY KEY,
-            created_at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            action TEXT NOT NULL,
-            target TEXT,
-            detail TEXT
-        )""",
-        "CREATE INDEX audit_log_time ON audit_log (created_at)",
-    )
+MIGRATIONS = _sqlite_migrations()

@@ -1,0 +1,187 @@
+"""PostgreSQL backend (psycopg 3): the same query mixins over a different connection layer.
+
+Heroku dynos have separate, ephemeral disks, so web and worker dynos cannot share a SQLite file;
+on Heroku the store is Heroku Postgres. Where SQLite serializes every writer with BEGIN
+IMMEDIATE, PostgreSQL uses row locks: the feed row (`FOR UPDATE`) for detection and
+`FOR UPDATE SKIP LOCKED` for claiming deliveries, so several workers dispatch in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+
+from .base import StoreError
+from .migrations import SCHEMA, statements
+from .queries import Queries
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every process of this app.
+MIGRATION_LOCK_ID = 0x5715_0001
+_SQL_CACHE: dict[str, str] = {}
+
+
+def to_pyformat(sql: str) -> str:
+    """Portable `?` placeholders -> psycopg's `%s` (literal % doubled first)."""
+    converted = _SQL_CACHE.get(sql)
+    if converted is None:
+        converted = _SQL_CACHE[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return converted
+
+
+class PostgresStore(Queries):
+    backend = "postgres"
+
+    def __init__(self, url: str):
+        self.url = url
+        self._local = threading.local()
+        self._all: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+
+    # --- connections -----------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=10,
+                options="-c timezone=UTC -c lock_timeout=10000 -c statement_timeout=60000",
+                application_name="status-notifier",
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or getattr(self._local, "pid", None) != os.getpid():
+            conn = self._connect()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # --- raw execution ---------------------------------------------------------------
+    def _param(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            return int(value)
+        return value  # psycopg adapts aware datetimes to timestamptz itself
+
+    def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
+        conn = self.conn
+        try:
+            return conn.execute(to_pyformat(sql), params)
+        except psycopg.OperationalError as exc:
+            if conn.closed or conn.broken:  # server restart, idle timeout: next call reconnects
+                self._local.conn = None
+            raise StoreError(_first_line(exc)) from exc
+
+    def _raw_query(self, sql: str, params: Sequence[Any]) -> list[dict]:
+        cur = self._run(sql, params)
+        return cur.fetchall() if cur.description else []
+
+    def _raw_execute(self, sql: str, params: Sequence[Any]) -> int:
+        return self._run(sql, params).rowcount
+
+    def _raw_executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(to_pyformat(sql), rows)
+        except psycopg.OperationalError as exc:
+            raise StoreError(_first_line(exc)) from exc
+
+    # --- transactions ----------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        conn = self.conn
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            yield  # nested: part of the caller's transaction
+            return
+        with conn.transaction():
+            yield
+
+    @contextmanager
+    def feed_lock(self, feed_id: int) -> Iterator[None]:
+        with self.write():
+            # Pollers on other dynos wait here for this feed; the second one then sees
+            # everything the first stored and records nothing twice.
+            self._execute("SELECT id FROM feeds WHERE id = ? FOR UPDATE", [feed_id])
+            yield
+
+    def _claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
+        # SKIP LOCKED: concurrent workers take disjoint batches instead of queueing behind
+        # each other's row locks.
+        return self._query(
+            "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
+            "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
+            "AND next_attempt_at <= ? ORDER BY notification_id, language, timezone, id LIMIT ? "
+            "FOR UPDATE SKIP LOCKED) RETURNING id, notification_id, subscriber_id, email, "
+            "language, timezone, attempts, possible_duplicate",
+            [owner, lease_until, now, now, limit],
+        )
+
+    # --- schema ----------------------------------------------------------------------
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; concurrent callers wait on an advisory lock."""
+        conn = self._connect()
+        applied = []
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_ID])
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                done = {r["name"] for r in conn.execute("SELECT name FROM schema_migrations")}
+                for name, migration in SCHEMA:
+                    if name in done:
+                        continue
+                    for statement in statements(migration, "postgres"):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", [name])
+                    applied.append(name)
+        except psycopg.Error as exc:
+            raise StoreError(f"migration failed: {_first_line(exc)}") from exc
+        finally:
+            conn.close()
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        return applied
+
+    def pending_migrations(self) -> list[str]:
+        conn = self._connect()
+        try:
+            exists = conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()["t"]
+            done = (
+                {r["name"] for r in conn.execute("SELECT name FROM schema_migrations")}
+                if exists
+                else set()
+            )
+        finally:
+            conn.close()
+        return [name for name, _ in SCHEMA if name not in done]
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
