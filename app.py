@@ -50,21 +50,9 @@ def _refuse(lines: list[str]):
 
 
 def configure_logging(settings: Settings) -> None:
-    """Plain log lines on stderr, configured once per process.
+    from notifier.logs import configure_logging as configure
 
-    Heroku collects stdout and stderr alike; stderr keeps stdout clean for CLI output that other
-    tools parse (`feed inspect --json`), which a log line from app start-up would corrupt.
-    """
-    root = logging.getLogger()
-    if not any(getattr(h, "_notifier", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._notifier = True
-        root.addHandler(handler)
-    root.setLevel(settings.log_level)
-    # httpx logs every request at INFO; one line per feed poll from us is enough.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure(settings.log_level)
 
 
 def refuse_unsafe_production(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,9 +64,13 @@ def worker():
     """Run the scheduler (polling and sending) until SIGTERM."""
     from flask import current_app
 
+    from .logs import configure_logging
     from .scheduler import run_worker
 
-    run_worker(current_app._get_current_object())
+    app = current_app._get_current_object()
+    # A long-running process: log to stdout, where Heroku's log drains read it.
+    configure_logging(app.extensions["settings"].log_level, sys.stdout)
+    run_worker(app)
 
 
 def _read_source(source: str) -> bytes:
