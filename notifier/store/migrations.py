@@ -183,7 +183,8 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             """CREATE TABLE deliveries (
                 id INTEGER PRIMARY KEY,
                 notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
-                subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+                -- NULL only for a test send to an address that is not a subscriber.
+                subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,
                 email TEXT NOT NULL,
                 language TEXT NOT NULL,
                 timezone TEXT NOT NULL,

@@ -6,7 +6,8 @@ from .base import BaseStore
 from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
+from .ops import OpsQueries
 
 
-class Queries(FeedQueries, DeliveryQueries, DispatchQueries, BaseStore):
+class Queries(FeedQueries, DeliveryQueries, DispatchQueries, OpsQueries, BaseStore):
     """The store interface: every method takes and returns plain values."""
