@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .base import BaseStore
 from .feeds import FeedQueries
+from .webhooks import WebhookQueries
 
 
-class Queries(FeedQueries, BaseStore):
+class Queries(FeedQueries, WebhookQueries, BaseStore):
     """The store interface: every method takes and returns plain values."""
