@@ -237,6 +237,7 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.rejected_addresses: set[str] = set()  # 400 for any request naming one of these
         self.rate_limit_reset_seconds = 30  # X-RateLimit-Reset = now + this, unless
         self.rate_limit_reset_at: int | None = None  # a fixed epoch second is set here
+        self.max_request_bytes = MAX_REQUEST_BYTES
         self.faults: dict[str, float] = {}  # outcome -> probability, drawn with self.rng
         self.rng = random.Random(seed)
         self.requests: list[RecordedRequest] = []
@@ -321,11 +322,13 @@ class FakeSendGrid(ThreadingHTTPServer):
         path = handler.path.split("?")[0]
         headers = dict(handler.headers.items())
         length = int(handler.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            handler.send_json(413, {"errors": [_error("content too large")]})
-            handler.close_connection = True
-            return
+        # Read the body even when refusing it: answering early would make the client fail
+        # while still sending (a broken pipe) instead of reading our 413.
         raw = handler.rfile.read(length)
+        if length > self.max_request_bytes:
+            self._record(RecordedRequest(path, headers, None, "too_large", 413))
+            handler.send_json(413, {"errors": [_error("content too large")]})
+            return
         if self.latency_seconds:
             self._wait(self.latency_seconds)
         if path != "/v3/mail/send":

@@ -166,6 +166,12 @@ def test_bad_request_is_rejected_with_sendgrids_reason(backend, sendgrid):  # no
     )
 
 
+def test_too_large_request_is_rejected(backend, sendgrid):  # noqa: F811
+    sendgrid.max_request_bytes = 1000
+    result = backend.send(make_message(html="<p>" + "x" * 2000 + "</p>"), [make_recipient(1)])
+    assert result == SendResult("rejected", 413, None, None, "HTTP 413: content too large")
+
+
 def test_wrong_api_key_is_unauthorized(sendgrid):  # noqa: F811
     backend = SendGridBackend("SG.revoked", sendgrid.base_url, 2.0)
     result = backend.send(make_message(), [make_recipient(1)])
