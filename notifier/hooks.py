@@ -111,10 +111,16 @@ def parse_events(body: bytes) -> list[dict]:
     return events
 
 
+MAX_ROW_ID = 2**31 - 1  # INTEGER columns; a larger id cannot be ours and would fail the insert
+
+
 def _delivery_id(event: dict) -> int | None:
     # Our custom_args come back as top-level string fields of every event.
     value = str(event.get("delivery_id", "")).strip()
-    return int(value) if value.isdigit() else None
+    if not (value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ROW_ID else None
 
 
 def _event_time(event: dict, now: datetime) -> datetime:

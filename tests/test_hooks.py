@@ -56,35 +56,31 @@ def seed(db) -> dict[str, int]:
     """Two confirmed subscribers; jane has a sent and a pending delivery, bob a pending one."""
     sql = (
         "INSERT INTO subscribers (email, language, timezone, state, link_nonce, created_at, "
-        "updated_at, confirmed_at) VALUES (?, ?, ?, 'confirmed', ?, ?, ?, ?)"
+        "updated_at, confirmed_at) VALUES (?, ?, ?, 'confirmed', ?, ?, ?, ?) RETURNING id"
     )
-    db._execute(sql, ["jane@example.com", "de", "Europe/Berlin", "n1", T0, T0, T0])
-    db._execute(sql, ["bob@example.com", "en", "UTC", "n2", T0, T0, T0])
-    for _ in range(2):
-        db._execute(
+    ids = {
+        "jane": db._scalar(sql, ["jane@example.com", "de", "Europe/Berlin", "n1", T0, T0, T0]),
+        "bob": db._scalar(sql, ["bob@example.com", "en", "UTC", "n2", T0, T0, T0]),
+    }
+    notifications = [
+        db._scalar(
             "INSERT INTO notifications (kind, content, created_at, expires_at) "
-            "VALUES ('incident', '{}', ?, ?)",
+            "VALUES ('incident', '{}', ?, ?) RETURNING id",
             [T0, T0 + timedelta(hours=24)],
         )
-    ids = {
-        "jane": db._scalar("SELECT id FROM subscribers WHERE email = 'jane@example.com'"),
-        "bob": db._scalar("SELECT id FROM subscribers WHERE email = 'bob@example.com'"),
-    }
+        for _ in range(2)
+    ]
     rows = [
-        ("jane_sent", 1, "jane", "jane@example.com", "sent"),
-        ("jane_pending", 2, "jane", "jane@example.com", "pending"),
-        ("bob_pending", 2, "bob", "bob@example.com", "pending"),
+        ("jane_sent", notifications[0], "jane", "jane@example.com", "sent"),
+        ("jane_pending", notifications[1], "jane", "jane@example.com", "pending"),
+        ("bob_pending", notifications[1], "bob", "bob@example.com", "pending"),
     ]
     for name, notification, who, email, state in rows:
-        db._execute(
+        ids[name] = db._scalar(
             "INSERT INTO deliveries (notification_id, subscriber_id, email, language, timezone, "
             "state, next_attempt_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'de', 'UTC', ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, 'de', 'UTC', ?, ?, ?, ?) RETURNING id",
             [notification, ids[who], email, state, T0, T0, T0],
-        )
-        ids[name] = db._scalar(
-            "SELECT id FROM deliveries WHERE notification_id = ? AND subscriber_id = ?",
-            [notification, ids[who]],
         )
     return ids
 
@@ -288,6 +284,18 @@ def test_delivery_id_for_another_address_falls_back_to_the_address(client, db, c
         {"email": "jane@example.com", "state": "suppressed"},
         {"email": "bob@example.com", "state": "confirmed"},
     ]
+
+
+@pytest.mark.parametrize("foreign_id", ["99999999999999999999999", "-3", "0", "12a", "٣"])
+def test_delivery_id_that_cannot_be_ours_falls_back_to_the_address(
+    client, db, clock, signing_key, foreign_id
+):
+    ids = seed(db)
+    batch = [event("bounce", "jane@example.com", clock(), "e1", delivery_id=foreign_id)]
+    response = post(client, signing_key, batch, at=clock())
+    assert (response.status_code, response.get_json()["suppressed"]) == (200, 1)
+    assert db._query("SELECT delivery_id FROM webhook_events") == [{"delivery_id": None}]
+    assert db._scalar("SELECT state FROM subscribers WHERE id = ?", [ids["jane"]]) == "suppressed"
 
 
 def test_deferred_is_recorded_without_state_change(client, db, clock, signing_key):
