@@ -91,9 +91,11 @@ def init_store(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from notifier.health import bp as health_bp
+    from notifier.hooks import bp as hooks_bp
     from notifier.public import bp as public_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(hooks_bp)
     app.register_blueprint(public_bp)
 
 

@@ -7,7 +7,8 @@ from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
 from .ops import OpsQueries
+from .webhooks import WebhookQueries
 
 
-class Queries(FeedQueries, DeliveryQueries, DispatchQueries, OpsQueries, BaseStore):
+class Queries(FeedQueries, DeliveryQueries, DispatchQueries, OpsQueries, WebhookQueries, BaseStore):
     """The store interface: every method takes and returns plain values."""

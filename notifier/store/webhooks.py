@@ -1,0 +1,67 @@
+"""Store queries for SendGrid Event Webhook events: deduplication, suppression, provider events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class WebhookQueries:
+    def record_webhook_event(
+        self, sg_event_id: str, event: str, delivery_id: int | None, now: datetime
+    ) -> bool:
+        """Remember an event id; False when it was seen before (SendGrid delivers at least once)."""
+        inserted = self._execute(
+            "INSERT INTO webhook_events (sg_event_id, event, delivery_id, received_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (sg_event_id) DO NOTHING",
+            [sg_event_id, event, delivery_id, now],
+        )
+        return inserted == 1
+
+    def subscriber_for_event(self, delivery_id: int | None, email: str | None) -> int | None:
+        """The subscriber an event is about: by its delivery, else by address.
+
+        The delivery only counts when it went to the event's address: an id from another
+        database (a restored backup, a second environment on the same SendGrid account) must
+        not suppress a stranger.
+        """
+        address = (email or "").strip().lower()
+        if delivery_id is not None:
+            row = self._query_one(
+                "SELECT subscriber_id, email FROM deliveries WHERE id = ?", [delivery_id]
+            )
+            if row and (not address or row["email"].strip().lower() == address):
+                return row["subscriber_id"]
+        if not address:
+            return None
+        found = self._scalar("SELECT id FROM subscribers WHERE email = ?", [address])
+        if found is None:  # stored with capitals by an older version or by hand
+            found = self._scalar("SELECT id FROM subscribers WHERE lower(email) = ?", [address])
+        return found
+
+    def suppress_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:
+        """Stop all mail to a subscriber; returns how many pending deliveries were cancelled."""
+        with self.write():
+            # The first reason is kept: it says why the address went bad.
+            self._execute(
+                "UPDATE subscribers SET state = 'suppressed', suppressed_at = ?, "
+                "suppressed_reason = ?, updated_at = ? WHERE id = ? AND state <> 'suppressed'",
+                [now, reason, now, subscriber_id],
+            )
+            # Only unclaimed rows: a row in 'sending' belongs to a dispatcher holding its lease.
+            return self._execute(
+                "UPDATE deliveries SET state = 'suppressed', reason = ?, updated_at = ? "
+                "WHERE subscriber_id = ? AND state = 'pending'",
+                [reason, now, subscriber_id],
+            )
+
+    def record_provider_event(self, delivery_id: int, event: str, at: datetime) -> bool:
+        """Note SendGrid's latest word on a delivery (its state stays as it is).
+
+        Events arrive out of order; an older event never overwrites a newer one.
+        """
+        changed = self._execute(
+            "UPDATE deliveries SET provider_event = ?, provider_event_at = ? "
+            "WHERE id = ? AND (provider_event_at IS NULL OR provider_event_at <= ?)",
+            [event, at, delivery_id, at],
+        )
+        return changed == 1
