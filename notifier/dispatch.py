@@ -176,7 +176,12 @@ class Dispatcher:
 
     # --- sending ---------------------------------------------------------------------
     def _send_batch(self, message: Message, batch: list[dict], nonces: dict[int, dict]) -> None:
-        live = self.store.still_sending([r["id"] for r in batch], self.owner)
+        live = self.store.still_sending([r["id"] for r in batch], self.owner, message.category)
+        unwanted = [r["id"] for r in batch if r["id"] not in live]
+        if unwanted:  # unsubscribed, bounced or confirmed meanwhile (no-op for lost leases)
+            self.store.mark_cancelled(
+                unwanted, self.clock(), "subscriber no longer eligible", self.owner
+            )
         batch = [r for r in batch if r["id"] in live]
         if message.category == "confirmation":
             # Confirmed (or purged) since it was queued: the link would be dead; do not send.

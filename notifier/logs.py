@@ -32,3 +32,6 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     # us is what an operator wants to read.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # At DEBUG python_http_client (under sendgrid) logs whole request bodies: addresses and
+    # signed unsubscribe links do not belong in logs.
+    logging.getLogger("python_http_client").setLevel(logging.INFO)

@@ -14,7 +14,16 @@ from notifier.settings import Settings
 
 from .servers import LocalServer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+def _find_shared() -> Path:
+    """../shared next to the checkout (searched upwards, so git worktrees find it too)."""
+    for parent in Path(__file__).resolve().parents[1:]:
+        if (parent / "shared" / "fixtures").is_dir():
+            return parent / "shared"
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+SHARED = _find_shared()
 SHARED_FIXTURES = SHARED / "fixtures"
 
 

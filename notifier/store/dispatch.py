@@ -62,13 +62,21 @@ class DispatchQueries:
                 found[r["id"]] = r
         return found
 
-    def still_sending(self, delivery_ids: Sequence[int], owner: str) -> set[int]:
-        """Which of these rows are still ours to send (unsubscribes cancel them meanwhile)."""
+    def still_sending(self, delivery_ids: Sequence[int], owner: str, kind: str) -> set[int]:
+        """Which rows are still ours to send and still wanted by their subscriber.
+
+        Checked right before each request: an unsubscribe, bounce or complaint that arrived
+        after the rows were claimed still stops them.
+        """
         if not delivery_ids:
             return set()
+        wanted = {"confirmation": "s.state = 'pending'", "receipt": "s.state <> 'suppressed'"}
+        condition = wanted.get(kind, "s.state = 'confirmed'")
         rows = self._query(
-            f"SELECT id FROM deliveries WHERE id IN ({_marks(delivery_ids)}) "
-            "AND state = 'sending' AND lease_owner = ?",
+            f"SELECT d.id FROM deliveries d WHERE d.id IN ({_marks(delivery_ids)}) "
+            "AND d.state = 'sending' AND d.lease_owner = ? AND (d.subscriber_id IS NULL OR "
+            "EXISTS (SELECT 1 FROM subscribers s WHERE s.id = d.subscriber_id AND "
+            f"{condition}))",
             [*delivery_ids, owner],
         )
         return {r["id"] for r in rows}
@@ -109,12 +117,15 @@ class DispatchQueries:
             [reason[:500], now, *delivery_ids],
         )
 
-    def mark_cancelled(self, delivery_ids: Sequence[int], now: datetime, reason: str) -> int:
+    def mark_cancelled(
+        self, delivery_ids: Sequence[int], now: datetime, reason: str, owner: str
+    ) -> int:
+        """Cancel claimed rows this worker still holds (never another worker's lease)."""
         return self._execute(
             "UPDATE deliveries SET state = 'cancelled', reason = ?, lease_owner = NULL, "
             f"lease_expires_at = NULL, updated_at = ? WHERE id IN ({_marks(delivery_ids)}) "
-            "AND state = 'sending'",
-            [reason[:500], now, *delivery_ids],
+            "AND state = 'sending' AND lease_owner = ?",
+            [reason[:500], now, *delivery_ids, owner],
         )
 
     def record_attempts(self, rows: Iterable[Sequence]) -> None:
