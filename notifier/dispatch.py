@@ -190,7 +190,7 @@ class Dispatcher:
             ]
             if stale:
                 self.store.mark_cancelled(
-                    [r["id"] for r in stale], self.clock(), "link no longer valid"
+                    [r["id"] for r in stale], self.clock(), "link no longer valid", self.owner
                 )
                 batch = [r for r in batch if r not in stale]
         if not batch:
