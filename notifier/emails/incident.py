@@ -67,7 +67,8 @@ def build(content: dict, lang: str, tz: str) -> Message:
         "phase": phase,
         "status_label": labels.status_label(lang, status),
         "title": title,
-        "products": ", ".join(components) or page_name,
+        "products": labels.join_names(lang, components) or page_name,
+        "product_list": ", ".join(components) or page_name,
         "components": components,
         "page_name": page_name,
         "page_url": str(content.get("page_url") or ""),
@@ -88,14 +89,14 @@ def build(content: dict, lang: str, tz: str) -> Message:
         subject=_subject(values, kind, phase, lang),
         preheader=text.single_line(summary) if summary else copy("preheader"),
         kicker=words["kicker"],
-        heading=f"{values['products']}: {title}",
+        heading=f"{values['product_list']}: {title}",
         subheading=" · ".join(v for v in (values["status_label"], values["window"]) if v),
         greeting=words["greeting"],
         intro=text.plain_text(summary) if summary else copy("intro"),
         summary_heading=words["summary"],
         summary=_summary(kind, phase, values, words),
         latest=_latest(updates, content, override, values, copy, lang, tz),
-        button=Link(words["link_incident"], values["link"]) if values["link"] else None,
+        button=Link(words[f"link_{kind}"], values["link"]) if values["link"] else None,
         faq_heading=words["more"],
         q_prefix=words["q"],
         faq=_faq(copy, FAQ[(kind, phase)], override.get("qa")),
@@ -185,15 +186,17 @@ def _products_for_subject(components: list[str], page_name: str, lang: str) -> s
 def _summary(kind, phase, values, words) -> tuple[Fact, ...]:
     facts = [Fact(words["status"], values["status_label"])]
     if values["start"]:
-        facts.append(Fact(words["start"], values["start"]))
+        planned = kind == "maintenance" and phase == "scheduled"
+        facts.append(Fact(words["planned_start" if planned else "start"], values["start"]))
     if values["end"]:
         facts.append(Fact(words["end"], values["end"]))
     elif values["planned_end"]:
         facts.append(Fact(words["expected_end"], values["planned_end"]))
     elif kind == "incident" and phase == "ongoing":
         facts.append(Fact(words["end"], words["end_open"]))
+    affected = values["product_list"] if values["components"] else None
     not_named = words["not_named"].format(page=values["page_name"])
-    facts.append(Fact(words["affected"], values["products"] if values["components"] else not_named))
+    facts.append(Fact(words["affected"], affected or not_named))
     # "Impact: maintenance" on a maintenance mail says nothing.
     if values["impact"] and not (kind == "maintenance" and values["impact_key"] == "maintenance"):
         facts.append(Fact(words["impact"], values["impact"]))
@@ -207,7 +210,7 @@ def _latest(updates, content, override, values, copy, lang, tz) -> Latest | None
     words = labels.WORDS[lang]
     meta = labels.status_label(lang, newest.status)
     if newest.at:
-        meta = f"{meta} · {times.format_time(newest.at, lang, tz)}"
+        meta = f"{meta} · {words['posted'].format(time=times.format_time(newest.at, lang, tz))}"
     several = content.get("change") == "new_update" and values["new_updates"] > 1
     return Latest(
         heading=words["latest"],

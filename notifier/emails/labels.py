@@ -55,6 +55,7 @@ IMPACT = {
 WORDS = {
     "de": {
         "kicker": "Statusmeldung",
+        "and": "und",
         "greeting": "Hallo liebe/r Kund:in,",
         "signoff": "Viele Grüße\nDein Sinch-Team",
         "summary": "Zusammengefasst",
@@ -72,6 +73,8 @@ WORDS = {
         "end": "Ende",
         "end_open": "noch offen",
         "expected_end": "Geplantes Ende",
+        "planned_start": "Geplanter Beginn",
+        "posted": "gemeldet am {time}",
         "window": "Zeitraum",
         "planned_window": "Geplanter Zeitraum",
         "completed_at": "Abgeschlossen",
@@ -85,6 +88,7 @@ WORDS = {
         "notice": "Hinweis",
         "times_in": "Alle Zeiten in {zone}.",
         "link_incident": "Zum Vorfall auf der Statusseite",
+        "link_maintenance": "Zur Wartung auf der Statusseite",
         "link_page": "Statusseite",
         "button_fallback": "Falls der Button nicht funktioniert, öffne diesen Link:",
         "preferences": "Einstellungen ändern",
@@ -96,6 +100,7 @@ WORDS = {
     },
     "en": {
         "kicker": "Status notice",
+        "and": "and",
         "greeting": "Hello,",
         "signoff": "Kind regards,\nThe Sinch team",
         "summary": "In short",
@@ -112,7 +117,9 @@ WORDS = {
         "start": "Start",
         "end": "End",
         "end_open": "not yet resolved",
-        "expected_end": "Expected end",
+        "expected_end": "Planned end",
+        "planned_start": "Planned start",
+        "posted": "posted {time}",
         "window": "Window",
         "planned_window": "Planned window",
         "completed_at": "Completed",
@@ -126,6 +133,7 @@ WORDS = {
         "notice": "Notice",
         "times_in": "All times in {zone}.",
         "link_incident": "This incident on the status page",
+        "link_maintenance": "This maintenance on the status page",
         "link_page": "Status page",
         "button_fallback": "If the button does not work, open this link:",
         "preferences": "Change preferences",
@@ -145,3 +153,10 @@ def status_label(lang: str, status: str) -> str:
 
 def impact_label(lang: str, impact: str | None) -> str | None:
     return IMPACT[lang].get(impact) if impact else None
+
+
+def join_names(lang: str, names: list[str]) -> str:
+    """Names for a sentence: `A`, `A und B`, `A, B und C` (lists and subjects use ", ")."""
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} {WORDS[lang]['and']} {names[-1]}"

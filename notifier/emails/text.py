@@ -29,6 +29,7 @@ _LINK_TAG = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>",
 _ANY_TAG = re.compile(r"<[^>]*>")
 # Links in prose: http(s) URLs, and the per-recipient placeholders the sender substitutes.
 _LINKABLE = re.compile(r"https?://[^\s<>\"'`]+|-(?:preferences|unsubscribe|confirm|undo)_url-")
+_GLUE = re.compile(r"(\b\d{1,2}\.|\b[A-Z][a-z]{2,8}) (?=[A-Z][a-zä]{2,8} \d{4}|\d{1,2}, \d{4})")
 _TRAILING = ".,;:!?…»«“”„'\""
 
 
@@ -129,6 +130,9 @@ def wrap(text: str, width: int = 76, prefix: str = "", first: str | None = None)
     """Plain-text paragraphs wrapped for the text part; URLs and long words are never split."""
     out = []
     initial = prefix if first is None else first
+    # Dates stay on one line where it matters ("4." / "Juli", "June" / "27,") and a line never
+    # starts with the dash of a time range: glue those spaces while wrapping.
+    text = _GLUE.sub("\\1\xa0", text.replace(" – ", "\xa0– "))
     for index, para in enumerate(paragraphs(text)):
         if index:
             out.append(prefix.rstrip())
@@ -145,4 +149,4 @@ def wrap(text: str, width: int = 76, prefix: str = "", first: str | None = None)
                 or [initial.rstrip()]
             )
             initial = prefix
-    return "\n".join(out)
+    return "\n".join(out).replace("\xa0", " ")
