@@ -74,10 +74,12 @@ def test_same_day_window_is_compact_and_other_windows_are_spelled_out():
     two_days = times.format_window(at("2023-06-27T16:30"), at("2023-06-28T13:30"), "en", "UTC")
     # The night clocks go forward: the zone changes inside one day, so both ends say theirs.
     dst = times.format_window(at("2023-03-26T00:30"), at("2023-03-26T01:30"), "de", "Europe/Berlin")
-    assert (same_day, two_days, dst) == (
+    instant = times.format_window(at("2023-06-27T16:30"), at("2023-06-27T16:30"), "en", "UTC")
+    assert (same_day, two_days, dst, instant) == (
         "27. Juni 2023, 18:30 – 20:00 MESZ",
         "June 27, 2023, 16:30 UTC – June 28, 2023, 13:30 UTC",
         "26. März 2023, 01:30 MEZ – 26. März 2023, 03:30 MESZ",
+        "June 27, 2023, 16:30 UTC",
     )
 
 
@@ -463,6 +465,21 @@ def test_rejects_unknown_language_zone_and_kind():
         render_email(incident(), "de", "Mars/Olympus")
     with pytest.raises(ValueError, match="kind 'weather'"):
         render_email({"kind": "weather"}, "de", "UTC")
+
+
+def test_feed_content_without_updates_is_refused_rather_than_sent_half_empty():
+    with pytest.raises(ValueError, match="incident content has no updates"):
+        render_email(incident(updates=[]), "de", "UTC")
+
+
+def test_an_update_without_text_gets_no_empty_quote():
+    content = incident()
+    content["updates"][0]["text"] = "  "
+    email = render_email(content, "de", "Europe/Berlin")
+    assert (
+        "Originaltext der Statusseite (Englisch)" not in email.text.split("Mehr Informationen")[0]
+    )
+    assert "<blockquote" not in email.html
 
 
 def test_email_is_a_frozen_value():

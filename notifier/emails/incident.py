@@ -51,7 +51,10 @@ def build(content: dict, lang: str, tz: str) -> Message:
     override = ((content.get("overrides") or {}).get(lang)) or {}
     words = labels.WORDS[lang]
     updates = _updates(content.get("updates") or [])
-    status = str(content.get("status") or (updates[0].status if updates else "update"))
+    if not updates:
+        # A feed change is always a new update; a mail without one would say nothing true.
+        raise ValueError(f"{kind} content has no updates")
+    status = str(content.get("status") or updates[0].status)
     phase = phase_of(kind, status)
     page_name = text.single_line(content.get("page_name")) or "Sinch"
     components = [text.single_line(c.get("name")) for c in incident.get("components") or []]
@@ -203,9 +206,7 @@ def _summary(kind, phase, values, words) -> tuple[Fact, ...]:
     return tuple(facts)
 
 
-def _latest(updates, content, override, values, copy, lang, tz) -> Latest | None:
-    if not updates:
-        return None
+def _latest(updates, content, override, values, copy, lang, tz) -> Latest:
     newest = updates[0]
     words = labels.WORDS[lang]
     meta = labels.status_label(lang, newest.status)

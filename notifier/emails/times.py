@@ -72,7 +72,7 @@ def format_date(at: datetime, lang: str, tz: str) -> str:
 
 def format_window(start: datetime, end: datetime | None, lang: str, tz: str) -> str:
     """A time range; same-day ranges compactly: `27. Juni 2023, 18:30 – 20:00 MESZ`."""
-    if end is None:
+    if end is None or end == start:
         return format_time(start, lang, tz)
     first, last = start.astimezone(zone(tz)), end.astimezone(zone(tz))
     same_zone = zone_abbreviation(first, lang) == zone_abbreviation(last, lang)
