@@ -1,0 +1,1 @@
+"""Email rendering internals; the public interface is notifier.render."""

@@ -1,0 +1,279 @@
+"""Incident and maintenance mails, built from a feed-change content dict (see notifier.render)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import labels, text, times
+from .message import PLACEHOLDERS, QA, Fact, Latest, Link, Message, Post
+from .templates import Copy
+
+# Which questions a mail answers, by kind and phase; the wording lives in the copy templates.
+FAQ = {
+    ("incident", "ongoing"): ("what_happened", "affected", "todo", "next_update", "follow"),
+    ("incident", "resolved"): ("what_happened", "fixed", "affected", "todo", "cause", "follow"),
+    ("incident", "postmortem"): ("postmortem", "what_happened", "todo", "follow"),
+    ("maintenance", "scheduled"): ("what_planned", "affected", "prepare", "next_update", "follow"),
+    ("maintenance", "in_progress"): ("what_planned", "affected", "todo", "next_update", "follow"),
+    ("maintenance", "completed"): ("what_planned", "fixed", "todo", "follow"),
+}
+_PHASES = {
+    "incident": {"resolved": "resolved", "completed": "resolved", "postmortem": "postmortem"},
+    "maintenance": {
+        "scheduled": "scheduled",
+        "completed": "completed",
+        "resolved": "completed",
+        "postmortem": "completed",
+    },
+}
+_DEFAULT_PHASE = {"incident": "ongoing", "maintenance": "in_progress"}
+TIMELINE_LIMIT = 40
+PRODUCTS_IN_SUBJECT = 60
+SUBJECT_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class _Update:
+    status: str
+    at: datetime | None
+    text: str
+
+
+def phase_of(kind: str, status: str) -> str:
+    """incident: ongoing/resolved/postmortem; maintenance: scheduled/in_progress/completed."""
+    return _PHASES[kind].get(status, _DEFAULT_PHASE[kind])
+
+
+def build(content: dict, lang: str, tz: str) -> Message:
+    kind = content["kind"]
+    incident = content.get("incident") or {}
+    override = ((content.get("overrides") or {}).get(lang)) or {}
+    words = labels.WORDS[lang]
+    updates = _updates(content.get("updates") or [])
+    if not updates:
+        # A feed change is always a new update; a mail without one would say nothing true.
+        raise ValueError(f"{kind} content has no updates")
+    status = str(content.get("status") or updates[0].status)
+    phase = phase_of(kind, status)
+    page_name = text.single_line(content.get("page_name")) or "Sinch"
+    components = [text.single_line(c.get("name")) for c in incident.get("components") or []]
+    components = [name for name in components if name]
+    title = text.single_line(override.get("title") or incident.get("title")) or page_name
+    start, end, planned_end = _span(kind, phase, incident, updates)
+
+    def when(at: datetime | None) -> str:
+        return times.format_time(at, lang, tz) if at else ""
+
+    values = {
+        "status": status,
+        "phase": phase,
+        "status_label": labels.status_label(lang, status),
+        "title": title,
+        "products": labels.join_names(lang, components) or page_name,
+        "product_list": ", ".join(components) or page_name,
+        "components": components,
+        "page_name": page_name,
+        "page_url": str(content.get("page_url") or ""),
+        "link": str(incident.get("link") or content.get("page_url") or ""),
+        "impact": labels.impact_label(lang, incident.get("impact")),
+        "impact_key": incident.get("impact"),
+        "start": when(start),
+        "end": when(end),
+        "planned_end": when(planned_end),
+        "window": _window(phase, start, end or planned_end, lang, tz),
+        "new_updates": _new_count(content, updates),
+        "zone": tz,
+    }
+    copy = Copy(lang, kind, values)
+    summary = override.get("summary")
+    return Message(
+        lang=lang,
+        subject=_subject(values, kind, phase, lang),
+        preheader=text.single_line(summary) if summary else copy("preheader"),
+        kicker=words["kicker"],
+        heading=f"{values['product_list']}: {title}",
+        subheading=" · ".join(v for v in (values["status_label"], values["window"]) if v),
+        greeting=words["greeting"],
+        intro=text.plain_text(summary) if summary else copy("intro"),
+        summary_heading=words["summary"],
+        summary=_summary(kind, phase, values, words),
+        latest=_latest(updates, content, override, values, copy, lang, tz),
+        button=Link(words[f"link_{kind}"], values["link"]) if values["link"] else None,
+        faq_heading=words["more"],
+        q_prefix=words["q"],
+        faq=_faq(copy, FAQ[(kind, phase)], override.get("qa")),
+        timeline_heading=words["timeline"],
+        timeline_note=_timeline_note(updates, words),
+        timeline=_timeline(updates, values["new_updates"], lang, tz),
+        new_label=words["new"],
+        signoff=words["signoff"],
+        footer=copy("footer"),
+        footer_links=footer_links(lang),
+    )
+
+
+def _updates(raw: list) -> list[_Update]:
+    updates = [
+        _Update(
+            status=str(u.get("status") or "update"),
+            at=times.parse_time(u.get("at")),
+            text=text.plain_text(u.get("text")),
+        )
+        for u in raw
+        if isinstance(u, dict)
+    ]
+    # Newest first, as promised; a stable sort keeps same-minute posts in the feed's order.
+    return sorted(updates, key=lambda u: u.at.timestamp() if u.at else 0, reverse=True)
+
+
+def _new_count(content: dict, updates: list[_Update]) -> int:
+    try:
+        count = int(content.get("new_updates") or 1)
+    except (TypeError, ValueError):
+        count = 1
+    return max(1, min(count, len(updates) or 1))
+
+
+def _span(kind, phase, incident, updates):
+    """(start, end, planned end): when it began, when it ended (if it did), when it should end."""
+    oldest = updates[-1].at if updates else None
+    if kind == "incident":
+        resolved = next((u.at for u in updates if u.status == "resolved"), None)
+        return oldest, (resolved if phase != "ongoing" else None), None
+    planned_start = times.parse_time(incident.get("scheduled_start"))
+    planned_end = times.parse_time(incident.get("scheduled_end"))
+    started = next((u.at for u in reversed(updates) if u.status == "in_progress"), None)
+    finished = next((u.at for u in updates if u.status in ("completed", "resolved")), None)
+    start = planned_start or started or oldest
+    end = finished if phase == "completed" else None
+    return start, end, planned_end
+
+
+def _window(phase, start, end, lang, tz) -> str:
+    if start is None:
+        return ""
+    if end is None and phase == "ongoing":
+        return labels.WORDS[lang]["since"].format(time=times.format_time(start, lang, tz))
+    if end is None:
+        return labels.WORDS[lang]["from"].format(time=times.format_time(start, lang, tz))
+    return times.format_window(start, end, lang, tz)
+
+
+def _subject(values: dict, kind: str, phase: str, lang: str) -> str:
+    products = _products_for_subject(values["components"], values["page_name"], lang)
+    prefix = f"[{values['status_label']}] {products}: "
+    title = values["title"]
+    if kind == "maintenance" and phase != "completed" and values["window"]:
+        with_window = f"{title} ({values['window']})"
+        if len(prefix) + len(with_window) <= 120:
+            title = with_window
+    return text.truncate(prefix + title, SUBJECT_LIMIT)
+
+
+def _products_for_subject(components: list[str], page_name: str, lang: str) -> str:
+    """Component names joined with ", "; past the limit the rest is counted: "A, B +3 more"."""
+    if not components:
+        return text.truncate(page_name, PRODUCTS_IN_SUBJECT)
+    shown = [components[0]]
+    for name in components[1:]:
+        if len(", ".join([*shown, name])) > PRODUCTS_IN_SUBJECT:
+            break
+        shown.append(name)
+    joined = text.truncate(", ".join(shown), PRODUCTS_IN_SUBJECT)
+    hidden = len(components) - len(shown)
+    more = labels.WORDS[lang]["more_count"].format(n=hidden)
+    return f"{joined} {more}" if hidden else joined
+
+
+def _summary(kind, phase, values, words) -> tuple[Fact, ...]:
+    facts = [Fact(words["status"], values["status_label"])]
+    if values["start"]:
+        planned = kind == "maintenance" and phase == "scheduled"
+        facts.append(Fact(words["planned_start" if planned else "start"], values["start"]))
+    if values["end"]:
+        facts.append(Fact(words["end"], values["end"]))
+    elif values["planned_end"]:
+        facts.append(Fact(words["expected_end"], values["planned_end"]))
+    elif kind == "incident" and phase == "ongoing":
+        facts.append(Fact(words["end"], words["end_open"]))
+    affected = values["product_list"] if values["components"] else None
+    not_named = words["not_named"].format(page=values["page_name"])
+    facts.append(Fact(words["affected"], affected or not_named))
+    # "Impact: maintenance" on a maintenance mail says nothing.
+    if values["impact"] and not (kind == "maintenance" and values["impact_key"] == "maintenance"):
+        facts.append(Fact(words["impact"], values["impact"]))
+    return tuple(facts)
+
+
+def _latest(updates, content, override, values, copy, lang, tz) -> Latest:
+    newest = updates[0]
+    words = labels.WORDS[lang]
+    meta = labels.status_label(lang, newest.status)
+    if newest.at:
+        meta = f"{meta} · {words['posted'].format(time=times.format_time(newest.at, lang, tz))}"
+    several = content.get("change") == "new_update" and values["new_updates"] > 1
+    return Latest(
+        heading=words["latest"],
+        meta=meta,
+        note=copy("new_updates_note") if several else "",
+        translation=text.plain_text(override.get("text")),
+        quote_label=words["original"],
+        quote=newest.text,
+    )
+
+
+def _faq(copy: Copy, keys: tuple[str, ...], extra) -> tuple[QA, ...]:
+    """The default questions; ops' Q/A replace a default with the same question, else are added
+    before the closing "where to follow" question."""
+    faq = [QA(copy(f"q_{key}"), copy(f"a_{key}")) for key in keys]
+    for item in extra or []:
+        if not isinstance(item, dict):
+            continue
+        question, answer = text.single_line(item.get("q")), text.plain_text(item.get("a"))
+        if not question or not answer:
+            continue
+        same = [i for i, qa in enumerate(faq) if _same_question(qa.question, question)]
+        if same:
+            faq[same[0]] = QA(question, answer)
+        else:
+            faq.insert(max(len(faq) - 1, 0), QA(question, answer))
+    return tuple(faq)
+
+
+def _same_question(a: str, b: str) -> bool:
+    def norm(q: str) -> str:
+        return " ".join(q.casefold().removeprefix("f:").removeprefix("q:").strip(" ?").split())
+
+    return norm(a) == norm(b)
+
+
+def _timeline(updates, new_count, lang, tz) -> tuple[Post, ...]:
+    posts = [
+        Post(
+            when=times.format_time(u.at, lang, tz) if u.at else "",
+            status=labels.status_label(lang, u.status),
+            text=u.text,
+            new=index < new_count,
+        )
+        for index, u in enumerate(updates[1 : TIMELINE_LIMIT + 1], start=1)
+    ]
+    return tuple(posts)
+
+
+def _timeline_note(updates, words) -> str:
+    if len(updates) <= 1:
+        return ""
+    hidden = len(updates) - 1 - TIMELINE_LIMIT
+    if hidden <= 0:
+        return words["timeline_note"]
+    return f"{words['timeline_note']} {words['timeline_more'].format(n=hidden)}"
+
+
+def footer_links(lang: str) -> tuple[Link, ...]:
+    """Preferences and unsubscribe, as placeholders the sender fills in per recipient."""
+    words = labels.WORDS[lang]
+    return (
+        Link(words["preferences"], PLACEHOLDERS["preferences_url"]),
+        Link(words["unsubscribe"], PLACEHOLDERS["unsubscribe_url"]),
+    )

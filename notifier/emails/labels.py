@@ -1,0 +1,162 @@
+"""The short words of each email language: status and impact labels, headings, link labels.
+
+Whole sentences live in the templates (templates/email/<lang>/); these are the words that code
+also needs (subjects are assembled and truncated in Python). Both languages have the same keys.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("de", "en")
+
+STATUS = {
+    "de": {
+        "investigating": "Untersuchung läuft",
+        "identified": "Ursache gefunden",
+        "monitoring": "Wird beobachtet",
+        "update": "Aktualisierung",
+        "resolved": "Behoben",
+        "postmortem": "Nachbetrachtung",
+        "scheduled": "Geplant",
+        "in_progress": "Wartung läuft",
+        "verifying": "Wird überprüft",
+        "completed": "Abgeschlossen",
+    },
+    "en": {
+        "investigating": "Investigating",
+        "identified": "Identified",
+        "monitoring": "Monitoring",
+        "update": "Update",
+        "resolved": "Resolved",
+        "postmortem": "Postmortem",
+        "scheduled": "Scheduled",
+        "in_progress": "In progress",
+        "verifying": "Verifying",
+        "completed": "Completed",
+    },
+}
+
+IMPACT = {
+    "de": {
+        "none": "Keine Beeinträchtigung",
+        "minor": "Gering",
+        "major": "Erheblich",
+        "critical": "Kritisch",
+        "maintenance": "Wartung",
+    },
+    "en": {
+        "none": "None",
+        "minor": "Minor",
+        "major": "Major",
+        "critical": "Critical",
+        "maintenance": "Maintenance",
+    },
+}
+
+WORDS = {
+    "de": {
+        "kicker": "Statusmeldung",
+        "and": "und",
+        "greeting": "Hallo liebe/r Kund:in,",
+        "signoff": "Viele Grüße\nDein Sinch-Team",
+        "summary": "Zusammengefasst",
+        "more": "Mehr Informationen",
+        "q": "F:",
+        "latest": "Aktueller Stand",
+        "translation": "Übersetzung",
+        "original": "Originaltext der Statusseite (Englisch)",
+        "timeline": "Bisheriger Verlauf",
+        "timeline_note": "Frühere Meldungen, im englischen Original der Statusseite.",
+        "timeline_more": "{n} ältere Meldungen findest du auf der Statusseite.",
+        "new": "neu",
+        "status": "Status",
+        "start": "Beginn",
+        "end": "Ende",
+        "end_open": "noch offen",
+        "expected_end": "Geplantes Ende",
+        "planned_start": "Geplanter Beginn",
+        "posted": "gemeldet am {time}",
+        "window": "Zeitraum",
+        "planned_window": "Geplanter Zeitraum",
+        "completed_at": "Abgeschlossen",
+        "affected": "Betroffen",
+        "not_named": "{page} (keine einzelnen Komponenten genannt)",
+        "impact": "Auswirkung",
+        "products": "Produkte",
+        "more_count": "+{n} weitere",
+        "since": "seit {time}",
+        "from": "ab {time}",
+        "notice": "Hinweis",
+        "times_in": "Alle Zeiten in {zone}.",
+        "link_incident": "Zum Vorfall auf der Statusseite",
+        "link_maintenance": "Zur Wartung auf der Statusseite",
+        "link_page": "Statusseite",
+        "button_fallback": "Falls der Button nicht funktioniert, öffne diesen Link:",
+        "preferences": "Einstellungen ändern",
+        "unsubscribe": "Abmelden",
+        "confirm": "Anmeldung bestätigen",
+        "undo": "Abmeldung rückgängig machen",
+        "subject_confirmation": "Bitte bestätige deine Anmeldung für die Sinch-Statusmeldungen",
+        "subject_receipt": "Du bist von den Sinch-Statusmeldungen abgemeldet",
+    },
+    "en": {
+        "kicker": "Status notice",
+        "and": "and",
+        "greeting": "Hello,",
+        "signoff": "Kind regards,\nThe Sinch team",
+        "summary": "In short",
+        "more": "More information",
+        "q": "Q:",
+        "latest": "Latest update",
+        "translation": "Translation",
+        "original": "Text from the status page",
+        "timeline": "Earlier updates",
+        "timeline_note": "Previous posts, as written on the status page.",
+        "timeline_more": "{n} older posts are on the status page.",
+        "new": "new",
+        "status": "Status",
+        "start": "Start",
+        "end": "End",
+        "end_open": "not yet resolved",
+        "expected_end": "Planned end",
+        "planned_start": "Planned start",
+        "posted": "posted {time}",
+        "window": "Window",
+        "planned_window": "Planned window",
+        "completed_at": "Completed",
+        "affected": "Affected",
+        "not_named": "{page} (no individual components named)",
+        "impact": "Impact",
+        "products": "Products",
+        "more_count": "+{n} more",
+        "since": "since {time}",
+        "from": "from {time}",
+        "notice": "Notice",
+        "times_in": "All times in {zone}.",
+        "link_incident": "This incident on the status page",
+        "link_maintenance": "This maintenance on the status page",
+        "link_page": "Status page",
+        "button_fallback": "If the button does not work, open this link:",
+        "preferences": "Change preferences",
+        "unsubscribe": "Unsubscribe",
+        "confirm": "Confirm subscription",
+        "undo": "Undo unsubscribe",
+        "subject_confirmation": "Please confirm your subscription to Sinch status notifications",
+        "subject_receipt": "You have been unsubscribed from Sinch status notifications",
+    },
+}
+
+
+def status_label(lang: str, status: str) -> str:
+    """The reader's word for a status; unknown statuses are shown tidied, not hidden."""
+    return STATUS[lang].get(status, status.replace("_", " ").capitalize())
+
+
+def impact_label(lang: str, impact: str | None) -> str | None:
+    return IMPACT[lang].get(impact) if impact else None
+
+
+def join_names(lang: str, names: list[str]) -> str:
+    """Names for a sentence: `A`, `A und B`, `A, B und C` (lists and subjects use ", ")."""
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} {WORDS[lang]['and']} {names[-1]}"

@@ -1,0 +1,90 @@
+"""Email rendering: a notification's content snapshot in, a finished Email out. Pure.
+
+A mail is rendered once per (notification, language, time zone) and sent to many people, so
+per-recipient links are the literal PLACEHOLDERS strings, which the sender substitutes per
+recipient. The content dicts are described in DESIGN.md ("Email content") and built for feed
+changes by `content_from_entry`; the pieces live in notifier/emails/ and templates/email/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .emails import incident, labels, notices, text, times
+from .emails.message import PLACEHOLDERS, Message
+from .emails.templates import render_html, render_text
+from .feed import Entry
+
+__all__ = ["PLACEHOLDERS", "Email", "content_from_entry", "render_email"]
+
+KINDS: dict[str, Callable[[dict, str, str], Message]] = {
+    "incident": incident.build,
+    "maintenance": incident.build,
+    "announcement": notices.build_announcement,
+    "confirmation": notices.build_confirmation,
+    "receipt": notices.build_receipt,
+}
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str  # single line, no CR/LF, ≤ 200 chars
+    text: str  # complete plain-text part
+    html: str  # complete HTML document with CSS inlined, readable without images
+
+
+def render_email(content: dict, language: str, timezone: str) -> Email:
+    """Render one notification for readers of `language` in `timezone` (an IANA name).
+
+    ValueError for an unknown kind, language or zone; the message says which.
+    """
+    if language not in labels.LANGUAGES:
+        raise ValueError(f"unsupported language {language!r} (use one of: de, en)")
+    times.zone(timezone)
+    kind = content.get("kind") if isinstance(content, Mapping) else None
+    build = KINDS.get(kind)
+    if build is None:
+        raise ValueError(f"unknown email kind {kind!r}")
+    message = build(dict(content), language, timezone)
+    subject = text.truncate(text.single_line(message.subject), incident.SUBJECT_LIMIT)
+    return Email(subject=subject, text=render_text(message), html=render_html(message))
+
+
+def content_from_entry(
+    entry: Entry,
+    page_name: str,
+    page_url: str,
+    *,
+    status: str | None = None,
+    change: str = "new_update",
+    new_updates: int = 1,
+    components: Iterable[Mapping] = (),
+    impact: str | None = None,
+) -> dict:
+    """The JSON-able incident/maintenance content dict for a parsed feed entry."""
+    newest = entry.updates[0].status if entry.updates else None
+    fallback = "scheduled" if entry.kind == "maintenance" else "investigating"
+    return {
+        "kind": entry.kind,
+        "page_name": page_name,
+        "page_url": page_url,
+        "incident": {
+            "key": entry.key,
+            "title": entry.title,
+            "link": entry.link,
+            "impact": impact,
+            "components": [{"id": str(c["id"]), "name": str(c["name"])} for c in components],
+            "scheduled_start": _iso(entry.scheduled_start),
+            "scheduled_end": _iso(entry.scheduled_end),
+        },
+        "status": status or newest or fallback,
+        "change": change,
+        "new_updates": new_updates,
+        "updates": [{"status": u.status, "at": _iso(u.at), "text": u.text} for u in entry.updates],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None

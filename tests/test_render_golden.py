@@ -1,0 +1,71 @@
+"""Golden files of every email kind in German and English: the rendered mails are the product.
+
+Inputs are the JSON content snapshots in tests/golden/content/; outputs are
+tests/golden/<case>.<lang>.<zone>.txt (subject line + text part) and .html. Any difference
+fails. After an intended change, regenerate with
+`UPDATE_GOLDEN=1 pytest tests/test_render_golden.py` and read the diff: it is what
+subscribers will see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from notifier.render import render_email
+
+GOLDEN = Path(__file__).parent / "golden"
+CONTENT = GOLDEN / "content"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+CASES = sorted(p.stem for p in CONTENT.glob("*.json"))
+READERS = [("de", "Europe/Berlin"), ("en", "UTC")]
+# English readers in Berlin see CEST/CET; the June and January incidents show both.
+EXTRA = [
+    ("incident_resolved_june", "en", "Europe/Berlin"),
+    ("incident_resolved_january", "en", "Europe/Berlin"),
+]
+RENDERS = [(case, lang, tz) for case in CASES for lang, tz in READERS] + EXTRA
+
+
+def load_content(case: str) -> dict:
+    return json.loads((CONTENT / f"{case}.json").read_text(encoding="utf-8"))
+
+
+def golden_stem(case: str, lang: str, tz: str) -> str:
+    return f"{case}.{lang}.{tz.replace('/', '-').lower()}"
+
+
+def _check(path: Path, actual: str) -> None:
+    if UPDATE:
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"{path.name} is missing; run with UPDATE_GOLDEN=1 and review it"
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, f"{path.name} differs; if intended, UPDATE_GOLDEN=1 and review"
+
+
+def test_every_kind_has_a_golden_case():
+    kinds = {load_content(case)["kind"] for case in CASES}
+    assert kinds == {"incident", "maintenance", "announcement", "confirmation", "receipt"}
+
+
+@pytest.mark.parametrize(("case", "lang", "tz"), RENDERS, ids=lambda v: str(v))
+def test_email_matches_golden(case, lang, tz):
+    email = render_email(load_content(case), lang, tz)
+    stem = golden_stem(case, lang, tz)
+    _check(GOLDEN / f"{stem}.txt", f"Subject: {email.subject}\n\n{email.text}")
+    _check(GOLDEN / f"{stem}.html", email.html)
+
+
+def test_no_stale_golden_files():
+    expected = {f"{golden_stem(*r)}.{ext}" for r in RENDERS for ext in ("txt", "html")}
+    present = {p.name for p in GOLDEN.iterdir() if p.is_file()}
+    if UPDATE:
+        for name in present - expected:
+            (GOLDEN / name).unlink()
+        return
+    assert present == expected
