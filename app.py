@@ -101,8 +101,10 @@ def register_blueprints(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from notifier.cli import register
+    from notifier.preview import register as register_preview
 
     register(app)
+    register_preview(app)
 
 
 def register_error_handlers(app: Flask) -> None:

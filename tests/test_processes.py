@@ -112,7 +112,7 @@ def test_honcho_runs_web_and_worker_from_the_procfile(tmp_path, feed_server):
     feed_url = feed_server.set("/history.atom", FEED)
     port = free_port()
     env = env_for(tmp_path, PORT=str(port), FEED_URLS=feed_url, POLL_INTERVAL_SECONDS="2")
-    proc, out = start([str(BIN / "honcho"), "start"], env)
+    proc, out = start([str(BIN / "honcho"), "start", "web", "worker"], env)
     try:
         out.wait_for("worker: started")
         polls = out.wait_for(f"poll {feed_url}:", count=2)
