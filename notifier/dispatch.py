@@ -25,7 +25,6 @@ from .tokens import recipient_links
 log = logging.getLogger(__name__)
 
 CLAIM_SIZE = 1000
-LEASE = timedelta(minutes=2)
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 MAX_ATTEMPTS = 12
@@ -98,7 +97,8 @@ class Dispatcher:
             if max_claims is not None and claims >= max_claims:
                 break
             now = self.clock()
-            rows = self.store.claim_due(self.owner, now, now + LEASE, CLAIM_SIZE)
+            lease = timedelta(seconds=self.settings.dispatch_lease_seconds)
+            rows = self.store.claim_due(self.owner, now, now + lease, CLAIM_SIZE)
             claims += 1
             if not rows:
                 break
@@ -118,8 +118,9 @@ class Dispatcher:
             message = self._message(*key, group)
             if message is None:
                 continue
-            for start in range(0, len(group), self.backend.max_batch):
-                batch = group[start : start + self.backend.max_batch]
+            size = min(self.backend.max_batch, self.settings.send_batch_size)
+            for start in range(0, len(group), size):
+                batch = group[start : start + size]
                 if self.stop.is_set() or self.stats.halted:
                     self._release(batch, "dispatch stopped before sending")
                     continue

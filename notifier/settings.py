@@ -27,6 +27,8 @@ class Settings:
     feed_urls: tuple[str, ...] = (DEFAULT_FEED_URL,)
     poll_interval_seconds: int = 60
     dispatch_interval_seconds: int = 5
+    dispatch_lease_seconds: int = 120
+    send_batch_size: int = 1000
     public_base_url: str = "http://localhost:5000"
     mail_from: str = "Sinch Status <status-noreply@localhost>"
     list_id: str = "Sinch status notifications <status.notifier.localhost>"
@@ -143,6 +145,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         feed_urls=feeds or defaults.feed_urls,
         poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=1),
         dispatch_interval_seconds=_int(env, "DISPATCH_INTERVAL_SECONDS", 5, minimum=1),
+        dispatch_lease_seconds=_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
+        send_batch_size=min(1000, _int(env, "SEND_BATCH_SIZE", 1000, minimum=1)),
         public_base_url=public,
         mail_from=env.get("MAIL_FROM", "").strip() or defaults.mail_from,
         list_id=env.get("LIST_ID", "").strip() or defaults.list_id,

@@ -12,6 +12,7 @@ import pytest
 from app import create_app
 from notifier.settings import Settings
 
+from .fake_sendgrid import sendgrid  # noqa: F401  (fixture for every test module)
 from .servers import LocalServer
 
 

@@ -1,0 +1,449 @@
+"""Dispatch against the fake SendGrid: payloads, retries, 429, 400, pause, expiry, leases."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from notifier.dispatch import Dispatcher
+from notifier.mailer import SendGridBackend
+from notifier.notifications import queue_personal
+from notifier.render import render_email
+from notifier.tokens import MANAGE, read_token
+
+from .helpers import add_subscriber, table
+
+CONTENT = {
+    "kind": "incident",
+    "page_name": "Sinch",
+    "page_url": "https://status.sinch.com",
+    "incident": {
+        "key": "abc123",
+        "title": "Delayed SMS delivery",
+        "link": "https://status.sinch.com/incidents/abc123",
+        "impact": "major",
+        "components": [{"id": "sms-eu", "name": "SMS (EU)"}],
+        "scheduled_start": None,
+        "scheduled_end": None,
+    },
+    "status": "identified",
+    "change": "new_update",
+    "new_updates": 1,
+    "updates": [
+        {"status": "identified", "at": "2026-11-26T11:30:00Z", "text": "Cause found."},
+        {"status": "investigating", "at": "2026-11-26T11:00:00Z", "text": "Looking into it."},
+    ],
+}
+
+
+@pytest.fixture
+def sg_settings(settings, sendgrid):
+    return replace(
+        settings,
+        email_backend="sendgrid",
+        sendgrid_api_key=sendgrid.api_key,
+        sendgrid_api_host=sendgrid.base_url,
+        sendgrid_timeout_seconds=0.5,
+        mail_from="Sinch Status <status@sinch.example>",
+        list_id="Sinch status <status.sinch.example>",
+    )
+
+
+@pytest.fixture
+def notification(db, clock):
+    def create(content=CONTENT, ttl_hours=24):
+        nid = db.create_notification(
+            content["kind"], content, clock(), clock() + timedelta(hours=ttl_hours), audience={}
+        )
+        db.fan_out(nid, clock())
+        return nid
+
+    return create
+
+
+def without_tokens(value, settings, expected: tuple[int, str]):
+    """Replace every signed MANAGE token with <token> after checking whom it names."""
+    if isinstance(value, dict):
+        return {k: without_tokens(v, settings, expected) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_tokens(v, settings, expected) for v in value]
+    if isinstance(value, str) and settings.public_base_url in value:
+        prefix, token = value.rstrip(">").rsplit("/", 1)
+        data = read_token(settings.secret_key, MANAGE, token)
+        assert (data.subscriber_id, data.nonce) == expected
+        return f"{prefix}/<token>" + (">" if value.endswith(">") else "")
+    return value
+
+
+def dispatcher(db, settings, clock, **kw):
+    backend = SendGridBackend(
+        settings.sendgrid_api_key,
+        settings.sendgrid_api_host,
+        settings.sendgrid_timeout_seconds,
+        clock=lambda: clock().timestamp(),
+    )
+    return Dispatcher(db, backend, settings, clock, rng=random.Random(1), owner="w1", **kw)
+
+
+def states(db):
+    return sorted((d["email"], d["state"], d["reason"]) for d in table(db, "deliveries"))
+
+
+def test_one_request_per_language_and_zone_with_the_whole_payload(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    de1 = add_subscriber(db, "anna@example.com", now=clock(), language="de")
+    add_subscriber(db, "ben@example.com", now=clock(), language="de")
+    en = add_subscriber(db, "cara@example.com", now=clock(), language="en")
+    nid = notification()
+
+    stats = dispatcher(db, sg_settings, clock).run()
+
+    assert (stats.requests, stats.sent, stats.failed) == (2, 3, 0)
+    assert [r.status for r in sendgrid.requests] == [202, 202]
+    german = next(r.body for r in sendgrid.requests if len(r.body["personalizations"]) == 2)
+    email = render_email(CONTENT, "de", "Europe/Berlin")
+    rows = {d["email"]: d for d in table(db, "deliveries")}
+    nonce = db._scalar("SELECT link_nonce FROM subscribers WHERE id = ?", [de1])
+    base = sg_settings.public_base_url
+    assert without_tokens(german["personalizations"][0], sg_settings, (de1, nonce)) == {
+        "to": [{"email": "anna@example.com"}],
+        "substitutions": {
+            "-preferences_url-": f"{base}/preferences/<token>",
+            "-unsubscribe_url-": f"{base}/unsubscribe/<token>",
+        },
+        "headers": {"List-Unsubscribe": f"<{base}/unsubscribe/one-click/<token>>"},
+        "custom_args": {
+            "delivery_id": str(rows["anna@example.com"]["id"]),
+            "notification_id": str(nid),
+        },
+    }
+    assert {k: v for k, v in german.items() if k != "personalizations"} == {
+        "from": {"email": "status@sinch.example", "name": "Sinch Status"},
+        "subject": email.subject,
+        "content": [
+            {"type": "text/plain", "value": email.text},
+            {"type": "text/html", "value": email.html},
+        ],
+        "categories": ["incident"],
+        "headers": {
+            "List-Id": "Sinch status <status.sinch.example>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+        "tracking_settings": {
+            "click_tracking": {"enable": False, "enable_text": False},
+            "open_tracking": {"enable": False},
+            "subscription_tracking": {"enable": False},
+            "ganalytics": {"enable": False},
+        },
+    }
+    assert email.subject.startswith("[Ursache gefunden] SMS (EU): Delayed SMS delivery")
+    english = next(r.body for r in sendgrid.requests if len(r.body["personalizations"]) == 1)
+    assert english["subject"] == render_email(CONTENT, "en", "UTC").subject
+    assert english["personalizations"][0]["to"] == [{"email": "cara@example.com"}]
+    message_ids = {r.message_id for r in sendgrid.requests}
+    assert {d["message_id"] for d in rows.values()} == message_ids
+    assert all(d["state"] == "sent" and d["attempts"] == 1 for d in rows.values())
+    assert [
+        (a["delivery_id"], a["outcome"], a["status_code"])
+        for a in table(db, "delivery_attempts", "delivery_id")
+    ] == [(rows[e]["id"], "accepted", 202) for e in sorted(rows, key=lambda e: rows[e]["id"])]
+    assert en
+
+
+def test_running_dispatch_again_sends_nothing_twice(db, sg_settings, clock, notification, sendgrid):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    dispatcher(db, sg_settings, clock).run()
+    stats = dispatcher(db, sg_settings, clock).run()
+    assert stats.requests == 0
+    assert [r["email"] for r in sendgrid.accepted_recipients()] == ["anna@example.com"]
+
+
+def test_server_errors_back_off_and_then_deliver(db, sg_settings, clock, notification, sendgrid):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    sendgrid.script("server_error", "unavailable")
+
+    first = dispatcher(db, sg_settings, clock).run()
+    [row] = table(db, "deliveries")
+    assert (first.requests, row["state"], row["attempts"], row["reason"]) == (
+        1,
+        "pending",
+        1,
+        "HTTP 500: internal server error",
+    )
+    wait1 = row["next_attempt_at"] - clock()
+    assert timedelta(seconds=2.5) <= wait1 <= timedelta(seconds=7.5)  # 5 s x jitter 0.5-1.5
+    assert dispatcher(db, sg_settings, clock).run().requests == 0  # not due yet
+
+    clock.advance(seconds=8)
+    dispatcher(db, sg_settings, clock).run()
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["attempts"]) == ("pending", 2)
+    assert timedelta(seconds=5) <= row["next_attempt_at"] - clock() <= timedelta(seconds=15)
+
+    clock.advance(seconds=16)
+    dispatcher(db, sg_settings, clock).run()
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["attempts"], row["possible_duplicate"]) == ("sent", 3, 0)
+
+
+def test_rate_limit_waits_for_the_reset_and_holds_everything_else(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    for i in range(4):
+        add_subscriber(db, f"user{i}@example.com", now=clock())
+    notification()
+    sendgrid.rate_limit_reset_at = int(clock().timestamp()) + 40
+    sendgrid.script("rate_limited")
+    settings = replace(sg_settings, send_batch_size=2)
+
+    stats = dispatcher(db, settings, clock).run()
+
+    assert stats.requests == 1 and stats.halted == "rate limited for 40s"
+    rows = table(db, "deliveries")
+    assert {(r["state"], r["next_attempt_at"]) for r in rows} == {
+        ("pending", clock() + timedelta(seconds=40))
+    }
+    assert sorted(r["attempts"] for r in rows) == [0, 0, 1, 1]
+    clock.advance(seconds=39)
+    assert dispatcher(db, settings, clock).run().requests == 0
+    clock.advance(seconds=1)
+    assert dispatcher(db, settings, clock).run().sent == 4
+
+
+def test_a_permanent_400_fails_only_the_bad_address(db, sg_settings, clock, notification, sendgrid):
+    for name in ("a", "b", "bad", "c"):
+        add_subscriber(db, f"{name}@example.com", now=clock())
+    notification()
+    sendgrid.rejected_addresses = {"bad@example.com"}
+
+    stats = dispatcher(db, sg_settings, clock).run()
+
+    assert (stats.sent, stats.failed) == (3, 1)
+    assert states(db) == [
+        ("a@example.com", "sent", None),
+        ("b@example.com", "sent", None),
+        (
+            "bad@example.com",
+            "failed",
+            "HTTP 400: Does not contain a valid address. (personalizations.0.to.0.email)",
+        ),
+        ("c@example.com", "sent", None),
+    ]
+    assert sorted(r["email"] for r in sendgrid.accepted_recipients()) == [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+    ]
+
+
+def test_a_refused_api_key_pauses_all_sending_and_raises_an_alert(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    sendgrid.auth_mode = 401
+
+    stats = dispatcher(db, sg_settings, clock).run()
+
+    assert stats.halted == "sending paused: API key refused"
+    assert db.sending_paused().startswith("SendGrid refused the API key (HTTP 401)")
+    assert [(a["kind"], a["message"][:40]) for a in db.open_alerts()] == [
+        ("sending_paused", "SendGrid refused the API key (HTTP 401):")
+    ]
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["attempts"]) == ("pending", 0)
+    assert dispatcher(db, sg_settings, clock).run().requests == 0  # paused
+
+    sendgrid.auth_mode = None
+    db.resume_sending(clock())
+    assert dispatcher(db, sg_settings, clock).run().sent == 1
+
+
+def test_a_lost_202_is_retried_and_flagged_as_possible_duplicate(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    sendgrid.hang_seconds = 1.5
+    sendgrid.script("timeout_accepted")
+
+    dispatcher(db, sg_settings, clock).run()
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["possible_duplicate"]) == ("pending", 1)
+    assert row["reason"].startswith("no answer after sending: TimeoutError")
+
+    clock.advance(minutes=1)
+    dispatcher(db, sg_settings, clock).run()
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["possible_duplicate"]) == ("sent", 1)
+    assert [r["email"] for r in sendgrid.accepted_recipients()] == ["anna@example.com"] * 2
+
+
+def test_an_expired_notification_fails_as_expired_and_is_not_sent(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification(ttl_hours=1)
+    clock.advance(hours=1)
+
+    stats = dispatcher(db, sg_settings, clock).run()
+
+    assert (stats.expired, stats.requests) == (1, 0)
+    assert states(db) == [("anna@example.com", "failed", "expired")]
+    assert sendgrid.requests == []
+
+
+def test_a_subscriber_who_leaves_mid_fan_out_gets_nothing_afterwards(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    ids = [add_subscriber(db, f"user{i}@example.com", now=clock()) for i in range(4)]
+    notification()
+    settings = replace(sg_settings, send_batch_size=2)
+    d = dispatcher(db, settings, clock)
+    real_send = d.backend.send
+
+    def send_then_unsubscribe(message, recipients):
+        result = real_send(message, recipients)
+        # Between the first and second request the last subscriber unsubscribes.
+        db._execute("UPDATE subscribers SET state = 'unsubscribed' WHERE id = ?", [ids[-1]])
+        db.cancel_pending_for_subscriber(ids[-1], "unsubscribed", clock())
+        return result
+
+    d.backend.send = send_then_unsubscribe
+    d.run()
+
+    assert states(db) == [
+        ("user0@example.com", "sent", None),
+        ("user1@example.com", "sent", None),
+        ("user2@example.com", "sent", None),
+        ("user3@example.com", "cancelled", "unsubscribed"),
+    ]
+    assert "user3@example.com" not in [r["email"] for r in sendgrid.accepted_recipients()]
+
+
+def test_a_bounce_between_claim_and_send_stops_the_row(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    ids = [add_subscriber(db, f"user{i}@example.com", now=clock()) for i in range(2)]
+    notification()
+    settings = replace(sg_settings, send_batch_size=1)
+    d = dispatcher(db, settings, clock)
+    real_send = d.backend.send
+
+    def send_then_bounce(message, recipients):
+        result = real_send(message, recipients)
+        db._execute("UPDATE subscribers SET state = 'suppressed' WHERE id = ?", [ids[1]])
+        return result
+
+    d.backend.send = send_then_bounce
+    d.run()
+    assert states(db) == [
+        ("user0@example.com", "sent", None),
+        ("user1@example.com", "cancelled", "subscriber no longer eligible"),
+    ]
+
+
+def test_a_dead_workers_lease_is_reclaimed_and_flagged(
+    db, sg_settings, clock, notification, sendgrid
+):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    claimed = db.claim_due("dead-worker", clock(), clock() + timedelta(minutes=2), 1000)
+    assert len(claimed) == 1
+    assert dispatcher(db, sg_settings, clock).run().requests == 0  # still leased
+
+    clock.advance(minutes=2)
+    stats = dispatcher(db, sg_settings, clock).run()
+
+    assert (stats.reclaimed, stats.sent) == (1, 1)
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["possible_duplicate"]) == ("sent", 1)
+
+
+def test_a_confirmation_for_an_already_confirmed_address_is_not_sent(
+    db,
+    sg_settings,
+    clock,
+    sendgrid,
+):
+    sid = add_subscriber(db, "new@example.com", now=clock(), state="pending")
+    queue_personal(db, "confirmation", sid, clock())
+    db._execute(
+        "UPDATE subscribers SET state = 'confirmed', token_nonce = NULL WHERE id = ?", [sid]
+    )
+    dispatcher(db, sg_settings, clock).run()
+    assert states(db) == [("new@example.com", "cancelled", "subscriber no longer eligible")]
+    assert sendgrid.requests == []
+
+
+def test_flaky_provider_delivers_everything_within_the_ttl_and_duplicates_only_flagged(
+    db,
+    sg_settings,
+    clock,
+    notification,
+    sendgrid,
+):
+    for i in range(120):
+        add_subscriber(db, f"user{i:03d}@example.com", now=clock(), language=("de", "en")[i % 2])
+    notification(ttl_hours=24)
+    sendgrid.faults = {
+        "server_error": 0.3,
+        "rate_limited": 0.1,
+        "timeout": 0.03,
+        "timeout_accepted": 0.03,
+        "reset_accepted": 0.02,
+    }
+    sendgrid.hang_seconds = 0.8
+    sendgrid.rate_limit_reset_seconds = 20
+    settings = replace(sg_settings, send_batch_size=10)
+    deadline = clock() + timedelta(hours=24)
+    runs = 0
+    while any(r["state"] != "sent" for r in table(db, "deliveries")):
+        assert clock() < deadline, states(db)
+        sendgrid.rate_limit_reset_at = int(clock().timestamp()) + 20
+        dispatcher(db, settings, clock).run()
+        clock.advance(seconds=30)
+        runs += 1
+
+    rows = {r["email"]: r for r in table(db, "deliveries")}
+    got = Counter(r["email"] for r in sendgrid.accepted_recipients())
+    assert set(got) == set(rows)  # everyone got the mail
+    duplicated = {email for email, n in got.items() if n > 1}
+    assert duplicated, "the fault mix should have produced at least one lost 202"
+    assert all(rows[email]["possible_duplicate"] == 1 for email in duplicated)
+    assert runs > 3
