@@ -24,7 +24,6 @@ from .tokens import recipient_links
 
 log = logging.getLogger(__name__)
 
-CLAIM_SIZE = 1000
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 MAX_ATTEMPTS = 12
@@ -90,6 +89,11 @@ class Dispatcher:
             self.stats.halted = f"sending paused: {paused}"
             return self.stats
         now = self.clock()
+        limited = self.store.rate_limited_until()
+        if limited and limited > now:
+            # SendGrid's limit is per account: no worker sends before the window reopens.
+            self.stats.halted = f"rate limited until {limited:%H:%M:%S} UTC"
+            return self.stats
         self.stats.expired += self.store.expire_due(now)
         self.stats.reclaimed += self.store.reclaim_expired_leases(now)
         claims = 0
@@ -98,7 +102,9 @@ class Dispatcher:
                 break
             now = self.clock()
             lease = timedelta(seconds=self.settings.dispatch_lease_seconds)
-            rows = self.store.claim_due(self.owner, now, now + lease, CLAIM_SIZE)
+            # Claim one request's worth at a time: a killed worker then strands (and flags as
+            # possible duplicates) only the rows of the request it had in flight.
+            rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
             claims += 1
             if not rows:
                 break
@@ -118,13 +124,16 @@ class Dispatcher:
             message = self._message(*key, group)
             if message is None:
                 continue
-            size = min(self.backend.max_batch, self.settings.send_batch_size)
+            size = self._batch_size()
             for start in range(0, len(group), size):
                 batch = group[start : start + size]
                 if self.stop.is_set() or self.stats.halted:
                     self._release(batch, "dispatch stopped before sending")
                     continue
                 self._send_batch(message, batch, nonces)
+
+    def _batch_size(self) -> int:
+        return min(self.backend.max_batch, self.settings.send_batch_size)
 
     # --- rendering -------------------------------------------------------------------
     def _message(self, notification_id: int, language: str, zone: str, group) -> Message | None:
@@ -227,6 +236,7 @@ class Dispatcher:
         # Everything else we hold would hit the same limit: hand it back and stop this run.
         self.stats.halted = f"rate limited for {int(wait.total_seconds())}s"
         self._resume_at = now + wait
+        self.store.set_rate_limited_until(now + wait, now)
 
     def _on_transient(self, message, batch, result: SendResult, nonces) -> None:
         self._retry(batch, result.error or "temporary error", possible_duplicate=False)

@@ -215,12 +215,17 @@ def test_rate_limit_waits_for_the_reset_and_holds_everything_else(
 
     assert stats.requests == 1 and stats.halted == "rate limited for 40s"
     rows = table(db, "deliveries")
-    assert {(r["state"], r["next_attempt_at"]) for r in rows} == {
-        ("pending", clock() + timedelta(seconds=40))
-    }
-    assert sorted(r["attempts"] for r in rows) == [0, 0, 1, 1]
+    reset = clock() + timedelta(seconds=40)
+    assert sorted((r["state"], r["attempts"], r["next_attempt_at"]) for r in rows) == [
+        ("pending", 0, clock()),  # never claimed
+        ("pending", 0, clock()),
+        ("pending", 1, reset),  # the request that got the 429
+        ("pending", 1, reset),
+    ]
+    assert db.rate_limited_until() == reset
     clock.advance(seconds=39)
-    assert dispatcher(db, settings, clock).run().requests == 0
+    held = dispatcher(db, settings, clock).run()
+    assert (held.requests, held.halted) == (0, "rate limited until 12:00:40 UTC")
     clock.advance(seconds=1)
     assert dispatcher(db, settings, clock).run().sent == 4
 

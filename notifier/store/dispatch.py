@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from .base import from_db_time, to_db_time
 from .deliveries import _marks
 
 PAUSE_KEY = "sending_paused"
+RATE_LIMIT_KEY = "rate_limited_until"
 
 
 class DispatchQueries:
@@ -146,6 +148,13 @@ class DispatchQueries:
 
     def resume_sending(self, now: datetime) -> None:
         self.set_meta(PAUSE_KEY, None, now)
+
+    def rate_limited_until(self) -> datetime | None:
+        value = self.get_meta(RATE_LIMIT_KEY)
+        return None if value is None else from_db_time(value)
+
+    def set_rate_limited_until(self, until: datetime, now: datetime) -> None:
+        self.set_meta(RATE_LIMIT_KEY, to_db_time(until), now)
 
     def raise_alert(self, kind: str, message: str, now: datetime) -> None:
         """One open alert per kind; raising it again refreshes the message."""
