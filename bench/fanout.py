@@ -1,0 +1,202 @@
+"""Fan-out benchmark: one incident update to N confirmed subscribers through the fake SendGrid.
+
+    .venv/bin/python bench/fanout.py                         # SQLite, 100,000 recipients
+    .venv/bin/python bench/fanout.py --database postgres     # + PostgreSQL with 1 and 2 workers
+
+Each dispatch worker is a real `flask --app app dispatch-once` process talking to a fake
+SendGrid server in this process (50 ms latency per request, schema validation off so the fake's
+own CPU does not count). Reports wall time until every delivery is accepted, requests,
+recipients per second and the workers' peak RSS; then the same for one request per recipient on
+a smaller N, extrapolated linearly to N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from notifier.settings import load_settings  # noqa: E402
+from notifier.store import open_store  # noqa: E402
+from tests.fake_sendgrid import FakeSendGrid  # noqa: E402
+from tests.test_dispatch import CONTENT  # noqa: E402
+
+
+def seed(database_url: str, n: int) -> float:
+    """N confirmed subscribers, half German, and one fanned-out notification; fan-out seconds."""
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    store.upgrade()
+    now = datetime.now(UTC)
+    rows = [
+        [f"user{i:06d}@example.com", "de" if i % 2 else "en",
+         "Europe/Berlin" if i % 2 else "UTC", f"nonce{i}", now, now, now]
+        for i in range(n)
+    ]  # fmt: skip
+    with store.write():
+        store._executemany(
+            "INSERT INTO subscribers (email, language, timezone, all_components, state, "
+            "link_nonce, created_at, updated_at, confirmed_at) "
+            "VALUES (?, ?, ?, 1, 'confirmed', ?, ?, ?, ?)",
+            rows,
+        )
+    nid = store.create_notification("incident", CONTENT, now, now + timedelta(hours=2))
+    started = time.perf_counter()
+    created = store.fan_out(nid, now)
+    elapsed = time.perf_counter() - started
+    assert created == n, (created, n)
+    store.close()
+    return elapsed
+
+
+def run_workers(database_url: str, workers: int, fake: FakeSendGrid, batch: int, tmp: Path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp),
+        "INSTANCE_PATH": str(tmp / "instance"),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
+        "EMAIL_BACKEND": "sendgrid",
+        "SENDGRID_API_KEY": fake.api_key,
+        "SENDGRID_API_HOST": fake.base_url,
+        "SEND_BATCH_SIZE": str(batch),
+        "PUBLIC_BASE_URL": "https://status-notify.example.com",
+        "LOG_LEVEL": "WARNING",
+    }
+    cmd = [
+        sys.executable, "-c",
+        "import resource, sys; from flask.cli import main; sys.argv = ['flask', '--app', 'app', "
+        "'dispatch-once'];\ntry:\n    main()\nfinally:\n    print('maxrss_kb', "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+        for _ in range(workers)
+    ]  # fmt: skip
+    rss = []
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"worker failed:\n{err}")
+        rss += [int(line.split()[1]) for line in err.splitlines() if line.startswith("maxrss_kb")]
+    return time.perf_counter() - started, max(rss) / 1024
+
+
+def pending(database_url: str) -> int:
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    n = store._scalar("SELECT COUNT(*) AS n FROM deliveries WHERE state <> 'sent'")
+    store.close()
+    return n
+
+
+class Database:
+    """A fresh database per run: a SQLite file, or a PostgreSQL database created and dropped."""
+
+    def __init__(self, kind: str, tmp: Path, admin_url: str | None):
+        self.kind, self.tmp, self.admin_url = kind, tmp, admin_url
+        self.name = f"bench_{uuid.uuid4().hex[:10]}"
+
+    def __enter__(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.tmp / (self.name + '.db')}"
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {self.name}")
+        info = psycopg.conninfo.conninfo_to_dict(self.admin_url)
+        info["dbname"] = self.name
+        return psycopg.conninfo.make_conninfo(**info).join(["postgresql://?", ""]).replace(
+            " ", "&"
+        )
+
+    def __exit__(self, *exc):
+        if self.kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def measure(kind, workers, n, batch, tmp, admin_url, latency) -> dict:
+    fake = FakeSendGrid(latency_seconds=latency, schema_path=None).start()
+    try:
+        with Database(kind, tmp, admin_url) as url:
+            fan_out = seed(url, n)
+            wall, rss = run_workers(url, workers, fake, batch, tmp)
+            left = pending(url)
+    finally:
+        fake.stop()
+    accepted = len(fake.accepted_recipients())
+    assert left == 0 and accepted >= n, (left, accepted)
+    return {
+        "database": kind, "workers": workers, "n": n, "batch": batch, "fan_out_s": fan_out,
+        "wall_s": wall, "requests": len(fake.requests), "per_s": n / wall, "rss_mb": rss,
+    }  # fmt: skip
+
+
+def report(row: dict, extrapolate_to: int | None = None) -> str:
+    line = (
+        f"| {row['database']} | {row['workers']} | {row['n']:,} | {row['batch']} | "
+        f"{row['fan_out_s']:.2f} | {row['wall_s']:.1f} | {row['requests']:,} | "
+        f"{row['per_s']:,.0f} | {row['rss_mb']:.0f} |"
+    )
+    if extrapolate_to:
+        line += f" ≈ {extrapolate_to / row['per_s']:,.0f} s for {extrapolate_to:,} (extrapolated)"
+    return line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=100_000, help="recipients (default 100000)")
+    parser.add_argument("--single-n", type=int, default=1_000, help="N for 1 request/recipient")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--latency", type=float, default=0.05, help="fake SendGrid latency (s)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration")
+    args = parser.parse_args()
+    admin_url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("BENCH_DATABASE_URL")
+    if args.database == "postgres" and not admin_url:
+        raise SystemExit("--database postgres needs TEST_DATABASE_URL (an admin URL)")
+    configs = [("sqlite", 1)]
+    if args.database == "postgres":
+        configs += [("postgres", 1), ("postgres", 2)]
+    print(f"# {platform.node()}: {os.cpu_count()} cores, {_cpu()}, Python {platform.python_version()}")
+    print(f"# fake SendGrid latency {args.latency * 1000:.0f} ms/request, N = {args.n:,}")
+    print("| database | workers | N | batch | fan-out s | wall s | requests | recipients/s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    try:
+        for kind, workers in configs:
+            runs = [measure(kind, workers, args.n, 1000, tmp, admin_url, args.latency)
+                    for _ in range(args.repeat)]  # fmt: skip
+            print(report(statistics.median_low(runs, key=lambda r: r["wall_s"]) if len(runs) > 1 else runs[0]), flush=True)
+        single = measure("sqlite", 1, args.single_n, 1, tmp, admin_url, args.latency)
+        print(report(single, extrapolate_to=args.n), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
