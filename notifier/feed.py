@@ -184,6 +184,12 @@ def plain_text(fragment: str) -> str:
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
+def _own(item, key: str):
+    """item[key] without feedparser's deprecated fallback from updated_* to published_*."""
+    # RSS has no <updated>; feedparser then answers with pubDate and a DeprecationWarning.
+    return item[key] if key in item else None
+
+
 def _struct_to_dt(value) -> datetime | None:
     if not value:
         return None
@@ -310,7 +316,7 @@ def _parse_entry(raw, fallback_time: datetime, problems: list[str]) -> Entry | N
         problems.append(f"entry {title[:60]!r} has no /incidents/<code> link; skipped")
         return None
     published = _struct_to_dt(raw.get("published_parsed"))
-    updated = _struct_to_dt(raw.get("updated_parsed"))
+    updated = _struct_to_dt(_own(raw, "updated_parsed"))
     reference = max((d for d in (published, updated) if d), default=fallback_time)
     content = _entry_content(raw)
     try:
@@ -381,7 +387,7 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
     fmt = "atom" if parsed["version"].startswith("atom") else "rss"
     feed_meta = parsed.get("feed", {})
     fallback = (
-        _struct_to_dt(feed_meta.get("updated_parsed") or feed_meta.get("published_parsed"))
+        _struct_to_dt(_own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed"))
         or now
         or datetime.now(UTC)
     )
