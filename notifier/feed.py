@@ -116,6 +116,7 @@ _INCIDENT_CODE = re.compile(r"/incidents/([A-Za-z0-9_-]+)")
 _BREAK = re.compile(r"<br\s*/?>|</p\s*>|</li\s*>", re.I)
 _LINK = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>", re.I | re.S)
 _TAG = re.compile(r"<[^>]+>")
+_SAFE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>]+$", re.I)
 _SPACE = re.compile(r"\s+")
 
 
@@ -176,8 +177,11 @@ def plain_text(fragment: str) -> str:
     """HTML fragment -> inert plain text: tags dropped, links kept as 'label (url)'."""
 
     def link(match: re.Match) -> str:
-        url, label = match.group(2), _TAG.sub("", match.group(3)).strip()
-        return label if not url or url in label else f"{label} ({url})"
+        url, label = html.unescape(match.group(2)).strip(), _TAG.sub("", match.group(3)).strip()
+        # Only web and mail links are worth keeping; "javascript:" and the like are dropped.
+        if not _SAFE_URL.match(url) or url in html.unescape(label):
+            return label
+        return f"{label} ({url})"
 
     text = _LINK.sub(link, fragment)
     text = _TAG.sub(" ", _BREAK.sub(" ", text))
