@@ -190,8 +190,9 @@ def plain_text(fragment: str) -> str:
 
 def _own(item, key: str):
     """item[key] without feedparser's deprecated fallback from updated_* to published_*."""
-    # RSS has no <updated>; feedparser then answers with pubDate and a DeprecationWarning.
-    return item[key] if key in item else None
+    # RSS has no <updated>; feedparser's get()/[] then answer with pubDate and a
+    # DeprecationWarning. Only its `in` checks what the entry really has.
+    return item[key] if key in item else None  # noqa: SIM401 - .get() takes the fallback
 
 
 def _struct_to_dt(value) -> datetime | None:
