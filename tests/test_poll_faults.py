@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
-from notifier.fetch import make_client
+from notifier.fetch import FetchError, fetch, make_client
 from notifier.poller import body_digest, poll_all
 
 from .feedgen import Incident, Page, Post, render, utc
@@ -402,3 +404,47 @@ def test_poll_once_cli_reports_each_feed_and_fails_when_one_failed(app, runner, 
         f"{feeds.b}: 1 change(s) recorded from 1 entries",
     ]
     assert change_rows(feeds.db) == [b_change(feeds)]
+
+
+class Trickle(httpx.SyncByteStream):
+    """A response body that arrives in chunks, with a pause before each."""
+
+    def __init__(self, chunks: int, size: int, pause_seconds: float = 0.0):
+        self.chunks, self.size, self.pause = chunks, size, pause_seconds
+
+    def __iter__(self):
+        for _ in range(self.chunks):
+            time.sleep(self.pause)
+            yield b"x" * self.size
+
+
+def streaming_client(stream: Trickle, timeout: float = 2.0) -> httpx.Client:
+    # No Content-Length: only the bytes as they arrive can tell the size.
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=stream))
+    return httpx.Client(transport=transport, timeout=timeout)
+
+
+def test_a_streamed_body_without_length_is_cut_at_the_cap():
+    url = "http://feeds.example/history.atom"
+    client = streaming_client(Trickle(chunks=100, size=1024))
+    with client, pytest.raises(FetchError) as info:
+        fetch(client, url, max_bytes=10 * 1024)
+    assert str(info.value) == f"body of {url} exceeds the 10240-byte cap"
+
+
+def test_a_trickling_body_is_cut_at_the_deadline():
+    # Each read is quick, so a per-read timeout never fires; the whole-request deadline does.
+    url = "http://feeds.example/history.atom"
+    started = time.monotonic()
+    client = streaming_client(Trickle(chunks=50, size=10, pause_seconds=0.05))
+    with client, pytest.raises(FetchError) as info:
+        fetch(client, url, deadline_seconds=0.3)
+    assert str(info.value) == f"timed out fetching {url} (body still arriving after 0.3s)"
+    assert time.monotonic() - started < 1.0
+
+
+def test_the_deadline_defaults_to_the_clients_read_timeout():
+    url = "http://feeds.example/history.atom"
+    client = streaming_client(Trickle(chunks=50, size=10, pause_seconds=0.05), timeout=0.2)
+    with client, pytest.raises(FetchError, match=r"body still arriving after 0\.2s"):
+        fetch(client, url)
