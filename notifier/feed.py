@@ -381,7 +381,7 @@ def _refusal(parsed, body: bytes) -> str | None:
         if not body.strip():
             return "the body is empty"
         head = body[:512].lstrip().lower()
-        if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        if head.startswith(b"<!doctype html") or b"<html" in head:  # an error or login page
             return "not an Atom or RSS feed: the body is an HTML page"
         return f"not an Atom or RSS feed: {exc or 'no <feed> or <rss> root element'}"
     if not parsed.get("bozo"):
