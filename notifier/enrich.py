@@ -36,42 +36,56 @@ def _get_json(client: httpx.Client, url: str) -> dict:
 
 def parse_components(data: dict) -> list[dict]:
     """Components from /api/v2/components.json (or summary.json), in page order."""
-    rows = []
-    for c in data.get("components") or []:
-        if not isinstance(c, dict) or not c.get("id") or not c.get("name"):
-            continue
-        rows.append(
-            {
-                "id": str(c["id"]),
-                "name": str(c["name"])[:200],
-                "description": (str(c["description"])[:500] if c.get("description") else None),
-                "group_id": c.get("group_id"),
-                "group": bool(c.get("group")),
-                "position": int(c.get("position") or 0),
-                "status": c.get("status"),
-                "only_show_if_degraded": bool(c.get("only_show_if_degraded")),
-                "showcase": bool(c.get("showcase", True)),
-            }
-        )
-    return rows
+    items = data.get("components")
+    return [row for c in (items if isinstance(items, list) else []) if (row := _component(c))]
+
+
+def _component(c) -> dict | None:
+    """One catalogue row, or None for an item we cannot use (the rest of the page still is)."""
+    if not isinstance(c, dict) or not c.get("id") or not c.get("name"):
+        return None
+    try:
+        position = int(c.get("position") or 0)
+    except (TypeError, ValueError):
+        position = 0
+    group_id, status = c.get("group_id"), c.get("status")
+    return {
+        "id": str(c["id"]),
+        "name": str(c["name"])[:200],
+        "description": (str(c["description"])[:500] if c.get("description") else None),
+        "group_id": str(group_id) if isinstance(group_id, str | int) else None,
+        "group": c.get("group") is True,
+        "position": position,
+        "status": status if isinstance(status, str) else None,
+        "only_show_if_degraded": c.get("only_show_if_degraded") is True,
+        "showcase": c.get("showcase", True) is not False,
+    }
 
 
 def parse_incident_components(data: dict) -> dict[str, tuple[list[str], str | None]]:
     """code -> (component ids, impact) from incidents.json or scheduled-maintenances.json."""
     found = {}
-    items = data.get("incidents") or data.get("scheduled_maintenances") or []
-    if isinstance(data.get("incident"), dict):
+    if isinstance(data.get("incident"), dict):  # /api/v2/incidents/<code>.json
         items = [data["incident"]]
-    for item in items:
-        if not isinstance(item, dict) or not item.get("id"):
+    else:
+        lists = (data.get("incidents"), data.get("scheduled_maintenances"))
+        items = next((v for v in lists if isinstance(v, list) and v), [])
+    for item in _dicts(items):
+        if not item.get("id"):
             continue
-        ids = {str(c["id"]) for c in item.get("components") or [] if isinstance(c, dict)}
-        for update in item.get("incident_updates") or []:
-            for affected in (update or {}).get("affected_components") or []:
-                if isinstance(affected, dict) and affected.get("code"):
-                    ids.add(str(affected["code"]))
-        found[str(item["id"])] = (sorted(ids), item.get("impact"))
+        ids = {str(c["id"]) for c in _dicts(item.get("components")) if c.get("id")}
+        for update in _dicts(item.get("incident_updates")):
+            ids.update(
+                str(a["code"]) for a in _dicts(update.get("affected_components")) if a.get("code")
+            )
+        impact = item.get("impact")
+        found[str(item["id"])] = (sorted(ids), impact if isinstance(impact, str) else None)
     return found
+
+
+def _dicts(value) -> list[dict]:
+    """The dict items of a JSON list; anything else (garbage from a broken API) is empty."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def sync_components(store, client: httpx.Client, feed: dict, now: datetime) -> int | None:

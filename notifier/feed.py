@@ -5,16 +5,24 @@ maintenance; its updates are HTML paragraphs in the content, newest first, each
 `<small>Mon DD, HH:MM TZ</small><br><strong>Status</strong> - text`, with no year, minute
 precision and the page's time-zone abbreviation. Whitespace and `<var>` tags differ between
 template versions, so everything here matches tolerantly.
+
+The XML itself is read strictly: a body feedparser calls "bozo" (not well-formed, cut off,
+bytes that are not in the declared encoding) is refused with FeedError. Statuspage generates
+well-formed UTF-8, so such a body is a fault on the way (a cut-off transfer, a proxy page); read
+leniently it would lose or mangle updates, and those mangled texts would be stored as edits.
+Refusing it keeps the previous state, and the next good body is read as usual.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import html
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
 import feedparser
 
@@ -106,9 +114,9 @@ _BANNER = re.compile(
     re.I,
 )
 _INCIDENT_CODE = re.compile(r"/incidents/([A-Za-z0-9_-]+)")
-_BREAK = re.compile(r"<br\s*/?>|</p\s*>|</li\s*>", re.I)
 _LINK = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>", re.I | re.S)
 _TAG = re.compile(r"<[^>]+>")
+_SAFE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>]+$", re.I)
 _SPACE = re.compile(r"\s+")
 
 
@@ -146,12 +154,14 @@ class ParsedFeed:
     problems: tuple[str, ...] = field(default=())
 
 
+@functools.lru_cache(maxsize=256)
 def normalize_status(word: str) -> str:
     """'In progress' -> 'in_progress'; unknown words come back normalized, not rejected."""
     status = _SPACE.sub("_", html.unescape(word).strip().lower())
     return _STATUS_ALIASES.get(status, status)
 
 
+@functools.lru_cache(maxsize=256)
 def tz_offset(abbreviation: str | None) -> timedelta | None:
     """The UTC offset a Statuspage zone abbreviation or numeric offset stands for."""
     if not abbreviation:
@@ -169,12 +179,27 @@ def plain_text(fragment: str) -> str:
     """HTML fragment -> inert plain text: tags dropped, links kept as 'label (url)'."""
 
     def link(match: re.Match) -> str:
-        url, label = match.group(2), _TAG.sub("", match.group(3)).strip()
-        return label if not url or url in label else f"{label} ({url})"
+        url, label = html.unescape(match.group(2)).strip(), _TAG.sub("", match.group(3)).strip()
+        # Only web and mail links are worth keeping; "javascript:" and the like are dropped.
+        if not _SAFE_URL.match(url) or url in html.unescape(label):
+            return label
+        return f"{label} ({url})"
 
-    text = _LINK.sub(link, fragment)
-    text = _TAG.sub(" ", _BREAK.sub(" ", text))
-    return _SPACE.sub(" ", html.unescape(text)).strip()
+    # Every tag (<br>, </p> and </li> included) becomes a space; the checks before each step
+    # skip regex passes that cannot match (this runs for every update of every entry).
+    text = _LINK.sub(link, fragment) if "<a" in fragment or "<A" in fragment else fragment
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return " ".join(text.split())
+
+
+def _own(item, key: str):
+    """item[key] without feedparser's deprecated fallback from updated_* to published_*."""
+    # RSS has no <updated>; feedparser's get()/[] then answer with pubDate and a
+    # DeprecationWarning. Only its `in` checks what the entry really has.
+    return item[key] if key in item else None  # noqa: SIM401 - .get() takes the fallback
 
 
 def _struct_to_dt(value) -> datetime | None:
@@ -183,14 +208,20 @@ def _struct_to_dt(value) -> datetime | None:
     return datetime(*value[:6], tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=64)
+def _zone(offset: timedelta) -> timezone:
+    return timezone(offset)
+
+
 def _infer(mon: str, day: str, hh: str, mm: str, offset: timedelta, bound: datetime) -> datetime:
     """The latest date with that month/day/time that is not after `bound`."""
     month = MONTHS.get(mon[:3].lower())
     if month is None:
         raise ValueError(f"unknown month {mon!r}")
+    zone = _zone(offset)
     for year in (bound.year + 1, bound.year, bound.year - 1, bound.year - 2):
         try:
-            local = datetime(year, month, int(day), int(hh), int(mm), tzinfo=timezone(offset))
+            local = datetime(year, month, int(day), int(hh), int(mm), tzinfo=zone)
         except ValueError:  # Feb 29 in a non-leap year
             continue
         at = local.astimezone(UTC)
@@ -237,19 +268,29 @@ def _banner_window(
     banner = _BANNER.search(content)
     if not banner:
         return None
-    offset = tz_offset(banner["tz"]) or tz_offset(banner["tz1"]) or page_offset or timedelta(0)
+    # "Oct 5, 04:00 - 05:00 UTC" names one zone for both ends; a window across a DST switch
+    # reads "Mar 27, 22:00 CET - Mar 28, 04:00 CEST". A zero offset (UTC, GMT) is a real answer,
+    # so test for None, not for truth.
+    end_offset = _first_offset(tz_offset(banner["tz"]), page_offset)
+    start_offset = _first_offset(tz_offset(banner["tz1"]), end_offset)
     # The window lies ahead of the entry's dates: place it after (reference - 1 day).
     floor = reference - timedelta(days=1)
-    start = _infer_after(banner["mon"], banner["day"], banner["hh"], banner["mm"], offset, floor)
+    start = _infer_after(
+        banner["mon"], banner["day"], banner["hh"], banner["mm"], start_offset, floor
+    )
     end = _infer_after(
         banner["mon2"] or banner["mon"],
         banner["day2"] or banner["day"],
         banner["hh2"],
         banner["mm2"],
-        offset,
+        end_offset,
         start,
     )
     return start, end
+
+
+def _first_offset(*offsets: timedelta | None) -> timedelta:
+    return next((o for o in offsets if o is not None), timedelta(0))
 
 
 def _infer_after(mon, day, hh, mm, offset: timedelta, floor: datetime) -> datetime:
@@ -262,6 +303,16 @@ def _infer_after(mon, day, hh, mm, offset: timedelta, floor: datetime) -> dateti
         if at.astimezone(UTC) >= floor:
             return at.astimezone(UTC)
     raise ValueError(f"cannot place {mon} {day} after {floor:%Y-%m-%d}")
+
+
+def _rfc822(value: str) -> datetime | None:
+    try:
+        parsed = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def incident_key(link: str) -> str | None:
@@ -283,7 +334,7 @@ def _parse_entry(raw, fallback_time: datetime, problems: list[str]) -> Entry | N
         problems.append(f"entry {title[:60]!r} has no /incidents/<code> link; skipped")
         return None
     published = _struct_to_dt(raw.get("published_parsed"))
-    updated = _struct_to_dt(raw.get("updated_parsed"))
+    updated = _struct_to_dt(_own(raw, "updated_parsed"))
     reference = max((d for d in (published, updated) if d), default=fallback_time)
     content = _entry_content(raw)
     try:
@@ -297,14 +348,17 @@ def _parse_entry(raw, fallback_time: datetime, problems: list[str]) -> Entry | N
         # we do not understand, so those paragraphs are ignored rather than guessed at.
         problems.append(f"entry {key}: unknown status {', '.join(unknown)}; those updates ignored")
         updates = tuple(u for u in updates if u.status in KNOWN_STATUSES)
-    end_date = raw.get("maintenanceenddate")
+    end_date = raw.get("maintenanceenddate") or ""  # RSS <maintenanceEndDate>
     if window is None and end_date:
-        end = _struct_to_dt(feedparser._parse_date(end_date))  # RSS <maintenanceEndDate>
+        end = _rfc822(end_date)
         if end and published:
             window = (published, end)
     statuses = {u.status for u in updates}
     kind = "maintenance" if (window or statuses & MAINTENANCE_STATUSES) else "incident"
-    digest = hashlib.blake2b(f"{title}\x00{content}".encode(), digest_size=16).hexdigest()
+    # The end date lives outside the content in RSS; a moved window must count as a change.
+    digest = hashlib.blake2b(
+        f"{title}\x00{content}\x00{end_date}".encode(), digest_size=16
+    ).hexdigest()
     return Entry(
         key=key,
         kind=kind,
@@ -319,30 +373,43 @@ def _parse_entry(raw, fallback_time: datetime, problems: list[str]) -> Entry | N
     )
 
 
+def _refusal(parsed, body: bytes) -> str | None:
+    """Why feedparser's result cannot be trusted, or None when the body is a clean feed."""
+    version = parsed.get("version") or ""
+    exc = parsed.get("bozo_exception")
+    if not version.startswith(("atom", "rss")):
+        if not body.strip():
+            return "the body is empty"
+        head = body[:512].lstrip().lower()
+        if head.startswith(b"<!doctype html") or b"<html" in head:  # an error or login page
+            return "not an Atom or RSS feed: the body is an HTML page"
+        return f"not an Atom or RSS feed: {exc or 'no <feed> or <rss> root element'}"
+    if not parsed.get("bozo"):
+        return None
+    name = type(exc).__name__
+    if name == "CharacterEncodingOverride":
+        return f"the body is not in its declared encoding ({exc}); refused"
+    if name == "SAXParseException":
+        return f"not well-formed XML, truncated or corrupt ({exc}); refused"
+    return f"malformed feed ({name}: {exc}); refused"
+
+
 def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
-    """Parse a Statuspage Atom or RSS body; raise FeedError when it is not a feed at all."""
+    """Parse a Statuspage Atom or RSS body; raise FeedError when it is not a clean feed."""
     # Our own tag stripping makes every text inert, so feedparser's sanitizer (two thirds of
     # its run time on a 100 KB feed) buys nothing here.
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
-    version = parsed.get("version", "")
-    if version.startswith("atom"):
-        fmt = "atom"
-    elif version.startswith("rss"):
-        fmt = "rss"
-    else:
-        reason = parsed.get("bozo_exception") or "no <feed> or <rss> root element"
-        raise FeedError(f"not an Atom or RSS feed: {reason}")
+    refusal = _refusal(parsed, body)
+    if refusal:
+        raise FeedError(refusal)
+    fmt = "atom" if parsed["version"].startswith("atom") else "rss"
     feed_meta = parsed.get("feed", {})
     fallback = (
-        _struct_to_dt(feed_meta.get("updated_parsed") or feed_meta.get("published_parsed"))
+        _struct_to_dt(_own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed"))
         or now
         or datetime.now(UTC)
     )
     problems: list[str] = []
-    if parsed.get("bozo") and not parsed.entries:
-        raise FeedError(f"malformed feed: {parsed.get('bozo_exception')}")
-    if parsed.get("bozo"):
-        problems.append(f"feed is not well-formed ({parsed.get('bozo_exception')}); read leniently")
     entries: dict[str, Entry] = {}
     for raw in parsed.entries:
         entry = _parse_entry(raw, fallback, problems)

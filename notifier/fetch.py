@@ -6,6 +6,7 @@ feedparser can fetch URLs itself but has no timeouts, so we fetch with httpx and
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -52,6 +53,8 @@ def _describe(exc: httpx.HTTPError, url: str) -> str:
         return f"connection closed or broken fetching {url}: {exc}"
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect to {url}: {exc}"
+    if isinstance(exc, httpx.NetworkError):  # ReadError/WriteError: reset mid-request
+        return f"connection reset or broken fetching {url}: {exc}"
     return f"{type(exc).__name__} fetching {url}: {exc}"
 
 
@@ -63,8 +66,16 @@ def fetch(
     last_modified: str | None = None,
     max_bytes: int = 5 * 1024 * 1024,
     accept: str = "application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.5",
+    deadline_seconds: float | None = None,
 ) -> Fetched:
-    """GET with If-None-Match / If-Modified-Since; 200 and 304 are answers, all else FetchError."""
+    """GET with If-None-Match / If-Modified-Since; 200 and 304 are answers, all else FetchError.
+
+    httpx's read timeout bounds each read, not the whole body: a server that trickles a byte
+    every few seconds would hold the poll forever. `deadline_seconds` (default: the client's
+    read timeout) bounds the whole request.
+    """
+    budget = deadline_seconds if deadline_seconds is not None else client.timeout.read
+    deadline = None if budget is None else time.monotonic() + budget
     headers = {"Accept": accept}
     if etag:
         headers["If-None-Match"] = etag
@@ -91,6 +102,10 @@ def fetch(
                 size += len(chunk)
                 if size > max_bytes:
                     raise FetchError(f"body of {url} exceeds the {max_bytes}-byte cap")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise FetchError(
+                        f"timed out fetching {url} (body still arriving after {budget:g}s)"
+                    )
                 chunks.append(chunk)
             return Fetched(
                 200,

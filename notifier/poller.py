@@ -60,6 +60,17 @@ def body_digest(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
+def parse_usable(body: bytes, now: datetime) -> ParsedFeed:
+    """parse_feed, plus the poller's rule that a feed without usable entries is an error."""
+    parsed = parse_feed(body, now)
+    if not parsed.entries:
+        # A real history feed is never empty; an empty one is an outage page or a bad deploy.
+        # Taking it as a baseline would make every incident after it look new.
+        why = f" ({parsed.problems[0]})" if parsed.problems else ""
+        raise FeedError(f"the feed has no usable entries{why}; kept the previous state")
+    return parsed
+
+
 def ingest(store, feed_id: int, parsed: ParsedFeed, now: datetime, **feed_state) -> PollResult:
     """Detect and store the changes in a parsed feed, atomically, under the feed's lock.
 
@@ -104,13 +115,9 @@ def poll_feed(store, client: httpx.Client, url: str, now: datetime, max_bytes: i
         store.record_poll_success(feed["id"], now, etag=fetched.etag)
         return PollResult(url, "same_body")
     try:
-        parsed = parse_feed(fetched.body, now)
+        parsed = parse_usable(fetched.body, now)
     except FeedError as exc:
         return _failed(store, feed, now, f"unusable feed from {url}: {exc}")
-    if not parsed.entries:
-        # A real history feed is never empty; an empty one is an outage page or a bad deploy.
-        # Taking it as a baseline would make every incident after it look new.
-        return _failed(store, feed, now, f"feed {url} has no entries; kept the previous state")
     result = ingest(
         store,
         feed["id"],
@@ -166,7 +173,7 @@ def replay(snapshots: Sequence[bytes], start: datetime | None = None) -> list[di
             feed_id = store.ensure_feed("replay:", now)["id"]
             for index, body in enumerate(snapshots):
                 try:
-                    parsed = parse_feed(body, now)
+                    parsed = parse_usable(body, now)
                 except FeedError as exc:
                     raise FeedError(f"snapshot {index}: {exc}") from None
                 result = ingest(store, feed_id, parsed, now)

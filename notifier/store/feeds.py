@@ -18,6 +18,11 @@ class FeedQueries:
     # --- feed state ------------------------------------------------------------------
     def ensure_feed(self, url: str, now: datetime) -> dict:
         """The feed's state row, created on first use."""
+        # Read first: the insert takes SQLite's write lock, which every poll (304s included)
+        # would otherwise contend for with the other process polling or sending.
+        row = self.get_feed(url)
+        if row is not None:
+            return row
         self._execute(
             "INSERT INTO feeds (url, created_at) VALUES (?, ?) ON CONFLICT (url) DO NOTHING",
             [url, now],
