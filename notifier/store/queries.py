@@ -5,7 +5,8 @@ from __future__ import annotations
 from .base import BaseStore
 from .deliveries import DeliveryQueries
 from .feeds import FeedQueries
+from .subscribers import SubscriberQueries
 
 
-class Queries(FeedQueries, DeliveryQueries, BaseStore):
+class Queries(FeedQueries, DeliveryQueries, SubscriberQueries, BaseStore):
     """The store interface: every method takes and returns plain values."""
