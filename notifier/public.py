@@ -19,7 +19,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, TooManyRequests
@@ -32,7 +32,7 @@ from .forms import (
     load_catalogue,
     seconds_since,
     started_token,
-    zone_groups,
+    zone_options,
 )
 from .i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE, LANGUAGES
 from .subscriptions import InvalidLink, Visitor
@@ -51,6 +51,7 @@ def page_context() -> dict:
         "current_language": get_locale().language,
         "language_choices": LANGUAGE_CHOICES,
         "current_path": request.full_path if query else request.path,
+        "zone_options": zone_options,
     }
 
 
@@ -86,7 +87,6 @@ def _subscribe_page(form: SubscribeForm, status: int = 200):
         "subscribe.html",
         form=form,
         started=started,
-        zones=zone_groups(),
         consent_version=settings.consent_version,
     )
     return page, status
@@ -161,9 +161,10 @@ def preferences(token: str):
     status = 200
     if request.method == "POST" and editable:
         if form.validate():
-            subscriptions.update_preferences(
-                store, subscriber["id"], form.preferences(), context.now()
-            )
+            prefs = form.preferences()
+            subscriptions.update_preferences(store, subscriber["id"], prefs, context.now())
+            g.subscriber_language = prefs.language  # the page after the redirect speaks it
+            refresh()
             flash(_("Saved. Your changes apply to the next email."))
             return redirect(url_for(".preferences", token=token), 303)
         status = 400
@@ -173,7 +174,6 @@ def preferences(token: str):
         token=token,
         subscriber=subscriber,
         editable=editable,
-        zones=zone_groups(),
     )
     return page, status
 
