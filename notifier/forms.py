@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+import weakref
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,7 +133,20 @@ class Catalogue:
         return tuple(sorted({cid for i in ids for cid in self.members.get(i, ())}))
 
 
+_catalogues: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def load_catalogue(store) -> Catalogue:
+    """The catalogue for the forms; rebuilt only after the poller synced components again."""
+    stamp = store.catalogue_stamp()
+    cached = _catalogues.get(store)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, build_catalogue(store))
+        _catalogues[store] = cached
+    return cached[1]
+
+
+def build_catalogue(store) -> Catalogue:
     """Groups with their members, in status-page order, per configured page."""
     feeds = {f["id"]: page_name(f) for f in store.list_feeds()}
     rows = store.list_components()

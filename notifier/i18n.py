@@ -70,6 +70,10 @@ def init_i18n(app: Flask) -> Babel:
         # English, which is worth a loud line but not a refusal to start.
         log.error("cannot compile message catalogs in %s: %s", translations, exc)
     app.config.update(
-        BABEL_TRANSLATION_DIRECTORIES=str(translations), BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE
+        BABEL_TRANSLATION_DIRECTORIES=str(translations),
+        BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
+        # Every validator carries our own message, so WTForms' catalog is never needed; with
+        # it on, Flask-WTF parses that .mo file again on every request with a form.
+        WTF_I18N_ENABLED=False,
     )
     return Babel(app, locale_selector=select_locale)

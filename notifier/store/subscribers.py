@@ -174,6 +174,12 @@ class SubscriberQueries:
             [subscriber_id, now],
         )
 
+    def catalogue_stamp(self) -> datetime | None:
+        """When the component catalogue last changed (it only changes through a sync)."""
+        return self._query_one("SELECT MAX(components_synced_at) AS synced_at FROM feeds")[
+            "synced_at"
+        ]
+
     # --- export ----------------------------------------------------------------------
     def subscriber_deliveries(self, subscriber_id: int) -> list[dict]:
         return self._query(
