@@ -170,6 +170,13 @@ def test_answer_is_identical_for_new_pending_confirmed_unsubscribed_and_suppress
     confirmed_subscriber(client, settings, db, clock, "bounced@example.com")
     db._execute("UPDATE subscribers SET state = 'suppressed' WHERE email = 'bounced@example.com'")
     clock.advance(hours=1)  # past the confirmation cooldown
+    states = {r["email"]: r["state"] for r in db._query("SELECT email, state FROM subscribers")}
+    assert states == {
+        "confirmed@example.com": "confirmed",
+        "pending@example.com": "pending",
+        "left@example.com": "unsubscribed",
+        "bounced@example.com": "suppressed",
+    }
     found = form_tokens(client)
     clock.advance(seconds=5)
     answers = []
@@ -420,3 +427,15 @@ def test_unconfirmed_sign_ups_are_purged_after_seven_days(client, settings, db, 
     assert db._query("SELECT DISTINCT audience FROM notifications") == [
         {"audience": '{"subscriber_id":2}'}
     ]
+
+
+def test_no_token_is_ever_stored(client, settings, db, clock):
+    signup(client, clock)
+    confirm_path = link(settings, tokens.CONFIRM, subscriber(db), clock())
+    response = post_button(client, confirm_path)
+    manage_path = response.headers["Location"]
+    stored = repr([db._query(f"SELECT * FROM {t}") for t in ("meta", "rate_limits")])
+    stored += repr(snapshot(db))
+    for path in (confirm_path, manage_path):
+        token = path.rsplit("/", 1)[1]
+        assert token.split(".")[0] not in stored  # not even the payload part
