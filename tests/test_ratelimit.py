@@ -129,3 +129,21 @@ def test_gunicorn_workers_share_the_sign_up_limit(tmp_path):
     finally:
         server.stop()
     assert statuses == [303] * 10 + [429] * 14
+
+
+def test_limit_and_proxy_settings_come_from_the_environment():
+    from notifier.settings import SettingsError, load_settings
+
+    parsed = load_settings(
+        {"RATE_LIMIT_SUBSCRIBE": "5 per hour", "TRUSTED_PROXY_HOPS": "2", "CONSENT_VERSION": "v9"}
+    )
+    assert (parsed.rate_limit_subscribe, parsed.trusted_proxy_hops, parsed.consent_version) == (
+        "5 per hour",
+        2,
+        "v9",
+    )
+    # Behind Heroku's router the client is one hop away unless told otherwise.
+    assert load_settings({"DYNO": "web.1"}).trusted_proxy_hops == 1
+    assert load_settings({}).trusted_proxy_hops == 0
+    with pytest.raises(SettingsError, match="RATE_LIMIT_LINKS must be a rate limit"):
+        load_settings({"RATE_LIMIT_LINKS": "lots"})
