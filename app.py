@@ -29,6 +29,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     configure_flask(app, settings)
     init_store(app, settings)
     register_blueprints(app)
+    init_web(app, settings)
     register_commands(app)
     register_error_handlers(app)
     return app
@@ -97,6 +98,17 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(public_bp)
+
+
+def init_web(app: Flask, settings: Settings) -> None:
+    """Languages, CSRF and security headers, per-IP rate limits (after the blueprints exist)."""
+    from notifier.i18n import init_i18n
+    from notifier.ratelimit import init_rate_limits
+    from notifier.security import init_security
+
+    init_i18n(app)
+    init_security(app, settings)
+    init_rate_limits(app, settings)
 
 
 def register_commands(app: Flask) -> None:

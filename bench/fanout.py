@@ -118,9 +118,7 @@ class Database:
             conn.execute(f"CREATE DATABASE {self.name}")
         info = psycopg.conninfo.conninfo_to_dict(self.admin_url)
         info["dbname"] = self.name
-        return psycopg.conninfo.make_conninfo(**info).join(["postgresql://?", ""]).replace(
-            " ", "&"
-        )
+        return psycopg.conninfo.make_conninfo(**info).join(["postgresql://?", ""]).replace(" ", "&")
 
     def __exit__(self, *exc):
         if self.kind == "postgres":
@@ -172,16 +170,28 @@ def main() -> None:
     configs = [("sqlite", 1)]
     if args.database == "postgres":
         configs += [("postgres", 1), ("postgres", 2)]
-    print(f"# {platform.node()}: {os.cpu_count()} cores, {_cpu()}, Python {platform.python_version()}")
+    print(
+        f"# {platform.node()}: {os.cpu_count()} cores, {_cpu()}, Python {platform.python_version()}"
+    )
     print(f"# fake SendGrid latency {args.latency * 1000:.0f} ms/request, N = {args.n:,}")
-    print("| database | workers | N | batch | fan-out s | wall s | requests | recipients/s | peak RSS MB |")
+    print(
+        "| database | workers | N | batch | fan-out s | wall s | requests | recipients/s "
+        "| peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     try:
         for kind, workers in configs:
             runs = [measure(kind, workers, args.n, 1000, tmp, admin_url, args.latency)
                     for _ in range(args.repeat)]  # fmt: skip
-            print(report(statistics.median_low(runs, key=lambda r: r["wall_s"]) if len(runs) > 1 else runs[0]), flush=True)
+            print(
+                report(
+                    statistics.median_low(runs, key=lambda r: r["wall_s"])
+                    if len(runs) > 1
+                    else runs[0]
+                ),
+                flush=True,
+            )
         single = measure("sqlite", 1, args.single_n, 1, tmp, admin_url, args.latency)
         print(report(single, extrapolate_to=args.n), flush=True)
     finally:

@@ -1,14 +1,326 @@
-"""Public pages (the subscription pages come with the subscriptions issue)."""
+"""Public pages: sign-up, confirmation, preferences, unsubscribe (page and RFC 8058 one-click),
+undo, privacy, and the language switch. Views parse input, call one function in
+notifier.subscriptions, then redirect or render. Rate limits: notifier/ratelimit.py.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import json
+import logging
+import unicodedata
 
-from . import context
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale, refresh
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, TooManyRequests
 
+from . import context, subscriptions, tokens
+from .forms import (
+    LANGUAGE_CHOICES,
+    PreferencesForm,
+    SubscribeForm,
+    load_catalogue,
+    seconds_since,
+    started_token,
+    zone_options,
+)
+from .i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE, LANGUAGES
+from .subscriptions import InvalidLink, Visitor
+
+log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
 
+MAX_USER_AGENT = 512
 
+
+@bp.context_processor
+def page_context() -> dict:
+    # After a POST, the switch leads back to the same address as a GET (every form page has one).
+    query = request.method == "GET" and request.query_string
+    return {
+        "current_language": get_locale().language,
+        "language_choices": LANGUAGE_CHOICES,
+        "current_path": request.full_path if query else request.path,
+        "zone_options": zone_options,
+    }
+
+
+def _visitor() -> Visitor:
+    agent = "".join(
+        ch for ch in (request.user_agent.string or "") if unicodedata.category(ch) != "Cc"
+    )
+    return Visitor(ip=request.remote_addr, user_agent=agent[:MAX_USER_AGENT] or None)
+
+
+def _link(purpose: str, token: str) -> dict:
+    """The subscriber behind a signed link (InvalidLink otherwise); pages speak its language."""
+    row = subscriptions.subscriber_for_link(
+        context.store(), context.settings(), purpose, token, context.now()
+    )
+    g.subscriber_language = row["language"]
+    return row
+
+
+def _manage_url(endpoint: str, subscriber: dict) -> str:
+    token = subscriptions.manage_token(context.settings(), subscriber, context.now())
+    return url_for(endpoint, token=token)
+
+
+# --- sign-up -------------------------------------------------------------------------
+def _subscribe_page(form: SubscribeForm, status: int = 200):
+    settings = context.settings()
+    # Keep the first stamp across a correction, so fixing a typo quickly is not "too fast".
+    started = form.started.data
+    if seconds_since(settings.secret_key, started, context.now()) is None:
+        started = started_token(settings.secret_key, context.now())
+    page = render_template(
+        "subscribe.html",
+        form=form,
+        started=started,
+        consent_version=settings.consent_version,
+    )
+    return page, status
+
+
+@bp.get("/subscribe")
 @bp.get("/")
 def home():
-    return render_template("home.html", feeds=context.settings().feed_urls)
+    form = SubscribeForm.for_request(load_catalogue(context.store()), get_locale().language)
+    return _subscribe_page(form)
+
+
+@bp.post("/subscribe")
+def subscribe():
+    settings, now = context.settings(), context.now()
+    form = SubscribeForm.for_request(load_catalogue(context.store()), get_locale().language)
+    if not form.validate():
+        return _subscribe_page(form, 400)
+    if form.looks_automated(settings.secret_key, now, settings.form_min_fill_seconds):
+        log.info("sign-up dropped: honeypot filled or sent too fast")
+    else:
+        subscriptions.subscribe(
+            context.store(), settings, form.email.data, form.preferences(), _visitor(), now
+        )
+    # The same answer for every address and for dropped bots: nothing to learn from it.
+    return redirect(url_for(".check_inbox"), 303)
+
+
+@bp.get("/subscribe/check-inbox")
+def check_inbox():
+    return render_template("check_inbox.html")
+
+
+# --- confirmation --------------------------------------------------------------------
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str):
+    if request.method == "GET":  # mail scanners follow links: a GET only shows the button
+        _link(tokens.CONFIRM, token)
+        return render_template("confirm.html", token=token)
+    subscriber = subscriptions.confirm(
+        context.store(), context.settings(), token, _visitor(), context.now()
+    )
+    g.subscriber_language = subscriber["language"]
+    flash(_("Done! Your subscription is confirmed. You can adjust it here at any time."))
+    return redirect(_manage_url(".preferences", subscriber), 303)
+
+
+# --- preferences, export, erase ------------------------------------------------------
+def _form_data(prefs: subscriptions.Preferences, catalogue) -> dict:
+    chosen = set(prefs.component_ids)
+    groups = [g for g, ids in catalogue.members.items() if len(ids) > 1 and chosen >= set(ids)]
+    return {
+        "language": prefs.language,
+        "timezone": prefs.timezone,
+        "scope": "all" if prefs.all_components else "selected",
+        "components": sorted(chosen) + groups,
+        "notify_incidents": prefs.notify_incidents,
+        "notify_maintenance": prefs.notify_maintenance,
+    }
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+def preferences(token: str):
+    store = context.store()
+    subscriber = _link(tokens.MANAGE, token)
+    catalogue = load_catalogue(store)
+    current = subscriptions.current_preferences(store, subscriber)
+    form = PreferencesForm.for_request(
+        catalogue, current.language, **_form_data(current, catalogue)
+    )
+    editable = subscriber["state"] in ("pending", "confirmed")
+    status = 200
+    if request.method == "POST" and editable:
+        if form.validate():
+            prefs = form.preferences()
+            subscriptions.update_preferences(store, subscriber["id"], prefs, context.now())
+            g.subscriber_language = prefs.language  # the page after the redirect speaks it
+            refresh()
+            flash(_("Saved. Your changes apply to the next email."))
+            return redirect(url_for(".preferences", token=token), 303)
+        status = 400
+    page = render_template(
+        "preferences.html",
+        form=form,
+        token=token,
+        subscriber=subscriber,
+        editable=editable,
+    )
+    return page, status
+
+
+@bp.post("/preferences/<token>/export")
+def export(token: str):
+    subscriber = _link(tokens.MANAGE, token)
+    data = subscriptions.export_data(context.store(), subscriber["id"], context.now())
+    body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="sinch-status-subscription.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.route("/preferences/<token>/erase", methods=["GET", "POST"])
+def erase(token: str):
+    subscriber = _link(tokens.MANAGE, token)
+    if request.method == "GET":
+        return render_template("erase.html", token=token, subscriber=subscriber)
+    subscriptions.erase(context.store(), subscriber["id"])
+    return render_template("erased.html")
+
+
+# --- unsubscribe and undo ------------------------------------------------------------
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str):
+    subscriber = _link(tokens.MANAGE, token)
+    if request.method == "GET":
+        return render_template("unsubscribe.html", token=token, subscriber=subscriber)
+    subscriptions.unsubscribe(context.store(), subscriber["id"], context.now(), "page")
+    return redirect(url_for(".unsubscribed"), 303)
+
+
+@bp.route("/unsubscribe/one-click/<token>", methods=["GET", "POST"])
+def one_click(token: str):
+    """RFC 8058: the provider POSTs without cookies or CSRF token; answer 200, no redirect."""
+    if request.method == "GET":  # a person opened the header's URL: show the normal page
+        return redirect(url_for(".unsubscribe", token=token), 303)
+    try:
+        subscriber = _link(tokens.MANAGE, token)
+    except InvalidLink:
+        return Response(
+            _("This link is invalid or has expired.") + "\n", 404, mimetype="text/plain"
+        )
+    subscriptions.unsubscribe(context.store(), subscriber["id"], context.now(), "one-click")
+    return Response(_("You are unsubscribed.") + "\n", 200, mimetype="text/plain")
+
+
+@bp.get("/unsubscribed")
+def unsubscribed():
+    return render_template("unsubscribed.html")
+
+
+@bp.route("/unsubscribe/undo/<token>", methods=["GET", "POST"])
+def undo(token: str):
+    if request.method == "GET":
+        _link(tokens.UNDO, token)
+        return render_template("undo.html", token=token)
+    subscriber = subscriptions.undo_unsubscribe(
+        context.store(), context.settings(), token, context.now()
+    )
+    g.subscriber_language = subscriber["language"]
+    flash(_("Welcome back! You will get our notifications again."))
+    return redirect(_manage_url(".preferences", subscriber), 303)
+
+
+# --- privacy and language ------------------------------------------------------------
+@bp.get("/privacy")
+def privacy():
+    return render_template("privacy.html", consent_version=context.settings().consent_version)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths on this site: never //evil.example or a scheme."""
+    if (
+        not target
+        or len(target) > 2048
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(unicodedata.category(ch) == "Cc" for ch in target)
+    ):
+        return url_for(".home")
+    return target
+
+
+@bp.get("/language/<code>")
+def language(code: str):
+    if code not in LANGUAGES:
+        raise NotFound()
+    response = redirect(_safe_next(request.args.get("next")), 303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        code,
+        max_age=LANGUAGE_COOKIE_MAX_AGE,
+        secure=context.settings().production,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+# --- errors on these pages -----------------------------------------------------------
+def _error_page(status: int, title: str, message: str):
+    return render_template("error.html", title=title, message=message), status
+
+
+@bp.errorhandler(InvalidLink)
+def invalid_link(exc):
+    # Forged, expired, reused or for an erased address: one page, one status, for all of them.
+    return render_template("link_invalid.html"), 404
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(exc):
+    return _error_page(
+        400,
+        _("Please try again"),
+        _(
+            "This form has expired or was sent from another page. "
+            "Reload the page and send it again."
+        ),
+    )
+
+
+@bp.errorhandler(TooManyRequests)
+def too_many_requests(exc):
+    page, status = _error_page(
+        429,
+        _("Too many requests"),
+        _("There were too many requests from your network. Please wait a few minutes."),
+    )
+    limit = getattr(exc, "limit", None)
+    retry = limit.limit.get_expiry() if limit is not None else 600
+    return page, status, {"Retry-After": str(retry)}
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc):
+    return _error_page(413, _("Too much data"), _("That was far more than this form takes."))
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc):
+    return _error_page(400, _("Something is wrong"), _("We could not read that request."))

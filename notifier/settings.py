@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from limits import parse_many
+
 DEFAULT_FEED_URL = "https://status.sinch.com/history.atom"
 # A fixed key keeps development offline and lets web and worker processes verify each other's
 # tokens. Production refuses it (see production_errors).
@@ -48,6 +50,13 @@ class Settings:
     port: int = 5000
     web_concurrency: int = 2
     log_level: str = "INFO"
+    # Sign-up form and the public pages (see notifier/public.py and notifier/ratelimit.py).
+    trusted_proxy_hops: int = 0
+    consent_version: str = "2026-11"
+    rate_limit_subscribe: str = "10 per 10 minutes"
+    rate_limit_links: str = "60 per 10 minutes"
+    rate_limit_one_click: str = "300 per minute"
+    form_min_fill_seconds: int = 3
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -123,6 +132,17 @@ def _database_url(environ: Mapping[str, str]) -> str:
     return url
 
 
+def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name, "").strip() or default
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be a rate limit like '10 per 10 minutes', got {raw!r}"
+        ) from None
+    return raw
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from an environment mapping (os.environ when None)."""
     env = os.environ if environ is None else environ
@@ -166,6 +186,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "PORT", 5000, minimum=1),
         web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
         log_level=(env.get("LOG_LEVEL", "").strip().upper() or "INFO"),
+        # Heroku's router is one proxy hop; without it every visitor would share the router's
+        # address and one per-IP limit.
+        trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 1 if env.get("DYNO") else 0),
+        consent_version=env.get("CONSENT_VERSION", "").strip() or defaults.consent_version,
+        rate_limit_subscribe=_rate_limit(
+            env, "RATE_LIMIT_SUBSCRIBE", defaults.rate_limit_subscribe
+        ),
+        rate_limit_links=_rate_limit(env, "RATE_LIMIT_LINKS", defaults.rate_limit_links),
+        rate_limit_one_click=_rate_limit(
+            env, "RATE_LIMIT_ONE_CLICK", defaults.rate_limit_one_click
+        ),
+        form_min_fill_seconds=_int(env, "FORM_MIN_FILL_SECONDS", 3),
     )
 
 

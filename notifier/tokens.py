@@ -11,8 +11,9 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from .settings import Settings
 
@@ -43,20 +44,46 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=f"status-notifier/{purpose}")
+class _ClockSigner(TimestampSigner):
+    """A TimestampSigner that reads the time from the caller (the app's injectable clock)."""
+
+    def __init__(self, *args, now: datetime | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._now = now
+
+    def get_timestamp(self) -> int:
+        return super().get_timestamp() if self._now is None else int(self._now.timestamp())
 
 
-def make_token(secret_key: str, purpose: str, subscriber_id: int, nonce: str) -> str:
-    return _serializer(secret_key, purpose).dumps([subscriber_id, nonce])
+def _serializer(
+    secret_key: str, purpose: str, now: datetime | None = None
+) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        secret_key,
+        salt=f"status-notifier/{purpose}",
+        signer=_ClockSigner,
+        signer_kwargs={"now": now},
+    )
 
 
-def read_token(secret_key: str, purpose: str, token: str) -> TokenData:
-    """Verify signature and age; raises TokenError. The caller still compares the nonce."""
+def make_token(
+    secret_key: str, purpose: str, subscriber_id: int, nonce: str, *, now: datetime | None = None
+) -> str:
+    """A signed token; `now` (default: the real time) is its issue time."""
+    return _serializer(secret_key, purpose, now).dumps([subscriber_id, nonce])
+
+
+def read_token(
+    secret_key: str, purpose: str, token: str, *, now: datetime | None = None
+) -> TokenData:
+    """Verify signature and age at `now` (default: the real time); raises TokenError.
+
+    The caller still compares the nonce.
+    """
     if not token or len(token) > 512:
         raise TokenError("malformed")
     try:
-        value = _serializer(secret_key, purpose).loads(token, max_age=MAX_AGE_SECONDS[purpose])
+        value = _serializer(secret_key, purpose, now).loads(token, max_age=MAX_AGE_SECONDS[purpose])
     except SignatureExpired:
         raise TokenError("expired") from None
     except BadSignature:

@@ -7,8 +7,17 @@ from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
 from .ops import OpsQueries
+from .subscribers import SubscriberQueries
 from .webhooks import WebhookQueries
 
 
-class Queries(FeedQueries, DeliveryQueries, DispatchQueries, OpsQueries, WebhookQueries, BaseStore):
+class Queries(
+    FeedQueries,
+    DeliveryQueries,
+    DispatchQueries,
+    SubscriberQueries,
+    OpsQueries,
+    WebhookQueries,
+    BaseStore,
+):
     """The store interface: every method takes and returns plain values."""

@@ -1,0 +1,317 @@
+"""Web benchmark: GET / and POST /subscribe under gunicorn, against a Flask hello-world app on
+the same gunicorn settings, in one run; results go into the "Web" section of BENCHMARKS.md.
+
+    .venv/bin/python bench/web.py [--seconds 10] [--clients 4] [--workers 2] [--no-write]
+
+Both apps run as the Procfile runs the web process (sync workers, --graceful-timeout 25,
+access log on). The load comes from separate client processes on the same machine, one new
+connection per request (gunicorn's sync workers close every connection). The app runs with
+RATE_LIMIT_SUBSCRIBE raised and FORM_MIN_FILL_SECONDS=0 so the numbers measure the sign-up
+path (validation, database writes, queued confirmation mail, the rate-limit counter write),
+not 429 answers or silently dropped "too fast" posts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import platform
+import re
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WARMUP_SECONDS = 1.0
+SECTION = "## Web"
+
+
+# --- the reference app -------------------------------------------------------------------
+def hello_app():
+    """Flask hello world with the same two routes (gunicorn "bench.web:hello_app()")."""
+    from flask import Flask, redirect
+
+    app = Flask("hello")
+
+    @app.get("/")
+    def index():
+        # The same hidden fields as the real form, so the client code is identical.
+        return (
+            '<!doctype html><title>Hello</title><input type="hidden" name="csrf_token" '
+            'value="x"><input type="hidden" name="started" value="y">Hello, World!'
+        )
+
+    @app.post("/subscribe")
+    def subscribe():
+        return redirect("/subscribe/check-inbox", 303)
+
+    return app
+
+
+# --- servers -----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _seed_catalogue(instance: Path) -> None:
+    """A Statuspage-sized catalogue (10 groups of 8), so the form is as big as in real use."""
+    sys.path.insert(0, str(ROOT))
+    from notifier.store import SQLiteStore
+
+    store = SQLiteStore(instance / "notifier.db")
+    store.upgrade()
+    now = datetime.now(UTC)
+    feed = store.ensure_feed("http://127.0.0.1:9/never-polled.atom", now)
+    components = []
+    for g in range(10):
+        group = {"id": f"g{g}", "name": f"Product {g}", "group": True, "position": g * 10}
+        components.append(group)
+        components += [
+            {"id": f"g{g}c{c}", "name": f"Region {c}", "group_id": f"g{g}", "position": g * 10 + c}
+            for c in range(1, 9)
+        ]
+    store.replace_components(feed["id"], components, now)
+    store.close()
+
+
+def _start(target: str, workers: int, env: dict, log: Path) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    command = [
+        str(BIN / "gunicorn"),
+        target,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "25",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            conn.close()
+            return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{target} did not start; see {log}")
+
+
+def _app_env(instance: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        INSTANCE_PATH=str(instance),
+        DATABASE_URL=f"sqlite:///{instance / 'notifier.db'}",
+        EMAIL_BACKEND="outbox",
+        SECRET_KEY="bench-secret-key-bench-secret-key-bench-secret",
+        FEED_URLS="http://127.0.0.1:9/never-polled.atom",
+        RATE_LIMIT_SUBSCRIBE="100000000 per minute",
+        FORM_MIN_FILL_SECONDS="0",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+# --- load --------------------------------------------------------------------------------
+def _form(port: int) -> tuple[str, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    html = response.read().decode()
+    cookie = (response.getheader("Set-Cookie") or "").split(";")[0]
+    conn.close()
+    fields = {
+        n: re.search(rf'name="{n}" value="([^"]*)"', html).group(1)
+        for n in ("csrf_token", "started")
+    }
+    return cookie, fields
+
+
+def _client(port: int, kind: str, client_id: int, start: float, end: float, results) -> None:
+    latencies, errors, i, size = [], 0, 0, 0
+    if kind == "POST":
+        cookie, fields = _form(port)
+    while time.monotonic() < start:  # every client begins at the same moment
+        time.sleep(0.001)
+    while (t0 := time.monotonic()) < end:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        if kind == "GET":
+            conn.request("GET", "/")
+            expected = 200
+        else:
+            i += 1
+            body = urlencode(
+                {
+                    **fields,
+                    "email": f"bench-{client_id}-{i}@example.com",
+                    "language": "de",
+                    "timezone": "Europe/Berlin",
+                    "scope": "all",
+                    "notify_incidents": "y",
+                    "notify_maintenance": "y",
+                }
+            )
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+            conn.request("POST", "/subscribe", body, headers)
+            expected = 303
+        response = conn.getresponse()
+        size = len(response.read())
+        conn.close()
+        t1 = time.monotonic()
+        if t0 >= start + WARMUP_SECONDS:
+            latencies.append(t1 - t0)
+            errors += response.status != expected
+    results.put((latencies, errors, size))
+
+
+def measure(port: int, kind: str, clients: int, seconds: float) -> dict:
+    results = multiprocessing.Queue()
+    start = time.monotonic() + 1.0
+    end = start + WARMUP_SECONDS + seconds
+    procs = [
+        multiprocessing.Process(target=_client, args=(port, kind, n, start, end, results))
+        for n in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    latencies, errors = [], 0
+    for _ in procs:
+        lat, err, size = results.get()
+        latencies += lat
+        errors += err
+    for p in procs:
+        p.join()
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / seconds,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "body_bytes": size,
+    }
+
+
+# --- report ------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = match.group(1).strip() if match else cpu
+    from importlib.metadata import version
+
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, gunicorn {version('gunicorn')}, "
+        f"Flask {version('flask')}"
+    )
+
+
+def section(results: dict, args, command: str) -> str:
+    rows = []
+    for kind, path in (("GET", "/"), ("POST", "/subscribe")):
+        app, hello = results[("app", kind)], results[("hello", kind)]
+        rows.append(
+            f"| {kind} {path} | {app['rps']:.0f} | {hello['rps']:.0f} | "
+            f"{app['rps'] / hello['rps']:.2f} | {app['p50_ms']:.1f} | {app['p99_ms']:.1f} | "
+            f"{hello['p99_ms']:.1f} | {app['p99_ms'] / hello['p99_ms']:.2f} | "
+            f"{app['errors'] + hello['errors']} |"
+        )
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"Command: `{command}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"Machine: {machine()}.",
+            "",
+            f"Both apps under `gunicorn --workers {args.workers} --access-logfile - "
+            "--graceful-timeout 25` (the Procfile's web settings), loaded by "
+            f"{args.clients} client processes on the same machine for {args.seconds:g} s "
+            f"each after {WARMUP_SECONDS:g} s warm-up, one new connection per request. The "
+            "reference is a Flask hello world with the same two routes (bench/web.py). The app "
+            "ran with `RATE_LIMIT_SUBSCRIBE=100000000 per minute` and `FORM_MIN_FILL_SECONDS=0`, "
+            "so every POST was a real sign-up of a new address (SQLite writes: subscriber, "
+            "consent, queued confirmation mail, mail cap, rate-limit counter), never a 429 or a "
+            'dropped "too fast" post. The form lists a 90-component catalogue and ~430 time '
+            f"zones: GET / answers {results[('app', 'GET')]['body_bytes']:,} bytes of HTML, "
+            f"the hello world {results[('hello', 'GET')]['body_bytes']:,}.",
+            "",
+            "| endpoint | app req/s | hello req/s | throughput ratio | app p50 ms | app p99 ms | "
+            "hello p99 ms | p99 ratio | errors |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "Load generator and servers share the CPUs, so absolute numbers are a floor; the "
+            "ratios compare both apps under the same conditions.",
+            "",
+        ]
+    )
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace (or add) the Web section; other sections (e.g. Polling) stay as they are."""
+    current = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _m: text + "\n", current)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    path.write_text(updated.rstrip("\n") + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    command = "python bench/web.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp) / "instance"
+        instance.mkdir()
+        _seed_catalogue(instance)
+        env = _app_env(instance)
+        servers = {
+            "app": _start("app:create_app()", args.workers, env, Path(tmp) / "app.log"),
+            "hello": _start("bench.web:hello_app()", args.workers, env, Path(tmp) / "hello.log"),
+        }
+        try:
+            for kind in ("GET", "POST"):
+                for name, (_process, port) in servers.items():
+                    results[(name, kind)] = measure(port, kind, args.clients, args.seconds)
+                    print(f"{name:5} {kind:4} {results[(name, kind)]}", flush=True)
+        finally:
+            for process, _port in servers.values():
+                process.terminate()
+                process.wait(timeout=30)
+    text = section(results, args, command.strip())
+    print("\n" + text)
+    if not args.no_write:
+        write_section(ROOT / "BENCHMARKS.md", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""The sign-up and preferences forms: fields, limits, validation, and the catalogue they offer.
+
+Every field is length-capped and rejects control characters; choices are checked against
+fixed lists (languages, IANA zones) or the cached Statuspage catalogue. Messages go through
+gettext. CSRF is not checked here: CSRFProtect guards every POST of the app (security.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+import weakref
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeSerializer
+from markupsafe import Markup, escape
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.validators import StopValidation, ValidationError
+
+from .i18n import DEFAULT_TIMEZONES, LANGUAGES
+from .notifications import page_name
+from .subscriptions import Preferences
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
+MAX_CHOICE_LENGTH = 64  # component ids, zone names, flags
+MAX_COMPONENTS = 500
+# Language names are written in their own language on purpose (autonyms), in every UI language.
+LANGUAGE_CHOICES = [("de", "Deutsch"), ("en", "English")]
+ZONE_AREAS = {
+    "Africa": _l("Africa"),
+    "America": _l("America"),
+    "Antarctica": _l("Antarctica"),
+    "Asia": _l("Asia"),
+    "Atlantic": _l("Atlantic"),
+    "Australia": _l("Australia"),
+    "Europe": _l("Europe"),
+    "Indian": _l("Indian Ocean"),
+    "Pacific": _l("Pacific"),
+}
+
+
+# --- time zones ----------------------------------------------------------------------
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """Canonical Area/City zones plus UTC; no legacy aliases (US/Eastern) or Etc/GMT+5."""
+    zones = {z for z in zoneinfo.available_timezones() if z.split("/")[0] in ZONE_AREAS}
+    return frozenset(zones | {"UTC"})
+
+
+@functools.cache
+def _zones_by_area() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    areas: dict[str, list[str]] = {}
+    for zone in sorted(zone_names() - {"UTC"}):
+        areas.setdefault(zone.split("/")[0], []).append(zone)
+    return tuple((area, tuple(zones)) for area, zones in sorted(areas.items()))
+
+
+def zone_options(selected: str | None, language: str) -> Markup:
+    """The time zone <option>s, `selected` marked; the markup is built once per language."""
+    html = _zone_options_html(language)
+    if selected:
+        needle = f'<option value="{escape(selected)}">'
+        html = html.replace(needle, needle[:-1] + " selected>", 1)
+    return Markup(html)
+
+
+@functools.cache
+def _zone_options_html(language: str) -> str:
+    # ~430 options on the busiest page: rendering them through Jinja on every request cost
+    # more than everything else in GET / together.
+    groups = [("UTC", ["UTC"])] + [(str(ZONE_AREAS[a]), zones) for a, zones in _zones_by_area()]
+    return "".join(
+        f'<optgroup label="{escape(label)}">'
+        + "".join(f'<option value="{z}">{escape(z.replace("_", " "))}</option>' for z in zones)
+        + "</optgroup>"
+        for label, zones in groups
+    )
+
+
+# --- the component catalogue ---------------------------------------------------------
+@dataclass(frozen=True)
+class Component:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """A Statuspage component group; a top-level component on its own has id None."""
+
+    id: str | None
+    name: str | None
+    members: tuple[Component, ...]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One status page; the name is shown only when several pages are configured."""
+
+    name: str
+    groups: tuple[Group, ...]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    sections: tuple[Section, ...]
+
+    @functools.cached_property
+    def members(self) -> dict[str, tuple[str, ...]]:
+        """Each selectable id (component or group) -> the component ids it stands for."""
+        out = {}
+        for section in self.sections:
+            for group in section.groups:
+                for c in group.members:
+                    out[c.id] = (c.id,)
+                if group.id is not None:
+                    out[group.id] = tuple(c.id for c in group.members)
+        return out
+
+    def expand(self, ids) -> tuple[str, ...]:
+        return tuple(sorted({cid for i in ids for cid in self.members.get(i, ())}))
+
+
+_catalogues: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def load_catalogue(store) -> Catalogue:
+    """The catalogue for the forms; rebuilt only after the poller synced components again."""
+    stamp = store.catalogue_stamp()
+    cached = _catalogues.get(store)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, build_catalogue(store))
+        _catalogues[store] = cached
+    return cached[1]
+
+
+def build_catalogue(store) -> Catalogue:
+    """Groups with their members, in status-page order, per configured page."""
+    feeds = {f["id"]: page_name(f) for f in store.list_feeds()}
+    rows = store.list_components()
+    by_feed: dict[int, list[dict]] = {}
+    for row in rows:
+        by_feed.setdefault(row["feed_id"], []).append(row)
+    sections = []
+    for feed_id, components in by_feed.items():
+        members: dict[str, list[Component]] = {}
+        for c in components:
+            if c["group_id"] and not c["is_group"]:
+                members.setdefault(c["group_id"], []).append(Component(c["id"], c["name"]))
+        groups = []
+        for c in components:  # already ordered by position
+            if c["is_group"]:
+                if members.get(c["id"]):
+                    groups.append(Group(c["id"], c["name"], tuple(members[c["id"]])))
+            elif not c["group_id"]:
+                groups.append(Group(None, None, (Component(c["id"], c["name"]),)))
+        if groups:
+            sections.append(Section(feeds.get(feed_id, "Sinch"), tuple(groups)))
+    return Catalogue(tuple(sections))
+
+
+# --- validators ----------------------------------------------------------------------
+def _has_control_characters(value: str) -> bool:
+    # Cc: C0/C1 controls incl. CR/LF/NUL; Cf: invisible format marks (bidi overrides, ZWSP);
+    # Zl/Zp: line and paragraph separators. None belong in any field of these forms.
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+
+
+def _strip_spaces(value):
+    # Spaces only: a pasted address often has them; CR/LF/tabs are rejected, not cleaned.
+    return value.strip(" ") if isinstance(value, str) else value
+
+
+def no_control_characters(form, field) -> None:
+    values = field.data if isinstance(field.data, list) else [field.data]
+    if any(isinstance(v, str) and _has_control_characters(v) for v in values):
+        raise StopValidation(_l("Please remove line breaks and other invisible characters."))
+
+
+def capped(limit: int):
+    def check(form, field) -> None:
+        values = field.data if isinstance(field.data, list) else [field.data]
+        if any(isinstance(v, str) and len(v) > limit for v in values):
+            raise StopValidation(_l("This is longer than %(limit)s characters.", limit=limit))
+
+    return check
+
+
+def required(form, field) -> None:
+    if not field.data:
+        raise StopValidation(_l("Please fill in this field."))
+
+
+def one_of(allowed, message):
+    def check(form, field) -> None:
+        if field.data not in allowed():
+            raise StopValidation(message)
+
+    return check
+
+
+def normalize_email(raw: str) -> str:
+    """The address as we store it, or ValueError. No DNS lookups inside a request."""
+    try:
+        info = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        raise ValueError(raw) from None
+    # Case-insensitive in practice; one row per mailbox keeps the per-address mail caps whole.
+    return info.ascii_email.lower()
+
+
+def valid_email(form, field) -> None:
+    try:
+        field.data = normalize_email(field.data)
+    except ValueError:
+        raise ValidationError(
+            _l("Please enter a valid email address, like name@example.com.")
+        ) from None
+
+
+# --- forms ---------------------------------------------------------------------------
+class PreferencesForm(FlaskForm):
+    class Meta:
+        csrf = False  # CSRFProtect checks every POST before the view runs
+
+    # Choices live in the class attributes below and the template renders them; the fields
+    # only validate (wtforms' own choice handling would bring its untranslated messages).
+    language_choices = LANGUAGE_CHOICES
+    scope_choices = (("all", _l("All products")), ("selected", _l("Only the products I choose")))
+
+    language = RadioField(
+        _l("Language of the emails"),
+        validate_choice=False,
+        validators=[
+            capped(MAX_CHOICE_LENGTH),
+            no_control_characters,
+            one_of(lambda: LANGUAGES, _l("Please choose German or English.")),
+        ],
+    )
+    timezone = SelectField(
+        _l("Time zone for times in the emails"),
+        validate_choice=False,
+        validators=[
+            capped(MAX_CHOICE_LENGTH),
+            no_control_characters,
+            one_of(zone_names, _l("Please choose a time zone from the list.")),
+        ],
+    )
+    scope = RadioField(
+        _l("Products"),
+        default="all",
+        validate_choice=False,
+        validators=[
+            capped(MAX_CHOICE_LENGTH),
+            no_control_characters,
+            one_of(lambda: ("all", "selected"), _l("Please choose all or some products.")),
+        ],
+    )
+    components = SelectMultipleField(
+        _l("Products and components"),
+        validate_choice=False,
+        validators=[capped(MAX_CHOICE_LENGTH), no_control_characters],
+    )
+    notify_incidents = BooleanField(_l("Incidents"), default=True)
+    notify_maintenance = BooleanField(_l("Scheduled maintenance"), default=True)
+
+    catalogue: Catalogue = Catalogue(())
+    # The order fields appear on the page, for the error summary above the form.
+    page_order = ("language", "notify_maintenance", "scope", "components", "timezone")
+
+    def failed_fields(self) -> list:
+        """Fields with errors, in page order (for the summary above the form)."""
+        return [self[name] for name in self.page_order if self[name].errors]
+
+    @classmethod
+    def for_request(cls, catalogue: Catalogue, page_language: str, **data):
+        """The form bound to the request, with defaults that suit the page language."""
+        data.setdefault("language", page_language)
+        data.setdefault("timezone", DEFAULT_TIMEZONES[data["language"]])
+        form = cls(data=data)
+        form.catalogue = catalogue
+        return form
+
+    def validate_components(self, field) -> None:
+        chosen = field.data or []
+        if len(chosen) > MAX_COMPONENTS:
+            raise ValidationError(_l("Please choose fewer products."))
+        if any(c not in self.catalogue.members for c in chosen):
+            raise ValidationError(_l("The product list has changed; please choose again."))
+        if self.scope.data == "selected" and not self.catalogue.expand(chosen):
+            raise ValidationError(_l("Please choose at least one product, or all products."))
+
+    def validate_notify_maintenance(self, field) -> None:
+        if not (field.data or self.notify_incidents.data):
+            raise ValidationError(_l("Please choose incidents, maintenance or both."))
+
+    def preferences(self) -> Preferences:
+        everything = self.scope.data == "all"
+        return Preferences(
+            language=self.language.data,
+            timezone=self.timezone.data,
+            all_components=everything,
+            component_ids=() if everything else self.catalogue.expand(self.components.data),
+            notify_incidents=bool(self.notify_incidents.data),
+            notify_maintenance=bool(self.notify_maintenance.data),
+        )
+
+
+class SubscribeForm(PreferencesForm):
+    email = StringField(
+        _l("Email address"),
+        filters=[_strip_spaces],
+        validators=[
+            required,
+            capped(MAX_EMAIL_LENGTH),
+            no_control_characters,
+            valid_email,
+        ],
+    )
+    # Honeypot: hidden from people (CSS, aria-hidden, no tab stop), irresistible to bots.
+    website = StringField(_l("Leave this field empty"))
+    started = HiddenField()
+
+    page_order = ("email", *PreferencesForm.page_order)
+
+    def looks_automated(self, secret_key: str, now: datetime, min_seconds: int) -> bool:
+        """A filled honeypot, or sent faster than a person can (or without our timestamp)."""
+        if self.website.data:
+            return True
+        age = seconds_since(secret_key, self.started.data, now)
+        return age is None or age < min_seconds
+
+
+# --- fill-in time ----------------------------------------------------------------------
+def _started_serializer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt="status-notifier/form-started")
+
+
+def started_token(secret_key: str, now: datetime) -> str:
+    """A signed 'form shown at' stamp; bots that post without loading the form lack it."""
+    return _started_serializer(secret_key).dumps(int(now.timestamp()))
+
+
+def seconds_since(secret_key: str, token: str | None, now: datetime) -> float | None:
+    if not token or len(token) > 200:
+        return None
+    try:
+        shown_at = _started_serializer(secret_key).loads(token)
+    except BadSignature:
+        return None
+    if not isinstance(shown_at, int):
+        return None
+    return now.timestamp() - shown_at

@@ -1,0 +1,123 @@
+"""Per-IP rate limits: Flask-Limiter counting in the database, so every gunicorn worker (and
+every web dyno) shares one count. An in-memory count would give each worker its own budget.
+
+Limits (settings, per client address; IPv6 clients per /64, the block one host usually has):
+
+- POST /subscribe: RATE_LIMIT_SUBSCRIBE.
+- every page reached by a signed link (confirm, preferences, export, erase, unsubscribe, undo),
+  GET and POST together: RATE_LIMIT_LINKS, one shared budget.
+- the RFC 8058 one-click POST: RATE_LIMIT_ONE_CLICK, generous on purpose: mailbox providers
+  send those from a few of their own addresses for all their users at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from limits.storage import Storage
+
+from .settings import Settings
+from .store import StoreError
+
+SCHEME = "notifier-store"
+
+SUBSCRIBE_ENDPOINTS = ("public.subscribe",)
+LINK_ENDPOINTS = (
+    "public.confirm",
+    "public.preferences",
+    "public.export",
+    "public.erase",
+    "public.unsubscribe",
+    "public.undo",
+)
+ONE_CLICK_ENDPOINTS = ("public.one_click",)
+
+
+class StoreStorage(Storage):
+    """A `limits` storage on the store's rate_limits table (fixed windows).
+
+    Time comes from the app's clock, so tests move windows by advancing the clock.
+    """
+
+    STORAGE_SCHEME = (SCHEME,)
+
+    def __init__(self, uri: str | None = None, *, store=None, clock=None, **options):
+        super().__init__(uri, **options)
+        if store is None or clock is None:
+            raise ValueError(f"{SCHEME}:// needs the store and clock as storage options")
+        self.store = store
+        self.clock = clock
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return StoreError
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = self.clock()
+        return self.store.hit_rate_limit(key, amount, now + timedelta(seconds=expiry), now)
+
+    def get(self, key: str) -> int:
+        window = self.store.rate_limit_window(key, self.clock())
+        return 0 if window is None else window["count"]
+
+    def get_expiry(self, key: str) -> float:
+        now: datetime = self.clock()
+        window = self.store.rate_limit_window(key, now)
+        return (now if window is None else window["expires_at"]).timestamp()
+
+    def check(self) -> bool:
+        try:
+            return self.store.ping()
+        except StoreError:
+            return False
+
+    def reset(self) -> int | None:
+        return self.store.clear_rate_limits()
+
+    def clear(self, key: str) -> None:
+        self.store.clear_rate_limit(key)
+
+
+def client_key() -> str:
+    """The client's address (after ProxyFix); IPv6 grouped by /64."""
+    raw = request.remote_addr or "unknown"
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return raw
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
+
+
+def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
+    """Attach one Limiter to this app; call after the blueprints are registered."""
+    limiter = Limiter(
+        key_func=client_key,
+        storage_uri=f"{SCHEME}://",
+        storage_options={
+            "store": app.extensions["store"],
+            "clock": lambda: app.extensions["clock"](),
+        },
+        strategy="fixed-window",
+        headers_enabled=False,
+        key_prefix="ip",
+    )
+    limiter.init_app(app)
+    _limit(app, limiter, SUBSCRIBE_ENDPOINTS, settings.rate_limit_subscribe, "subscribe", ["POST"])
+    _limit(app, limiter, LINK_ENDPOINTS, settings.rate_limit_links, "links", None)
+    _limit(app, limiter, ONE_CLICK_ENDPOINTS, settings.rate_limit_one_click, "one-click", ["POST"])
+    return limiter
+
+
+def _limit(app: Flask, limiter: Limiter, endpoints, value: str, scope: str, methods) -> None:
+    # The limiter belongs to this app (tests build many apps), so the limits wrap this app's
+    # view functions instead of decorating the blueprint's module-level functions.
+    decorate = limiter.shared_limit(value, scope=scope, methods=methods)
+    for endpoint in endpoints:
+        app.view_functions[endpoint] = decorate(app.view_functions[endpoint])

@@ -1,0 +1,226 @@
+"""Store queries for the public sign-up: subscribers, their components, consents, confirmation
+mail caps, and the per-IP rate-limit counters every web worker shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from .base import dumps
+
+# Columns a caller may change through update_subscriber (never id, email or created_at).
+_MUTABLE = frozenset(
+    {
+        "language",
+        "timezone",
+        "all_components",
+        "notify_incidents",
+        "notify_maintenance",
+        "state",
+        "token_nonce",
+        "link_nonce",
+        "updated_at",
+        "confirmed_at",
+        "unsubscribed_at",
+    }
+)
+
+
+class SubscriberQueries:
+    # --- subscribers -----------------------------------------------------------------
+    def get_subscriber(self, subscriber_id: int) -> dict | None:
+        return self._query_one("SELECT * FROM subscribers WHERE id = ?", [subscriber_id])
+
+    def get_subscriber_by_email(self, email: str) -> dict | None:
+        return self._query_one("SELECT * FROM subscribers WHERE email = ?", [email])
+
+    def insert_subscriber(self, email: str, fields: dict, now: datetime) -> int:
+        """A new subscriber row; `fields` holds every column but email and the timestamps."""
+        columns = ["email", *fields, "created_at", "updated_at"]
+        row = self._query_one(
+            f"INSERT INTO subscribers ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) RETURNING id",
+            [email, *fields.values(), now, now],
+        )
+        return row["id"]
+
+    def update_subscriber(self, subscriber_id: int, **fields) -> int:
+        unknown = set(fields) - _MUTABLE
+        if unknown:
+            raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        return self._execute(
+            f"UPDATE subscribers SET {assignments} WHERE id = ?",
+            [*fields.values(), subscriber_id],
+        )
+
+    def subscriber_component_ids(self, subscriber_id: int) -> list[str]:
+        rows = self._query(
+            "SELECT component_id FROM subscriber_components WHERE subscriber_id = ? "
+            "ORDER BY component_id",
+            [subscriber_id],
+        )
+        return [r["component_id"] for r in rows]
+
+    def set_subscriber_components(self, subscriber_id: int, component_ids: Iterable[str]) -> None:
+        with self.write():
+            self._execute(
+                "DELETE FROM subscriber_components WHERE subscriber_id = ?", [subscriber_id]
+            )
+            self._executemany(
+                "INSERT INTO subscriber_components (subscriber_id, component_id) VALUES (?, ?)",
+                [[subscriber_id, cid] for cid in sorted(set(component_ids))],
+            )
+
+    def delete_subscriber(self, subscriber_id: int) -> int:
+        """Erase: consents, components, confirmation sends and deliveries go with it (cascade);
+        the personal notifications addressed to it too."""
+        with self.write():
+            self._execute(
+                "DELETE FROM notifications WHERE kind IN ('confirmation', 'receipt') "
+                "AND audience = ?",
+                [dumps({"subscriber_id": subscriber_id})],
+            )
+            return self._execute("DELETE FROM subscribers WHERE id = ?", [subscriber_id])
+
+    def delete_pending_subscribers(self, updated_before: datetime) -> int:
+        """Sign-ups nobody confirmed: gone, with everything that hangs off them."""
+        with self.write():
+            ids = [
+                r["id"]
+                for r in self._query(
+                    "SELECT id FROM subscribers WHERE state = 'pending' AND updated_at < ?",
+                    [updated_before],
+                )
+            ]
+            for subscriber_id in ids:
+                self.delete_subscriber(subscriber_id)
+        return len(ids)
+
+    # --- consent records -------------------------------------------------------------
+    def open_consent(self, subscriber_id: int) -> dict | None:
+        """The newest consent row still waiting for its confirmation."""
+        return self._query_one(
+            "SELECT * FROM consents WHERE subscriber_id = ? AND confirmed_at IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            [subscriber_id],
+        )
+
+    def record_signup_consent(
+        self,
+        subscriber_id: int,
+        *,
+        version: str,
+        language: str,
+        ip: str | None,
+        user_agent: str | None,
+        now: datetime,
+    ) -> int:
+        """Open a consent row, or refresh the open one - the newest request gets confirmed."""
+        with self.write():
+            open_row = self.open_consent(subscriber_id)
+            if open_row is not None:
+                self._execute(
+                    "UPDATE consents SET consent_version = ?, language = ?, signup_at = ?, "
+                    "signup_ip = ?, signup_user_agent = ? WHERE id = ?",
+                    [version, language, now, ip, user_agent, open_row["id"]],
+                )
+                return open_row["id"]
+            row = self._query_one(
+                "INSERT INTO consents (subscriber_id, consent_version, language, signup_at, "
+                "signup_ip, signup_user_agent) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                [subscriber_id, version, language, now, ip, user_agent],
+            )
+            return row["id"]
+
+    def record_consent_confirmation(
+        self, subscriber_id: int, *, ip: str | None, user_agent: str | None, now: datetime
+    ) -> int:
+        return self._execute(
+            "UPDATE consents SET confirmed_at = ?, confirm_ip = ?, confirm_user_agent = ? "
+            "WHERE id = (SELECT MAX(id) FROM consents WHERE subscriber_id = ? "
+            "AND confirmed_at IS NULL)",
+            [now, ip, user_agent, subscriber_id],
+        )
+
+    def set_consent_withdrawn(self, subscriber_id: int, withdrawn_at: datetime | None) -> int:
+        """Withdraw (unsubscribe) or restore (undo) the newest confirmed consent."""
+        return self._execute(
+            "UPDATE consents SET withdrawn_at = ? WHERE id = (SELECT MAX(id) FROM consents "
+            "WHERE subscriber_id = ? AND confirmed_at IS NOT NULL)",
+            [withdrawn_at, subscriber_id],
+        )
+
+    def list_consents(self, subscriber_id: int) -> list[dict]:
+        return self._query(
+            "SELECT * FROM consents WHERE subscriber_id = ? ORDER BY id", [subscriber_id]
+        )
+
+    # --- confirmation mail caps ------------------------------------------------------
+    def confirmation_send_times(
+        self, subscriber_id: int, since: datetime | None = None
+    ) -> list[datetime]:
+        where, params = ("AND sent_at >= ?", [since]) if since is not None else ("", [])
+        rows = self._query(
+            f"SELECT sent_at FROM confirmation_sends WHERE subscriber_id = ? {where} "
+            "ORDER BY sent_at",
+            [subscriber_id, *params],
+        )
+        return [r["sent_at"] for r in rows]
+
+    def record_confirmation_send(self, subscriber_id: int, now: datetime) -> None:
+        self._execute(
+            "INSERT INTO confirmation_sends (subscriber_id, sent_at) VALUES (?, ?)",
+            [subscriber_id, now],
+        )
+
+    def catalogue_stamp(self) -> datetime | None:
+        """When the component catalogue last changed (it only changes through a sync)."""
+        return self._query_one("SELECT MAX(components_synced_at) AS synced_at FROM feeds")[
+            "synced_at"
+        ]
+
+    # --- export ----------------------------------------------------------------------
+    def subscriber_deliveries(self, subscriber_id: int) -> list[dict]:
+        return self._query(
+            "SELECT d.id, d.notification_id, n.kind, d.email, d.language, d.timezone, d.state, "
+            "d.reason, d.attempts, d.created_at, d.updated_at, d.sent_at FROM deliveries d "
+            "JOIN notifications n ON n.id = d.notification_id WHERE d.subscriber_id = ? "
+            "ORDER BY d.id",
+            [subscriber_id],
+        )
+
+    # --- rate limits (limits storage, see notifier/ratelimit.py) ---------------------
+    def hit_rate_limit(self, key: str, amount: int, expires_at: datetime, now: datetime) -> int:
+        """Add `amount` to a fixed-window counter in one atomic statement; the new count.
+
+        An expired window restarts at `amount` with the new expiry, so no worker ever has to
+        read, decide and write back (two gunicorn workers would race on that).
+        """
+        row = self._query_one(
+            "INSERT INTO rate_limits (key, count, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "count = CASE WHEN rate_limits.expires_at <= ? THEN excluded.count "
+            "ELSE rate_limits.count + excluded.count END, "
+            "expires_at = CASE WHEN rate_limits.expires_at <= ? THEN excluded.expires_at "
+            "ELSE rate_limits.expires_at END "
+            "RETURNING count",
+            [key, amount, expires_at, now, now],
+        )
+        return row["count"]
+
+    def rate_limit_window(self, key: str, now: datetime) -> dict | None:
+        """The live window for `key` ({count, expires_at}), None when there is none."""
+        return self._query_one(
+            "SELECT count, expires_at FROM rate_limits WHERE key = ? AND expires_at > ?",
+            [key, now],
+        )
+
+    def clear_rate_limit(self, key: str) -> None:
+        self._execute("DELETE FROM rate_limits WHERE key = ?", [key])
+
+    def clear_rate_limits(self) -> int:
+        return self._execute("DELETE FROM rate_limits")
+
+    def purge_expired_rate_limits(self, now: datetime) -> int:
+        return self._execute("DELETE FROM rate_limits WHERE expires_at <= ?", [now])

@@ -1,0 +1,320 @@
+"""Subscriptions: sign-up with double opt-in, confirm, preferences, unsubscribe, undo, export,
+erase and the purge of unconfirmed sign-ups. Functions take the store, values and `now`.
+
+What a sign-up request does, by the state the address is in. The web form answers every case
+with the same redirect, and mail only ever leaves through the worker, so neither the response
+nor its timing tells a visitor whether an address is known:
+
+- new: a `pending` row with fresh nonces, an open consent record, a confirmation mail.
+- pending: the newest request's preferences and consent data replace the old ones (the person
+  confirms what they asked for last); another confirmation mail within the caps. The token
+  nonce is kept, so the link in an earlier mail still works until it expires.
+- confirmed: nothing at all. The address already opted in; a stranger must not be able to
+  change its preferences or fill its inbox. The owner manages it from any mail's link.
+- unsubscribed: a fresh opt-in, as for a new address: back to `pending` with new token and
+  link nonces (old preference, unsubscribe and undo links die), new consent record, a mail.
+- suppressed (bounced or complained, set by the webhook): nothing; such an address is never
+  mailed again because someone typed it into a form.
+
+Confirmation mails per address: at most one per CONFIRMATION_COOLDOWN and
+CONFIRMATION_DAILY_CAP per 24 hours, counted in `confirmation_sends`; requests beyond that
+change preferences as above but queue no mail. The per-IP limit is in notifier/ratelimit.py.
+
+Unsubscribing a confirmed address cancels its pending deliveries in the same transaction and
+queues a receipt with an undo link (a shared mailbox like noc@… may have clicked by mistake);
+the undo restores it without a new opt-in for UNDO_WINDOW, because it was confirmed before and
+the undo link only ever went to that mailbox. A pending sign-up that is unsubscribed is simply
+called off: no receipt, as that address never opted in to any mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from . import tokens
+from .notifications import queue_personal
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONFIRMATION_COOLDOWN = timedelta(minutes=15)
+CONFIRMATION_DAILY_CAP = 3
+UNCONFIRMED_TTL = timedelta(days=7)
+UNDO_WINDOW = timedelta(days=7)
+
+
+class InvalidLink(Exception):
+    """Forged, expired, reused or stale; every case gets the same generic page."""
+
+
+@dataclass(frozen=True)
+class Preferences:
+    language: str
+    timezone: str
+    all_components: bool = True
+    component_ids: tuple[str, ...] = ()
+    notify_incidents: bool = True
+    notify_maintenance: bool = True
+
+    def columns(self) -> dict:
+        return {
+            "language": self.language,
+            "timezone": self.timezone,
+            "all_components": self.all_components,
+            "notify_incidents": self.notify_incidents,
+            "notify_maintenance": self.notify_maintenance,
+        }
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who made a request: kept in the consent record."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    previous_state: str | None  # None: the address was new
+    mail_queued: bool
+    subscriber_id: int | None = field(default=None, compare=False)
+
+
+# --- sign-up -------------------------------------------------------------------------
+def subscribe(
+    store, settings: Settings, email: str, prefs: Preferences, visitor: Visitor, now: datetime
+) -> SignupOutcome:
+    """Handle one sign-up request (email already validated and normalized)."""
+    with store.write():
+        row = store.get_subscriber_by_email(email)
+        previous = None if row is None else row["state"]
+        if previous in ("confirmed", "suppressed"):
+            return SignupOutcome(previous, False, row["id"])
+        if row is None:
+            subscriber_id = store.insert_subscriber(
+                email,
+                {
+                    **prefs.columns(),
+                    "state": "pending",
+                    "token_nonce": tokens.new_nonce(),
+                    "link_nonce": tokens.new_nonce(),
+                },
+                now,
+            )
+        else:
+            subscriber_id = row["id"]
+            fresh_opt_in = previous == "unsubscribed"
+            store.update_subscriber(
+                subscriber_id,
+                **prefs.columns(),
+                state="pending",
+                updated_at=now,
+                **(
+                    {"token_nonce": tokens.new_nonce(), "link_nonce": tokens.new_nonce()}
+                    if fresh_opt_in
+                    else {}
+                ),
+            )
+        store.set_subscriber_components(
+            subscriber_id, () if prefs.all_components else prefs.component_ids
+        )
+        store.record_signup_consent(
+            subscriber_id,
+            version=settings.consent_version,
+            language=prefs.language,
+            ip=visitor.ip,
+            user_agent=visitor.user_agent,
+            now=now,
+        )
+        queued = _queue_confirmation(store, subscriber_id, now)
+    log.info("sign-up for subscriber %s (was %s), mail queued: %s", subscriber_id, previous, queued)
+    return SignupOutcome(previous, queued, subscriber_id)
+
+
+def _queue_confirmation(store, subscriber_id: int, now: datetime) -> bool:
+    """Queue a confirmation mail unless this address hit its cooldown or daily cap."""
+    recent = store.confirmation_send_times(subscriber_id, now - timedelta(hours=24))
+    if len(recent) >= CONFIRMATION_DAILY_CAP or (
+        recent and now - recent[-1] < CONFIRMATION_COOLDOWN
+    ):
+        return False
+    queue_personal(store, "confirmation", subscriber_id, now)
+    store.record_confirmation_send(subscriber_id, now)
+    return True
+
+
+# --- links ---------------------------------------------------------------------------
+def subscriber_for_link(store, settings: Settings, purpose: str, token: str, now: datetime) -> dict:
+    """The subscriber a link is for, or InvalidLink; nothing is changed."""
+    try:
+        data = tokens.read_token(settings.secret_key, purpose, token, now=now)
+    except tokens.TokenError:
+        raise InvalidLink from None
+    row = store.get_subscriber(data.subscriber_id)
+    if row is None:
+        raise InvalidLink
+    nonce = row["token_nonce"] if purpose == tokens.CONFIRM else row["link_nonce"]
+    if not tokens.nonce_matches(nonce, data.nonce):
+        raise InvalidLink
+    if purpose == tokens.CONFIRM and row["state"] != "pending":
+        raise InvalidLink
+    if purpose == tokens.UNDO and not _undo_allowed(row, now):
+        raise InvalidLink
+    return row
+
+
+def manage_token(settings: Settings, subscriber: dict, now: datetime) -> str:
+    """A fresh preferences/unsubscribe token for a page we just showed the subscriber."""
+    return tokens.make_token(
+        settings.secret_key, tokens.MANAGE, subscriber["id"], subscriber["link_nonce"], now=now
+    )
+
+
+def _undo_allowed(row: dict, now: datetime) -> bool:
+    return (
+        row["state"] == "unsubscribed"
+        and row["confirmed_at"] is not None
+        and row["unsubscribed_at"] is not None
+        and now - row["unsubscribed_at"] <= UNDO_WINDOW
+    )
+
+
+# --- confirm -------------------------------------------------------------------------
+def confirm(store, settings: Settings, token: str, visitor: Visitor, now: datetime) -> dict:
+    """Confirm a pending sign-up (single use: the token nonce is cleared); InvalidLink else."""
+    with store.write():
+        row = subscriber_for_link(store, settings, tokens.CONFIRM, token, now)
+        store.update_subscriber(
+            row["id"], state="confirmed", token_nonce=None, confirmed_at=now, updated_at=now
+        )
+        store.record_consent_confirmation(
+            row["id"], ip=visitor.ip, user_agent=visitor.user_agent, now=now
+        )
+        # A second confirmation mail still queued would only carry a dead link now.
+        store.cancel_pending_for_subscriber(row["id"], "confirmed", now)
+    log.info("subscriber %s confirmed", row["id"])
+    return store.get_subscriber(row["id"])
+
+
+# --- preferences ---------------------------------------------------------------------
+def update_preferences(store, subscriber_id: int, prefs: Preferences, now: datetime) -> None:
+    with store.write():
+        store.update_subscriber(subscriber_id, **prefs.columns(), updated_at=now)
+        store.set_subscriber_components(
+            subscriber_id, () if prefs.all_components else prefs.component_ids
+        )
+    log.info("subscriber %s changed preferences", subscriber_id)
+
+
+def current_preferences(store, subscriber: dict) -> Preferences:
+    return Preferences(
+        language=subscriber["language"],
+        timezone=subscriber["timezone"],
+        all_components=bool(subscriber["all_components"]),
+        component_ids=tuple(store.subscriber_component_ids(subscriber["id"])),
+        notify_incidents=bool(subscriber["notify_incidents"]),
+        notify_maintenance=bool(subscriber["notify_maintenance"]),
+    )
+
+
+# --- unsubscribe and undo --------------------------------------------------------------
+def unsubscribe(store, subscriber_id: int, now: datetime, source: str) -> bool:
+    """Stop all mail at once; True when something changed (a repeat click changes nothing)."""
+    with store.write():
+        row = store.get_subscriber(subscriber_id)
+        if row is None or row["state"] not in ("pending", "confirmed"):
+            return False
+        was_confirmed = row["state"] == "confirmed"
+        store.update_subscriber(
+            subscriber_id,
+            state="unsubscribed",
+            token_nonce=None,
+            unsubscribed_at=now,
+            updated_at=now,
+        )
+        cancelled = store.cancel_pending_for_subscriber(
+            subscriber_id, f"unsubscribed ({source})", now
+        )
+        if was_confirmed:
+            store.set_consent_withdrawn(subscriber_id, now)
+            queue_personal(store, "receipt", subscriber_id, now)
+    log.info(
+        "subscriber %s unsubscribed via %s, %s pending deliveries cancelled",
+        subscriber_id,
+        source,
+        cancelled,
+    )
+    return True
+
+
+def undo_unsubscribe(store, settings: Settings, token: str, now: datetime) -> dict:
+    """Re-activate from the receipt's undo link (no new opt-in); InvalidLink otherwise."""
+    with store.write():
+        row = subscriber_for_link(store, settings, tokens.UNDO, token, now)
+        store.update_subscriber(row["id"], state="confirmed", unsubscribed_at=None, updated_at=now)
+        store.set_consent_withdrawn(row["id"], None)
+    log.info("subscriber %s undid the unsubscribe", row["id"])
+    return store.get_subscriber(row["id"])
+
+
+# --- personal data -------------------------------------------------------------------
+def _jsonable(row: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def export_data(store, subscriber_id: int, now: datetime) -> dict:
+    """Everything stored about the subscriber, as JSON-ready values.
+
+    The two nonces are left out: they are random link keys, not data about the person, and a
+    copy of them in a downloaded file would only help someone forge links with a leaked secret.
+    """
+    row = store.get_subscriber(subscriber_id)
+    names = {c["id"]: c["name"] for c in store.list_components()}
+    subscriber = {k: v for k, v in row.items() if k not in ("id", "token_nonce", "link_nonce")}
+    for flag in ("all_components", "notify_incidents", "notify_maintenance"):
+        subscriber[flag] = bool(subscriber[flag])
+    return {
+        "exported_at": now.isoformat(),
+        "subscriber": _jsonable(subscriber),
+        "components": [
+            {"id": cid, "name": names.get(cid)}
+            for cid in store.subscriber_component_ids(subscriber_id)
+        ],
+        "consents": [
+            _jsonable({k: v for k, v in c.items() if k not in ("id", "subscriber_id")})
+            for c in store.list_consents(subscriber_id)
+        ],
+        "confirmation_mails_sent_at": [
+            t.isoformat() for t in store.confirmation_send_times(subscriber_id)
+        ],
+        "deliveries": [_jsonable(d) for d in store.subscriber_deliveries(subscriber_id)],
+    }
+
+
+def erase(store, subscriber_id: int) -> None:
+    """Delete the subscriber and everything hanging off it; old links die with the row."""
+    store.delete_subscriber(subscriber_id)
+    log.info("subscriber %s erased on request", subscriber_id)
+
+
+# --- housekeeping (scheduled by the worker) ------------------------------------------
+def purge_unconfirmed(store, now: datetime) -> int:
+    """Delete sign-ups nobody confirmed within UNCONFIRMED_TTL of their last request."""
+    return store.delete_pending_subscribers(now - UNCONFIRMED_TTL)
+
+
+def housekeeping(store, now: datetime) -> dict[str, int]:
+    """The subscription side of the worker's housekeeping job."""
+    result = {
+        "unconfirmed_purged": purge_unconfirmed(store, now),
+        "rate_limits_purged": store.purge_expired_rate_limits(now),
+    }
+    log.info(
+        "housekeeping: %s unconfirmed sign-ups and %s expired rate-limit windows purged",
+        result["unconfirmed_purged"],
+        result["rate_limits_purged"],
+    )
+    return result
