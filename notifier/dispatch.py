@@ -28,6 +28,9 @@ BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 MAX_ATTEMPTS = 12
 BROADCAST_KINDS = frozenset({"incident", "maintenance", "announcement"})
+# Mails that carry a one-click unsubscribe: everything but the receipt of an unsubscribe. The
+# confirmation has one too, so "I never signed up" is one click in the mail client.
+ONE_CLICK_KINDS = BROADCAST_KINDS | {"confirmation"}
 
 
 @dataclass
@@ -150,7 +153,7 @@ class Dispatcher:
             return None
         self._emails[key] = email
         headers = {"List-Id": self.settings.list_id}
-        if notification["kind"] in BROADCAST_KINDS:
+        if notification["kind"] in ONE_CLICK_KINDS:
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return Message(
             notification_id=notification_id,
@@ -180,7 +183,7 @@ class Dispatcher:
             PLACEHOLDERS[name]: url for name, url in links.items() if name in PLACEHOLDERS
         }
         headers = {}
-        if kind in BROADCAST_KINDS:
+        if kind in ONE_CLICK_KINDS:
             headers["List-Unsubscribe"] = f"<{links['one_click_url']}>"
         return Recipient(row["id"], row["email"], substitutions, headers)
 

@@ -86,3 +86,11 @@ def add_component(store, feed_id: int, component_id: str, name: str, now: dateti
 
 def table(store, name: str, order: str = "id") -> list[dict]:
     return store._query(f"SELECT * FROM {name} ORDER BY {order}")
+
+
+def raw_rows(db, sql: str, *params) -> list[dict]:
+    """Rows as SQLite stores them (timestamps as fixed-width UTC text) on either backend."""
+    out = []
+    for row in db._raw_query(sql, db._params(params)):
+        out.append({k: to_db_time(v) if isinstance(v, datetime) else v for k, v in row.items()})
+    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import sqlite3
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -26,6 +25,7 @@ from notifier.feed import Entry, Update
 from notifier.poller import ingest, parse_usable
 
 from .feedgen import FORMATS, Incident, Page, Post, expected_inspect, render, utc
+from .helpers import raw_rows
 
 # --- the pure core ----------------------------------------------------------------------------
 
@@ -162,9 +162,7 @@ def ingest_all(db, fmt, page, snapshots) -> list[dict]:
 
 
 def table(db, sql: str, *params) -> list[dict]:
-    with sqlite3.connect(db.path) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(sql, params)]
+    return raw_rows(db, sql, *params)
 
 
 def unescaped(fmt: str, page: Page, incidents) -> str:

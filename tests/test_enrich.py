@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import sqlite3
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from notifier.enrich import parse_components, parse_incident_components
 
 from .conftest import SHARED_FIXTURES
 from .feedgen import Incident, Page, Post, render, utc
+from .helpers import raw_rows
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 PAGE = Page()
@@ -92,9 +92,7 @@ def ts(dt) -> str:
 
 
 def rows(db, sql: str, *params) -> list[dict]:
-    with sqlite3.connect(db.path) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(sql, params)]
+    return raw_rows(db, sql, *params)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from notifier.poller import body_digest, poll_all
 
 from .conftest import shared_fixture
 from .feedgen import Incident, Page, Post, render, utc
+from .helpers import raw_rows
 
 CAP_BYTES = 5 * 1024 * 1024
 PAGE = Page()
@@ -45,9 +45,7 @@ def ts(dt) -> str:
 
 
 def rows(db, sql: str, *params) -> list[dict]:
-    with sqlite3.connect(db.path) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(sql, params)]
+    return raw_rows(db, sql, *params)
 
 
 def poll(db, http, clock, *urls):
@@ -229,7 +227,9 @@ def test_html_in_titles_and_texts_is_stored_as_inert_text(feed_server, db, http,
     )
     url = feed_server.set("/history.rss", render("rss", PAGE, [hostile]))
     poll(db, http, clock, url)
-    assert rows(db, "SELECT i.title, u.text FROM incidents i JOIN updates u") == [
+    assert rows(
+        db, "SELECT i.title, u.text FROM incidents i JOIN updates u ON u.incident_id = i.id"
+    ) == [
         {
             "title": 'SMS down & "MMS" steal()',
             "text": "Delays details more (https://status.sinch.com/x) <img src=x onerror=y>",
@@ -295,14 +295,14 @@ def test_two_threads_polling_at_once_record_each_change_once(feed_server, db, cl
 
 @pytest.mark.slow
 def test_two_processes_polling_at_once_record_each_change_once(
-    feed_server, db, http, clock, tmp_path
+    feed_server, db, http, clock, tmp_path, settings
 ):
     url = feed_server.set("/history.atom", BODY0)
     poll(db, http, clock, url)
     feed_server.set("/history.atom", BODY1, delay_seconds=1.0)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE", "FEED"))}
     env.update(
-        DATABASE_URL=f"sqlite:///{db.path}",
+        DATABASE_URL=settings.database_url,
         FEED_URLS=url,
         INSTANCE_PATH=str(tmp_path / "instance"),
         APP_ENV="test",

@@ -11,14 +11,14 @@ from datetime import datetime
 
 from notifier import tokens
 
-TABLES = (
-    "subscribers",
-    "subscriber_components",
-    "consents",
-    "confirmation_sends",
-    "notifications",
-    "deliveries",
-)
+TABLES = {  # table -> a total order for before/after comparisons on either backend
+    "subscribers": "id",
+    "subscriber_components": "subscriber_id, component_id",
+    "consents": "id",
+    "confirmation_sends": "id",
+    "notifications": "id",
+    "deliveries": "id",
+}
 UA = "Mozilla/5.0 (X11; Linux x86_64) test-browser"
 
 
@@ -70,7 +70,10 @@ def signup(
 
 def snapshot(db) -> dict[str, list[dict]]:
     """Every row of the subscription tables, for before/after comparisons."""
-    return {table: db._query(f"SELECT * FROM {table} ORDER BY rowid") for table in TABLES}
+    return {
+        table: db._query(f"SELECT * FROM {table} ORDER BY {order}")
+        for table, order in TABLES.items()
+    }
 
 
 def subscriber(db, email: str = "ada@example.com") -> dict:
