@@ -120,6 +120,8 @@ def feed_inspect(source: str, as_json: bool):
     payload = inspect_payload(parsed)
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        for problem in parsed.problems:  # stdout stays pure JSON
+            click.echo(f"warning: {problem}", err=True)
         return
     click.echo(f"{parsed.format} feed, {len(parsed.entries)} entries")
     for entry in payload["entries"]:

@@ -21,6 +21,34 @@ log = logging.getLogger(__name__)
 CATALOGUE_MAX_AGE = timedelta(hours=1)
 ENRICH_WINDOW = timedelta(days=3)
 JSON_MAX_BYTES = 2 * 1024 * 1024
+RETRY_AFTER = timedelta(minutes=5)
+RETRY_CAP = timedelta(hours=1)
+
+
+class Backoff:
+    """When to try an endpoint again, per process. It is a courtesy, not state worth keeping:
+    a restarted worker simply tries once more. Without it an unreachable JSON API would cost
+    two requests and two warnings on every poll."""
+
+    def __init__(self):
+        self._next: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
+        self.last_try: dict[str, datetime] = {}
+
+    def due(self, key: str, now: datetime) -> bool:
+        return now >= self._next.get(key, now)
+
+    def tried(self, key: str, now: datetime, *, ok: bool, error: str = "") -> None:
+        self.last_try[key] = now
+        if ok:
+            if self._failures.pop(key, 0):
+                log.info("enrichment from %s works again", key)
+            self._next[key] = now + RETRY_AFTER  # only matters when nothing new is pending
+            return
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        wait = min(RETRY_CAP, RETRY_AFTER * 2 ** (failures - 1))
+        self._next[key] = now + wait
+        log.warning("%s; next try in %d min", error, wait.total_seconds() // 60)
 
 
 def _get_json(client: httpx.Client, url: str) -> dict:
@@ -88,27 +116,43 @@ def _dicts(value) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def sync_components(store, client: httpx.Client, feed: dict, now: datetime) -> int | None:
+def sync_components(
+    store, client: httpx.Client, feed: dict, now: datetime, backoff: Backoff | None = None
+) -> int | None:
     """Refresh the cached catalogue when older than an hour; None when not attempted or failed."""
     synced = feed.get("components_synced_at")
     if not feed.get("page_url") or (synced and now - synced < CATALOGUE_MAX_AGE):
         return None
     url = f"{feed['page_url']}/api/v2/components.json"
+    backoff = backoff or Backoff()
+    if not backoff.due(url, now):
+        return None
     try:
         components = parse_components(_get_json(client, url))
     except FetchError as exc:
-        log.warning("component catalogue not refreshed: %s", exc)
+        backoff.tried(url, now, ok=False, error=f"component catalogue not refreshed: {exc}")
         return None
+    backoff.tried(url, now, ok=True)
     if not components:
         log.warning("component catalogue at %s is empty; kept the cached one", url)
         return None
     return store.replace_components(feed["id"], components, now)
 
 
-def enrich_incidents(store, client: httpx.Client, feed: dict, now: datetime) -> int:
+def enrich_incidents(
+    store, client: httpx.Client, feed: dict, now: datetime, backoff: Backoff | None = None
+) -> int:
     """Fill in components and impact for recently changed incidents; returns how many."""
     pending = store.incidents_missing_enrichment(feed["id"], now - ENRICH_WINDOW)
     if not pending or not feed.get("page_url"):
+        return 0
+    key = f"{feed['page_url']}/api/v2/incidents"
+    backoff = backoff or Backoff()
+    last = backoff.last_try.get(key)
+    fresh = last is None or any(row["last_changed_at"] > last for row in pending)
+    # Something changed since the last try: ask now (the API may know it already). Otherwise
+    # incidents the API does not list are asked for again only after the backoff.
+    if not fresh and not backoff.due(key, now):
         return 0
     wanted = {row["key"]: row["id"] for row in pending}
     done = 0
@@ -116,11 +160,12 @@ def enrich_incidents(store, client: httpx.Client, feed: dict, now: datetime) -> 
         try:
             data = parse_incident_components(_get_json(client, f"{feed['page_url']}/api/v2/{path}"))
         except FetchError as exc:
-            log.warning("incident enrichment skipped: %s", exc)
-            break
+            backoff.tried(key, now, ok=False, error=f"incident enrichment skipped: {exc}")
+            return done
         done += _apply(store, wanted, data, now)
         if not wanted:
             break
+    backoff.tried(key, now, ok=True)
     return done
 
 
@@ -133,11 +178,18 @@ def _apply(store, wanted: dict[str, int], data: dict, now: datetime) -> int:
     return done
 
 
-def enrich_feeds(store, client: httpx.Client, feeds: Iterable[dict], now: datetime) -> None:
+def enrich_feeds(
+    store,
+    client: httpx.Client,
+    feeds: Iterable[dict],
+    now: datetime,
+    backoff: Backoff | None = None,
+) -> None:
     """Both enrichments for every feed; never raises for network trouble."""
+    backoff = backoff or Backoff()
     for feed in feeds:
         try:
-            sync_components(store, client, feed, now)
-            enrich_incidents(store, client, feed, now)
+            sync_components(store, client, feed, now, backoff)
+            enrich_incidents(store, client, feed, now, backoff)
         except Exception:
             log.exception("enrichment of %s failed", feed.get("url"))

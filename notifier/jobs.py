@@ -7,11 +7,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from flask import Flask
 
 from . import context
-from .enrich import enrich_feeds
+from .enrich import Backoff, enrich_feeds
 from .fetch import make_client
 from .notifications import notify_changes, release_reviews
 from .poller import poll_all
@@ -19,6 +20,8 @@ from .poller import poll_all
 log = logging.getLogger(__name__)
 
 ENRICH_TIMEOUT_SECONDS = 5.0
+# SendGrid retries a failed webhook batch for up to 72 hours; dedup ids must outlive that.
+WEBHOOK_EVENTS_KEPT = timedelta(days=7)
 
 
 def job(name: str) -> Callable:
@@ -61,7 +64,8 @@ def poll(app: Flask, stop: threading.Event):
     if not stop.is_set():
         enrich_client = _http_client(app, "enrich", ENRICH_TIMEOUT_SECONDS)
         feeds = [f for f in store.list_feeds() if f["url"] in settings.feed_urls]
-        enrich_feeds(store, enrich_client, feeds, context.now())
+        backoff = app.extensions.setdefault("enrich_backoff", Backoff())
+        enrich_feeds(store, enrich_client, feeds, context.now(), backoff)
     # Enrichment ran first so notifications know the affected components when the API has them.
     notify_changes(store, settings, context.now())
     return results
@@ -94,10 +98,21 @@ def dispatch(app: Flask, stop: threading.Event):
     return stats
 
 
-@job("housekeeping")
-def housekeeping(app: Flask, stop: threading.Event):
+@job("reviews")
+def reviews(app: Flask, stop: threading.Event):
     """Release notifications whose review timed out; fan out anything approved."""
     released = release_reviews(context.store(), context.now())
     if released:
-        log.info("housekeeping: review timed out, sent unchanged: %s", released)
+        log.info("reviews: review timed out, sent unchanged: %s", released)
     return released
+
+
+@job("housekeeping")
+def housekeeping(app: Flask, stop: threading.Event):
+    """Purge what must not be kept: unconfirmed sign-ups, old rate-limit and webhook rows."""
+    from .subscriptions import housekeeping as subscription_housekeeping
+
+    store, now = context.store(), context.now()
+    result = subscription_housekeeping(store, now)
+    result["webhook_events_purged"] = store.purge_webhook_events(now - WEBHOOK_EVENTS_KEPT)
+    return result

@@ -50,12 +50,21 @@ def build_scheduler(app: Flask, stop: threading.Event) -> BlockingScheduler:
         next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(
+        jobs.reviews,
+        "interval",
+        seconds=30,
+        id="reviews",
+        name="release timed-out reviews",
+        args=[app, stop],
+    )
+    scheduler.add_job(
         jobs.housekeeping,
         "interval",
-        seconds=60,
+        hours=1,
         id="housekeeping",
-        name="review timeouts and purges",
+        name="purge unconfirmed sign-ups and old rows",
         args=[app, stop],
+        next_run_time=datetime.now(UTC),
     )
     scheduler.add_listener(
         lambda event: log.warning("job %s missed its run time; skipped", event.job_id),

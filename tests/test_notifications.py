@@ -237,3 +237,20 @@ def test_personal_mail_goes_to_that_subscriber_whatever_its_state(db, clock):
     assert deliveries(db) == [(nid, "new@example.com", "pending", None)]
     with pytest.raises(ValueError):
         queue_personal(db, "incident", sid, clock())
+
+
+def test_housekeeping_purges_old_webhook_ids_and_unconfirmed_sign_ups(app, db, clock):
+    from notifier import jobs
+
+    old = clock() - timedelta(days=8)
+    db.record_webhook_event("old-event", "delivered", None, old)
+    db.record_webhook_event("new-event", "delivered", None, clock())
+    sid = add_subscriber(db, "never-confirmed@example.com", now=old, state="pending")
+    db._execute("UPDATE subscribers SET created_at = ? WHERE id = ?", [old, sid])
+
+    result = jobs.housekeeping(app)
+
+    assert result["webhook_events_purged"] == 1
+    assert result["unconfirmed_purged"] == 1
+    assert [r["sg_event_id"] for r in table(db, "webhook_events", "sg_event_id")] == ["new-event"]
+    assert table(db, "subscribers") == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import time
 from dataclasses import dataclass
 
@@ -21,7 +20,6 @@ from notifier.poller import body_digest, poll_all
 
 from .feedgen import Incident, Page, Post, render, utc
 from .helpers import raw_rows
-from .servers import LocalServer, _Handler
 
 CAP_BYTES = 64 * 1024
 PAGE = Page()
@@ -46,33 +44,6 @@ A0 = render("atom", PAGE, [SMS])
 A2 = render("atom", PAGE, [SMS_RESOLVED])
 B0 = render("rss", PAGE, [VOICE])
 B1 = render("rss", PAGE, [VOICE_MONITORING])
-
-
-class _ClosingHandler(_Handler):
-    """servers.py's handler, but a "reset"/"truncate" route really closes the connection.
-
-    Under HTTP/1.1 the base handler loops for the next request after close(): rfile/wfile
-    still hold the socket, so the client saw a read timeout instead of a reset.
-    """
-
-    def do_GET(self):
-        super().do_GET()
-        route = self.server.routes.get(self.path.split("?")[0])
-        if route is not None and route.fault in ("reset", "truncate"):
-            self.close_connection = True
-
-
-@pytest.fixture
-def feed_server(feed_server):
-    feed_server.RequestHandlerClass = _ClosingHandler
-
-    def handle_error(request, client_address):
-        # A client that gave up (our timeout test) makes the late write fail; that is expected.
-        if not isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
-            LocalServer.handle_error(feed_server, request, client_address)
-
-    feed_server.handle_error = handle_error
-    return feed_server
 
 
 @pytest.fixture

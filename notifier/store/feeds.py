@@ -253,7 +253,8 @@ class FeedQueries:
     # --- JSON API enrichment ---------------------------------------------------------
     def incidents_missing_enrichment(self, feed_id: int, since: datetime) -> list[dict]:
         return self._query(
-            "SELECT id, key FROM incidents WHERE feed_id = ? AND last_changed_at >= ? "
+            "SELECT id, key, last_changed_at FROM incidents WHERE feed_id = ? "
+            "AND last_changed_at >= ? "
             "AND (enriched_at IS NULL OR enriched_at < last_changed_at)",
             [feed_id, since],
         )

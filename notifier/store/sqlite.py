@@ -117,7 +117,10 @@ class SQLiteStore(Queries):
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (disk full, I/O); a second ROLLBACK
+            # would then raise and hide the original error.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         else:
             conn.execute("COMMIT")

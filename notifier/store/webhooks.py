@@ -17,6 +17,10 @@ class WebhookQueries:
         )
         return inserted == 1
 
+    def purge_webhook_events(self, before: datetime) -> int:
+        """Forget dedup ids older than SendGrid's retry window."""
+        return self._execute("DELETE FROM webhook_events WHERE received_at < ?", [before])
+
     def subscriber_for_event(self, delivery_id: int | None, email: str | None) -> int | None:
         """The subscriber an event is about: by its delivery, else by address.
 
