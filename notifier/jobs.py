@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -69,6 +71,49 @@ def poll(app: Flask, stop: threading.Event):
     # Enrichment ran first so notifications know the affected components when the API has them.
     notify_changes(store, settings, context.now())
     return results
+
+
+POLLER_LEASE = "poller"
+
+
+def poller_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def poll_tick(app: Flask, stop: threading.Event | None = None):
+    """The worker's scheduled poll: only the worker holding the poller lease polls.
+
+    Runs every quarter interval on every worker dyno. The holder renews its lease (valid for
+    half an interval) on each tick and polls once per interval; when it dies, the lease runs
+    out and another worker takes over within one poll interval.
+    """
+    with app.app_context():
+        settings, store, now = context.settings(), context.store(), context.now()
+        interval = timedelta(seconds=settings.poll_interval_seconds)
+        ttl = max(timedelta(seconds=2), interval / 2)
+        try:
+            lease = store.acquire_lease(POLLER_LEASE, poller_id(), now, ttl)
+        except Exception:
+            log.exception("poller lease: database unavailable")
+            return None
+        if lease is None:
+            app.extensions["poller"] = False
+            return None
+        if not app.extensions.get("poller"):
+            log.info("worker: this process is now the poller (%s)", poller_id())
+            app.extensions["poller"] = True
+        # A tick may come a little early; polling 5% early is fine, skipping a round is not.
+        if lease["last_run_at"] is not None and now - lease["last_run_at"] < interval * 0.95:
+            return None
+        store.mark_lease_run(POLLER_LEASE, poller_id(), now)
+    return poll(app, stop)
+
+
+def release_poller(app: Flask) -> None:
+    """On shutdown: hand the lease over at once instead of letting it run out."""
+    if app.extensions.get("poller"):
+        with app.app_context():
+            context.store().release_lease(POLLER_LEASE, poller_id())
 
 
 def mail_backend(app: Flask):

@@ -32,11 +32,12 @@ def build_scheduler(app: Flask, stop: threading.Event) -> BlockingScheduler:
         },
     )
     scheduler.add_job(
-        jobs.poll,
+        jobs.poll_tick,
         "interval",
-        seconds=settings.poll_interval_seconds,
+        # Ticks at a quarter interval; the poller lease makes it one poll per interval in all.
+        seconds=max(1, settings.poll_interval_seconds / 4),
         id="poll",
-        name="poll feeds",
+        name="poll feeds (poller lease holder only)",
         args=[app, stop],
         next_run_time=datetime.now(UTC),
     )
@@ -97,6 +98,7 @@ def run_worker(app: Flask) -> None:
     )
     scheduler.start()
     _join_job_threads(SHUTDOWN_BUDGET_SECONDS)
+    jobs.release_poller(app)
     log.info("worker: stopped")
 
 

@@ -268,6 +268,19 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             "CREATE INDEX audit_log_time ON audit_log (created_at)",
         ],
     ),
+    (
+        "0005_leases",
+        [
+            # Named leases: which worker is the poller (only one polls at a time; a dead one's
+            # lease expires and another worker takes over).
+            """CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                last_run_at TEXT
+            )""",
+        ],
+    ),
 ]
 
 

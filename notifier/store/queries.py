@@ -6,6 +6,7 @@ from .base import BaseStore
 from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
+from .leases import LeaseQueries
 from .ops import OpsQueries
 from .subscribers import SubscriberQueries
 from .webhooks import WebhookQueries
@@ -18,6 +19,7 @@ class Queries(
     SubscriberQueries,
     OpsQueries,
     WebhookQueries,
+    LeaseQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""
