@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -163,3 +164,57 @@ def test_sigterm_during_a_send_finishes_the_request_and_exits_in_time(
         seconds = float(re.search(r", ([0-9.]+)s\)", line).group(1))
         assert _log_time(line) - timedelta(seconds=seconds) < signalled, line
     assert "worker: stopped" in out
+
+
+def test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres(
+    tmp_path, database_url, sendgrid
+):
+    if database_url.startswith("sqlite"):
+        pytest.skip("several worker dynos dispatching in parallel is the PostgreSQL deployment")
+    batch = 100
+    emails = seed(database_url, 10_000)
+    sendgrid.latency_seconds = 0.1
+    env = process_env(
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1"
+    )
+    kills = [0, 0]
+
+    def worker(slot: int) -> None:
+        rng = random.Random(slot)
+        for _ in range(10):
+            proc = dispatch_once(env)
+            time.sleep(rng.uniform(0.4, 1.2))
+            if proc.poll() is None:
+                proc.kill()
+                kills[slot] += 1
+            proc.wait()
+            proc.stderr.close()
+            time.sleep(1.1)  # the killed worker's lease runs out; the dyno restarts
+
+    threads = [threading.Thread(target=worker, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert min(kills) >= 5, kills
+    for _ in range(10):
+        finishers = [dispatch_once(env), dispatch_once(env)]
+        for proc in finishers:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+        store = open_store(load_settings({"DATABASE_URL": database_url}))
+        left = store._scalar("SELECT COUNT(*) AS n FROM deliveries WHERE state <> 'sent'")
+        store.close()
+        if not left:
+            break
+        time.sleep(1.1)
+
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    rows = {r["email"]: r for r in table(store, "deliveries")}
+    store.close()
+    assert {r["state"] for r in rows.values()} == {"sent"}
+    got = Counter(r["email"] for r in sendgrid.accepted_recipients())
+    assert set(got) == set(emails)
+    duplicated = {e for e, n in got.items() if n > 1}
+    assert sum(got[e] - 1 for e in duplicated) <= sum(kills) * batch
+    assert all(rows[e]["possible_duplicate"] == 1 for e in duplicated)  # every duplicate flagged
