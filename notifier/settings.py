@@ -25,6 +25,7 @@ class Settings:
     app_env: str = "development"
     dyno: str | None = None
     secret_key: str = DEV_SECRET_KEY
+    secret_key_fallbacks: tuple[str, ...] = ()
     database_url: str = "sqlite:///instance/notifier.db"
     feed_urls: tuple[str, ...] = (DEFAULT_FEED_URL,)
     poll_interval_seconds: int = 60
@@ -62,6 +63,12 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.app_env == "production" or bool(self.dyno)
+
+    @property
+    def verification_keys(self) -> list[str]:
+        """Keys tokens are accepted with, oldest first: links in mails sent before a key
+        rotation keep working while the old key is listed in SECRET_KEY_FALLBACKS."""
+        return [*self.secret_key_fallbacks, self.secret_key]
 
     @property
     def database_is_sqlite(self) -> bool:
@@ -161,6 +168,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         app_env=app_env,
         dyno=env.get("DYNO") or None,
         secret_key=env.get("SECRET_KEY", "") or DEV_SECRET_KEY,
+        secret_key_fallbacks=tuple(
+            k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()
+        ),
         database_url=_database_url(env),
         feed_urls=feeds or defaults.feed_urls,
         poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=1),

@@ -150,7 +150,7 @@ def _queue_confirmation(store, subscriber_id: int, now: datetime) -> bool:
 def subscriber_for_link(store, settings: Settings, purpose: str, token: str, now: datetime) -> dict:
     """The subscriber a link is for, or InvalidLink; nothing is changed."""
     try:
-        data = tokens.read_token(settings.secret_key, purpose, token, now=now)
+        data = tokens.read_token(settings.verification_keys, purpose, token, now=now)
     except tokens.TokenError:
         raise InvalidLink from None
     row = store.get_subscriber(data.subscriber_id)

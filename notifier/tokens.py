@@ -56,8 +56,9 @@ class _ClockSigner(TimestampSigner):
 
 
 def _serializer(
-    secret_key: str, purpose: str, now: datetime | None = None
+    secret_key: str | list[str], purpose: str, now: datetime | None = None
 ) -> URLSafeTimedSerializer:
+    # A list of keys (oldest first) signs with the newest and verifies with any of them.
     return URLSafeTimedSerializer(
         secret_key,
         salt=f"status-notifier/{purpose}",
@@ -74,7 +75,7 @@ def make_token(
 
 
 def read_token(
-    secret_key: str, purpose: str, token: str, *, now: datetime | None = None
+    secret_key: str | list[str], purpose: str, token: str, *, now: datetime | None = None
 ) -> TokenData:
     """Verify signature and age at `now` (default: the real time); raises TokenError.
 

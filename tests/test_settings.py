@@ -157,3 +157,17 @@ def test_bad_setting_value_stops_the_cli_with_one_line(tmp_path):
         "status-notifier: refusing to start: POLL_INTERVAL_SECONDS must be a whole number, "
         "got 'often'"
     ]
+
+
+def test_links_signed_with_a_rotated_key_keep_working_while_it_is_a_fallback():
+    from notifier.tokens import MANAGE, TokenError, make_token, read_token
+
+    old = load_settings({"SECRET_KEY": "o" * 40})
+    new = load_settings({"SECRET_KEY": "n" * 40, "SECRET_KEY_FALLBACKS": "o" * 40})
+    token = make_token(old.secret_key, MANAGE, 7, "nonce")
+    assert read_token(new.verification_keys, MANAGE, token) == read_token(
+        old.verification_keys, MANAGE, token
+    )
+    dropped = load_settings({"SECRET_KEY": "n" * 40})
+    with pytest.raises(TokenError):
+        read_token(dropped.verification_keys, MANAGE, token)
