@@ -13,6 +13,10 @@ RATE_LIMIT_KEY = "rate_limited_until"
 
 
 class DispatchQueries:
+    # PostgreSQL adds FOR UPDATE SKIP LOCKED: concurrent workers take disjoint batches instead
+    # of queueing behind each other's row locks. SQLite has one writer at a time anyway.
+    _claim_lock = ""
+
     # --- before claiming -------------------------------------------------------------
     def expire_due(self, now: datetime) -> int:
         """Due rows of expired notifications fail as 'expired'; never sent automatically."""
@@ -36,20 +40,17 @@ class DispatchQueries:
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
         """Lease up to `limit` due deliveries, ordered so that groups stay together."""
         with self.write():
-            rows = self._claim(owner, now, lease_until, limit)
+            rows = self._query(
+                "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
+                "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
+                "AND next_attempt_at <= ? ORDER BY notification_id, language, timezone, id "
+                f"LIMIT ? {self._claim_lock}) RETURNING id, notification_id, subscriber_id, "
+                "email, language, timezone, attempts, possible_duplicate",
+                [owner, lease_until, now, now, limit],
+            )
         # RETURNING order is unspecified; the grouping needs it sorted.
         rows.sort(key=lambda r: (r["notification_id"], r["language"], r["timezone"], r["id"]))
         return rows
-
-    def _claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
-        return self._query(
-            "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
-            "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
-            "AND next_attempt_at <= ? ORDER BY notification_id, language, timezone, id LIMIT ?) "
-            "RETURNING id, notification_id, subscriber_id, email, language, timezone, attempts, "
-            "possible_duplicate",
-            [owner, lease_until, now, now, limit],
-        )
 
     def subscriber_nonces(self, subscriber_ids: Iterable[int]) -> dict[int, dict]:
         ids = sorted(set(subscriber_ids))

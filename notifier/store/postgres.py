@@ -13,7 +13,6 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -41,6 +40,7 @@ def to_pyformat(sql: str) -> str:
 
 class PostgresStore(Queries):
     backend = "postgres"
+    _claim_lock = "FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str):
         self.url = url
@@ -128,18 +128,6 @@ class PostgresStore(Queries):
             # everything the first stored and records nothing twice.
             self._execute("SELECT id FROM feeds WHERE id = ? FOR UPDATE", [feed_id])
             yield
-
-    def _claim(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
-        # SKIP LOCKED: concurrent workers take disjoint batches instead of queueing behind
-        # each other's row locks.
-        return self._query(
-            "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
-            "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
-            "AND next_attempt_at <= ? ORDER BY notification_id, language, timezone, id LIMIT ? "
-            "FOR UPDATE SKIP LOCKED) RETURNING id, notification_id, subscriber_id, email, "
-            "language, timezone, attempts, possible_duplicate",
-            [owner, lease_until, now, now, limit],
-        )
 
     # --- schema ----------------------------------------------------------------------
     def upgrade(self) -> list[str]:
