@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,12 +146,14 @@ def measure(kind, workers, n, batch, tmp, admin_url, latency) -> dict:
     }  # fmt: skip
 
 
-def report(row: dict, extrapolate_to: int | None = None) -> str:
+def report(row: dict, runs: list[dict] | None = None, extrapolate_to: int | None = None) -> str:
     line = (
         f"| {row['database']} | {row['workers']} | {row['n']:,} | {row['batch']} | "
         f"{row['fan_out_s']:.2f} | {row['wall_s']:.1f} | {row['requests']:,} | "
         f"{row['per_s']:,.0f} | {row['rss_mb']:.0f} |"
     )
+    if runs and len(runs) > 1:
+        line += f" median of {len(runs)}: " + ", ".join(f"{r['wall_s']:.1f}" for r in runs) + " s"
     if extrapolate_to:
         line += f" ≈ {extrapolate_to / row['per_s']:,.0f} s for {extrapolate_to:,} (extrapolated)"
     return line
@@ -186,14 +187,9 @@ def main() -> None:
         for kind, workers in configs:
             runs = [measure(kind, workers, args.n, 1000, tmp, admin_url, args.latency)
                     for _ in range(args.repeat)]  # fmt: skip
-            print(
-                report(
-                    statistics.median_low(runs, key=lambda r: r["wall_s"])
-                    if len(runs) > 1
-                    else runs[0]
-                ),
-                flush=True,
-            )
+            runs.sort(key=lambda r: r["wall_s"])
+            median = runs[(len(runs) - 1) // 2]  # the run with the median wall time
+            print(report(median, runs), flush=True)
         single = measure("sqlite", 1, args.single_n, 1, tmp, admin_url, args.latency)
         print(report(single, extrapolate_to=args.n), flush=True)
     finally:
