@@ -152,7 +152,8 @@ def poll_all(store, client: httpx.Client, urls: Sequence[str], now: datetime, ma
                 store.record_poll_error(store.ensure_feed(url, now)["id"], now, result.error)
             except Exception:
                 log.exception("could not record the poll error for %s", url)
-        log.info("poll %s", result.summary())
+        if result.outcome != "error":  # failures were logged as one ERROR line already
+            log.info("poll %s", result.summary())
         results.append(result)
     return results
 
