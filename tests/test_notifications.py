@@ -254,3 +254,22 @@ def test_housekeeping_purges_old_webhook_ids_and_unconfirmed_sign_ups(app, db, c
     assert result["unconfirmed_purged"] == 1
     assert [r["sg_event_id"] for r in table(db, "webhook_events", "sg_event_id")] == ["new-event"]
     assert table(db, "subscribers") == []
+
+
+def test_an_older_update_released_after_a_newer_one_sends_nothing(db, feed, settings, clock):
+    reviewing = replace(settings, review_mode=True)
+    add_subscriber(db, "all@example.com", now=clock())
+    entry = {"key": "inc000000001", "title": "X", "updates": updates((0, "Investigating"))}
+    poll(db, feed, [entry], clock)
+    [older] = notify_changes(db, reviewing, clock())
+    entry["updates"] = updates((0, "Investigating"), (20, "Resolved"))
+    poll(db, feed, [entry], clock)
+    [newer] = notify_changes(db, reviewing, clock())
+
+    db.set_review_state(newer, "approved", clock(), reviewed_by="ops")  # approved first
+    db.fan_out(newer, clock())
+    clock.advance(minutes=15)
+    assert release_reviews(db, clock()) == [older]  # the older one times out afterwards
+
+    assert deliveries(db) == [(newer, "all@example.com", "pending", None)]
+    assert db.get_notification(older)["fanned_out_at"] == clock()

@@ -97,6 +97,18 @@ class DeliveryQueries:
             )
             if n is None:
                 return 0
+            if n["incident_id"] is not None and self._scalar(
+                "SELECT COUNT(*) AS n FROM notifications WHERE incident_id = ? AND id > ? "
+                "AND fanned_out_at IS NOT NULL AND resend_of IS NULL",
+                [n["incident_id"], notification_id],
+            ):
+                # A newer state of this incident already went out (e.g. approved first in
+                # review): this older one would only arrive after it, stale.
+                self._execute(
+                    "UPDATE notifications SET fanned_out_at = ? WHERE id = ?",
+                    [now, notification_id],
+                )
+                return 0
             where, params = self._audience_filter(n)
             created = self._execute(
                 "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
