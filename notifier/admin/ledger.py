@@ -60,7 +60,7 @@ def notification(notification_id: int):
     return render_template(
         "admin/ledger.html",
         n=row,
-        progress=progress,
+        counts=progress,
         deliveries=deliveries,
         attempts=store.delivery_attempts([d["id"] for d in deliveries]),
         total=total,
@@ -106,7 +106,7 @@ def resend(notification_id: int):
             )
         )
         return redirect(url_for(".notification", notification_id=notification_id), 303)
-    flash(_("%(count)s fresh deliveries queued as notification #%(id)s.", count=count, id=new_id))
+    flash(_("Fresh deliveries queued as notification #%(id)s: %(count)s.", count=count, id=new_id))
     return redirect(url_for(".notification", notification_id=new_id), 303)
 
 

@@ -114,7 +114,7 @@ def suppress_subscriber(subscriber_id: int):
         previous_state=row["state"],
         cancelled_deliveries=cancelled,
     )
-    flash(_("Suppressed. %(count)s waiting deliveries were stopped.", count=cancelled))
+    flash(_("Suppressed. Waiting deliveries stopped: %(count)s.", count=cancelled))
     return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)
 
 
