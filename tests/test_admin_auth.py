@@ -82,9 +82,13 @@ def test_login_with_the_builtin_admin_and_back_to_the_wanted_page(app, db):
     token = csrf_token(client)
     response = client.post(
         "/admin/login",
-        data={"csrf_token": token, "username": " Admin ", "password": ADMIN_PASSWORD,
-              "next": "/admin/audit"},
-    )  # fmt: skip
+        data={
+            "csrf_token": token,
+            "username": " Admin ",
+            "password": ADMIN_PASSWORD,
+            "next": "/admin/audit",
+        },
+    )
     assert (response.status_code, response.headers["Location"]) == (303, "/admin/audit")
     assert client.get("/admin/audit").status_code == 200
     assert audit_rows(db) == [("admin", "login", None, None)]
@@ -98,9 +102,8 @@ def test_login_only_returns_to_ops_pages(app, target):
     token = csrf_token(client)
     response = client.post(
         "/admin/login",
-        data={"csrf_token": token, "username": "admin", "password": ADMIN_PASSWORD,
-              "next": target},
-    )  # fmt: skip
+        data={"csrf_token": token, "username": "admin", "password": ADMIN_PASSWORD, "next": target},
+    )
     assert response.headers["Location"] == "/admin/"
 
 
@@ -251,5 +254,8 @@ def test_removed_user_or_changed_password_ends_the_session(app, db, clock):
 def test_pages_show_who_is_logged_in_and_a_logout_form(admin):
     html = admin.get("/admin/").text
     assert '<span class="who">admin</span>' in html
-    assert re.search(r'<form method="post" action="/admin/logout" class="logout">\s*'
-                     r'<input type="hidden" name="csrf_token"', html)  # fmt: skip
+    assert re.search(
+        r'<form method="post" action="/admin/logout" class="logout">\s*'
+        r'<input type="hidden" name="csrf_token"',
+        html,
+    )

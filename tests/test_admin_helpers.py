@@ -89,3 +89,58 @@ def hidden(html: str, name: str) -> str:
     match = re.search(rf'name="{name}" value="([^"]*)"', html)
     assert match, f"no hidden field {name}"
     return match.group(1)
+
+
+@pytest.fixture(name="mail")
+def mail_through_fake_sendgrid(app, settings, sendgrid):
+    """The app sends through the fake SendGrid; returns the fake."""
+    app.extensions["settings"] = replace(
+        settings,
+        email_backend="sendgrid",
+        sendgrid_api_key=sendgrid.api_key,
+        sendgrid_api_host=sendgrid.base_url,
+        sendgrid_timeout_seconds=2.0,
+        mail_from="Sinch Status <status@sinch.example>",
+    )
+    return sendgrid
+
+
+def received(sendgrid) -> list[tuple[str, str]]:
+    """(address, subject) of every recipient SendGrid accepted, sorted."""
+    out = []
+    for request in sendgrid.accepted_requests():
+        for p in request.body["personalizations"]:
+            out.append((p["to"][0]["email"], request.body["subject"]))
+    return sorted(out)
+
+
+def deliveries(db, notification_id: int | None = None) -> list[tuple]:
+    """(notification, email, language, state, reason) per delivery row."""
+    where, params = (
+        ("WHERE notification_id = ?", [notification_id]) if notification_id else ("", [])
+    )
+    return [
+        (d["notification_id"], d["email"], d["language"], d["state"], d["reason"])
+        for d in db._query(
+            f"SELECT * FROM deliveries {where} ORDER BY notification_id, email", params
+        )
+    ]
+
+
+def audience_world(db, now) -> dict[str, int]:
+    """A catalogue and subscribers in every state and language; returns their ids."""
+    from .helpers import add_subscriber
+    from .test_subscribe_helpers import seed_catalogue
+
+    seed_catalogue(db, now)
+    people = {
+        "de-sms-eu@example.de": {"language": "de", "components": ["sms-eu"]},
+        "en-sms-eu@example.com": {"language": "en", "components": ["sms-eu"]},
+        "de-voice@example.de": {"language": "de", "components": ["voice"]},
+        "en-all@example.com": {"language": "en"},
+        "de-all@example.de": {"language": "de"},
+        "unsubscribed@example.com": {"components": ["sms-eu"], "state": "unsubscribed"},
+        "pending@example.com": {"components": ["sms-eu"], "state": "pending"},
+        "suppressed@example.com": {"state": "suppressed"},
+    }
+    return {email: add_subscriber(db, email, now=now, **kw) for email, kw in people.items()}
