@@ -368,3 +368,98 @@ def test_a_draft_can_be_discarded(admin, db):
     post(admin, f"/admin/announcements/{draft}/discard")
     assert db.get_announcement(draft)["state"] == "discarded"
     assert f"/admin/announcements/{draft}" not in admin.get("/admin/announcements").text
+
+
+# --- post-incident notice ----------------------------------------------------------------
+def test_a_post_incident_notice_is_prefilled_from_the_incident(admin, db, clock):
+    from datetime import timedelta
+
+    from notifier.feed import parse_feed
+    from notifier.poller import ingest
+
+    from .helpers import atom
+    from .test_subscribe_helpers import seed_catalogue
+
+    feed_id = seed_catalogue(db, clock())
+    ingest(db, feed_id, parse_feed(atom([])), clock())  # the silent baseline
+    t0 = clock() - timedelta(hours=5)
+    entry = {
+        "key": "sms000000001",
+        "title": "Delayed SMS delivery",
+        "updates": [
+            (t0, "Investigating", "Looking into it."),
+            (t0 + timedelta(hours=3), "Resolved", "Fixed."),
+        ],
+    }
+    ingest(db, feed_id, parse_feed(atom([entry])), clock())
+    [incident] = db.recent_incidents()
+    db.set_incident_enrichment(incident["id"], ["sms-eu"], "major", clock())
+    assert (
+        f'<option value="{incident["id"]}">Delayed SMS delivery'
+        in admin.get("/admin/announcements").text
+    )
+
+    response = post(admin, "/admin/announcements/from-incident", {"incident_id": incident["id"]})
+    draft = int(response.headers["Location"].rsplit("/", 1)[1])
+    row = db.get_announcement(draft)
+    assert (row["incident_id"], row["audience"]) == (
+        incident["id"],
+        {"components": ["sms-eu"], "languages": ["de", "en"]},
+    )
+    content = row["content"]
+    assert (content["products"], content["window"]) == (
+        ["SMS (EU)"],
+        {"start": "2026-11-26T07:00:00Z", "end": "2026-11-26T10:00:00Z", "zone": "Europe/Berlin"},
+    )
+    assert content["de"]["title"] == "Informationen zur Störung von SMS (EU)"
+    assert [qa["q"] for qa in content["en"]["qa"]] == [
+        "What happened?",
+        "What did not work?",
+        "How do I recognise affected messages?",
+        "What can I do so my messages still arrive?",
+        "Will I be billed for messages that were not sent?",
+        "What are you doing to prevent this from happening again?",
+        "Where do I hear about future incidents?",
+        "Do I need to do anything now?",
+        "Is the problem fully fixed?",
+        "Where can I get help?",
+    ]
+    assert len(content["de"]["qa"]) == 10
+    page = admin.get(f"/admin/announcements/{draft}").text
+    assert "Post-incident notice for: Delayed SMS delivery." in page
+    assert 'value="2026-11-26T08:00"' in page  # 07:00 UTC in Berlin
+    # The template's gaps in square brackets must be filled before anything goes out.
+    errors = re.findall(r'<p class="field-error" id="([\w-]+)-error">Replace the placeholder', page)
+    assert errors == ["de-qa-0-a", "de-qa-1-a", "en-qa-0-a", "en-qa-1-a"]
+    form = {
+        "products": "SMS (EU)",
+        "window_start": "2026-11-26T08:00",
+        "window_end": "2026-11-26T11:00",
+        "window_zone": "Europe/Berlin",
+        "audience_scope": "components",
+        "audience_components": ["sms-eu"],
+        "audience_languages": ["de", "en"],
+        "action": "send",
+    }
+    for lang in ("de", "en"):
+        part = content[lang]
+        form |= {
+            f"{lang}-title": part["title"],
+            f"{lang}-intro": part["intro"],
+            f"{lang}-bullets": "\n".join(part["bullets"]),
+        }
+        for i, qa in enumerate(part["qa"]):
+            form |= {f"{lang}-qa-{i}-q": qa["q"], f"{lang}-qa-{i}-a": qa["a"]}
+    assert post(admin, f"/admin/announcements/{draft}", form).status_code == 400
+    for lang in ("de", "en"):
+        for i in (0, 1):
+            form[f"{lang}-qa-{i}-a"] = re.sub(r"\s*\[[^\]]*\]", "", form[f"{lang}-qa-{i}-a"])
+            form[f"{lang}-qa-{i}-a"] = form[f"{lang}-qa-{i}-a"] or "Messages were delayed."
+    response = post(admin, f"/admin/announcements/{draft}", form)
+    assert response.headers["Location"] == f"/admin/announcements/{draft}/send"
+    assert audit_rows(db)[1] == (
+        "admin",
+        "announcement.prefill",
+        f"announcement:{draft}",
+        {"incident": incident["id"]},
+    )

@@ -226,3 +226,15 @@ def test_live_progress_follows_the_dispatch(admin, db, sent, mail, app):
     jobs.dispatch(app)
     progress = admin.get(f"/admin/live.json?ids={nid}").json["progress"][str(nid)]
     assert (progress["sent"], progress["failed"], progress["pending"]) == (4, 1, 0)
+
+
+def test_rows_flag_possible_duplicates_and_show_the_webhook_event(admin, db, failed, clock):
+    nid, _ = failed
+    [row] = [d for d in table(db, "deliveries") if d["email"] == "de-sms-eu@example.de"]
+    db._execute("UPDATE deliveries SET possible_duplicate = 1 WHERE id = ?", [row["id"]])
+    db.record_provider_event(row["id"], "delivered", clock())
+    page = admin.get(f"/admin/notifications/{nid}?q=de-sms-eu").text
+    cells = re.search(r'<tr data-delivery="de-sms-eu@example.de".*?</tr>', page, re.S).group(0)
+    assert "possible duplicate" in cells
+    assert "delivered" in cells and row["message_id"] in cells
+    assert "Possibly sent twice: 1" in page
