@@ -41,18 +41,21 @@ def notifications():
     )
 
 
-@bp.get("/notifications/<int:notification_id>")
+@bp.route("/notifications/<int:notification_id>", methods=["GET", "POST"])
 def notification(notification_id: int):
+    """The ledger. Searching by address is a POST: an address in a URL would end up in the
+    access log (and the browser history)."""
     store = context.store()
     row = _notification(notification_id)
-    email = request.args.get("q", "").strip()[:254]
-    state = request.args.get("state", "")
+    form = request.form if request.method == "POST" else request.args
+    email = request.form.get("q", "").strip()[:254]
+    state = form.get("state", "")
     state = state if state in DELIVERY_STATES else ""
-    offset = max(0, request.args.get("offset", 0, type=int))
-    deliveries = store.search_deliveries(
-        notification_id, email=email, state=state, limit=PAGE, offset=offset
-    )
-    total = store.count_deliveries(notification_id, email=email, state=state)
+    offset = max(0, form.get("offset", 0, type=int))
+    subscriber_id = request.args.get("subscriber", type=int)
+    found = {"email": email, "state": state, "subscriber_id": subscriber_id}
+    deliveries = store.search_deliveries(notification_id, **found, limit=PAGE, offset=offset)
+    total = store.count_deliveries(notification_id, **found)
     progress = store.notification_progress([notification_id]).get(notification_id)
     announcement = (
         store.get_announcement(row["announcement_id"]) if row["announcement_id"] else None

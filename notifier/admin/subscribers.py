@@ -32,12 +32,14 @@ def _subscriber(subscriber_id: int) -> dict:
     return row
 
 
-@bp.get("/subscribers")
+@bp.route("/subscribers", methods=["GET", "POST"])
 def subscribers():
-    query = request.args.get("q", "").strip()[:MAX_QUERY]
-    state = request.args.get("state", "")
+    """Search by address is a POST: an address in a URL would end up in the access log."""
+    form = request.form if request.method == "POST" else request.args
+    query = request.form.get("q", "").strip()[:MAX_QUERY]
+    state = form.get("state", "")
     state = state if state in SUBSCRIBER_STATES else ""
-    offset = max(0, request.args.get("offset", 0, type=int))
+    offset = max(0, form.get("offset", 0, type=int))
     rows = context.store().search_subscribers(query, state, limit=PAGE + 1, offset=offset)
     return render_template(
         "admin/subscribers.html",

@@ -89,8 +89,13 @@ class LedgerQueries:
 
     # --- per-recipient rows ----------------------------------------------------------
     @staticmethod
-    def _delivery_filter(notification_id: int, email: str, state: str) -> tuple[str, list]:
+    def _delivery_filter(
+        notification_id: int, email: str, state: str, subscriber_id: int | None = None
+    ) -> tuple[str, list]:
         clauses, params = ["notification_id = ?"], [notification_id]
+        if subscriber_id is not None:
+            clauses.append("subscriber_id = ?")
+            params.append(subscriber_id)
         if email:
             clauses.append("lower(email) LIKE ? ESCAPE '\\'")
             params.append(like_pattern(email))
@@ -111,10 +116,11 @@ class LedgerQueries:
         *,
         email: str = "",
         state: str = "",
+        subscriber_id: int | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict]:
-        where, params = self._delivery_filter(notification_id, email, state)
+        where, params = self._delivery_filter(notification_id, email, state, subscriber_id)
         return self._query(
             "SELECT id, subscriber_id, email, language, timezone, state, reason, attempts, "
             "message_id, possible_duplicate, provider_event, provider_event_at, sent_at, "
@@ -122,8 +128,15 @@ class LedgerQueries:
             [*params, limit, offset],
         )
 
-    def count_deliveries(self, notification_id: int, *, email: str = "", state: str = "") -> int:
-        where, params = self._delivery_filter(notification_id, email, state)
+    def count_deliveries(
+        self,
+        notification_id: int,
+        *,
+        email: str = "",
+        state: str = "",
+        subscriber_id: int | None = None,
+    ) -> int:
+        where, params = self._delivery_filter(notification_id, email, state, subscriber_id)
         return self._scalar(f"SELECT COUNT(*) AS n FROM deliveries WHERE {where}", params)
 
     def delivery_attempts(self, delivery_ids: Sequence[int]) -> dict[int, list[dict]]:
