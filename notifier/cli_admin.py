@@ -103,7 +103,7 @@ def admin_list():
         click.echo(f"{user['username']:<24}  added {user['created_at']:%Y-%m-%d}, {seen}")
 
 
-@admin_cli.command("hash-password")
+@admin_cli.command("hash-password", with_appcontext=False)
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def admin_hash_password(password_stdin: bool):
     """Print a werkzeug hash of a password, for ADMIN_PASSWORD_HASH."""
@@ -199,3 +199,9 @@ def _test_send(store, content, audience, address: str, now, expires) -> None:
 def register(app: Flask) -> None:
     app.cli.add_command(admin_cli)
     app.cli.add_command(announce)
+
+
+if __name__ == "__main__":
+    # `python -m notifier.cli_admin [--password-stdin]`: a hash without starting the app, which
+    # in production refuses to start while ADMIN_PASSWORD_HASH is missing.
+    admin_hash_password()

@@ -230,3 +230,25 @@ def test_announce_to_nobody_is_refused(runner, db, yaml_file):
     assert "recipients: 0 (de: 0, en: 0)" in result.output
     assert "error: no confirmed subscriber matches this audience" in result.output
     assert table(db, "announcements") == []
+
+
+def test_hash_password_works_where_the_app_refuses_to_start():
+    """Production refuses to start without ADMIN_PASSWORD_HASH; making one must still work."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "SECRET_"))}
+    env["APP_ENV"] = "production"
+    result = subprocess.run(
+        [sys.executable, "-m", "notifier.cli_admin", "--password-stdin"],
+        input=f"{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert check_password_hash(result.stdout.strip(), PASSWORD)

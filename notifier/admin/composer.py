@@ -149,11 +149,18 @@ def _composer(row: dict | None, content: dict, audience: dict, problems: list, s
         window_start=local_input(content["window"].get("start"), zone),
         window_end=local_input(content["window"].get("end"), zone),
         zone_options=zone_options(zone, ui_language()),
-        count=store.count_audience("announcement", audience) if audience["languages"] else 0,
+        count=_count(audience),
         test_to=request.form.get("test_to", ""),
         incident=store.get_incident(row["incident_id"]) if row and row["incident_id"] else None,
     )
     return page, status
+
+
+def _count(audience: dict) -> int:
+    """Recipients of a draft's audience; none while no language or no product is chosen."""
+    if not audience["languages"] or audience.get("components") == []:
+        return 0
+    return context.store().count_audience("announcement", audience)
 
 
 @bp.get("/announcements")
