@@ -19,6 +19,7 @@ from . import (  # noqa: E402
     dashboard,
     ledger,
     review,
+    sending,
     subscribers,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "dashboard",
     "ledger",
     "review",
+    "sending",
     "subscribers",
 ]

@@ -21,7 +21,7 @@ from .. import announcements as rules
 from .. import context
 from . import bp
 from .common import audit
-from .composer import MAX_QA_FIELDS, apply_qa_action, problems_by_field
+from .drafts import MAX_QA_FIELDS, apply_qa_action, problems_by_field
 from .previews import rendered_previews
 
 ACTION = re.compile(
