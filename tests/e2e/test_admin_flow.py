@@ -9,15 +9,19 @@ failed one; find every step in the audit log. Screenshots: artifacts/screenshots
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
 from werkzeug.security import generate_password_hash
 
+from notifier.feed import parse_feed
+from notifier.notifications import notify_changes
+from notifier.poller import ingest
+from notifier.settings import Settings
 from notifier.store import SQLiteStore
 
-from ..helpers import add_subscriber
+from ..helpers import add_subscriber, atom
 from ..test_subscribe_helpers import seed_catalogue
 from .conftest import SCREENSHOTS
 from .server import start_gunicorn
@@ -50,9 +54,18 @@ def ops(tmp_path, sendgrid):
     store = SQLiteStore(instance / "notifier.db")
     store.upgrade()
     now = datetime.now(UTC)
-    seed_catalogue(store, now, url="http://127.0.0.1:9/never-polled.atom")
+    feed_id = seed_catalogue(store, now, url="http://127.0.0.1:9/never-polled.atom")
     for email, fields in PEOPLE.items():
         add_subscriber(store, email, now=now, **fields)
+    # An incident from the status page waiting in the review queue (REVIEW_MODE=on).
+    ingest(store, feed_id, parse_feed(atom([])), now)
+    entry = {
+        "key": "voice0000001",
+        "title": "Voice calls failing",
+        "updates": [(now - timedelta(minutes=2), "Investigating", "Calls fail in the EU.")],
+    }
+    ingest(store, feed_id, parse_feed(atom([entry])), now)
+    notify_changes(store, Settings(review_mode=True), now)
     store.close()
     running = start_gunicorn(
         instance,
@@ -196,6 +209,16 @@ def test_compose_preview_test_send_send_watch_resend_and_audit(ops, sendgrid, op
     shot(page, "ledger-resent")
 
     # 8. The other pages, and the audit log with every step.
+    page.click(f'a[href="/admin/announcements/{draft}"]')
+    assert "Use as a new draft" in page.inner_text("main")  # sent: read-only
+    shot(page, "announcement-sent")
+    page.click(".admin-nav >> text=Review")
+    page.click("text=Review >> nth=-1")
+    assert page.inner_text("h1").endswith("Voice calls failing")
+    page.fill("#de-title", "Anrufe schlagen fehl")
+    page.click("button[value='save']:not(.default-action)")
+    assert "Saved. It still waits for approval." in page.inner_text(".notice")
+    shot(page, "review-detail", full_page=False)
     for name, link in (
         ("dashboard", "Dashboard"),
         ("notifications", "Deliveries"),
@@ -221,6 +244,7 @@ def test_compose_preview_test_send_send_watch_resend_and_audit(ops, sendgrid, op
         "announcement.test_send",
         "announcement.send",
         "resend",
+        "review.edit",
     ]
     shot(page, "audit")
     page.click(".language-switch >> text=Deutsch")
