@@ -46,7 +46,9 @@ def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        # Prompts go to stderr: ADMIN_PASSWORD_HASH="$(flask --app app admin hash-password)"
+        # captures the hash alone.
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < MIN_PASSWORD:
         _fail(f"the password needs at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
