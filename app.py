@@ -92,6 +92,7 @@ def init_store(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from notifier.admin import bp as admin_bp
     from notifier.health import bp as health_bp
     from notifier.hooks import bp as hooks_bp
     from notifier.public import bp as public_bp
@@ -99,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(public_bp)
+    app.register_blueprint(admin_bp)
 
 
 def init_web(app: Flask, settings: Settings) -> None:
@@ -114,10 +116,12 @@ def init_web(app: Flask, settings: Settings) -> None:
 
 def register_commands(app: Flask) -> None:
     from notifier.cli import register
+    from notifier.cli_admin import register as register_admin
     from notifier.preview import register as register_preview
 
     register(app)
     register_preview(app)
+    register_admin(app)
 
 
 def register_error_handlers(app: Flask) -> None:

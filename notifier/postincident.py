@@ -8,7 +8,7 @@ Ops edit every answer before sending; the texts here are only a careful starting
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 def _qa(pairs: list[tuple[str, str]]) -> list[dict]:
@@ -159,7 +159,7 @@ def _english(product: str, page_url: str) -> dict:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def prefill_from_incident(store, incident_id: int) -> dict:
@@ -181,6 +181,8 @@ def prefill_from_incident(store, incident_id: int) -> dict:
         "window": {
             "start": _iso(updates[-1]["posted_at"] if updates else None),
             "end": _iso(ended),
+            # The composer shows the times in this zone; ops at Sinch think in Berlin time.
+            "zone": "Europe/Berlin",
         },
         "de": _german(product, page_url),
         "en": _english(product, page_url),

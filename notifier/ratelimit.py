@@ -8,6 +8,10 @@ Limits (settings, per client address; IPv6 clients per /64, the block one host u
   GET and POST together: RATE_LIMIT_LINKS, one shared budget.
 - the RFC 8058 one-click POST: RATE_LIMIT_ONE_CLICK, generous on purpose: mailbox providers
   send those from a few of their own addresses for all their users at once.
+- the ops console login (POST /admin/login): RATE_LIMIT_ADMIN_LOGIN failed attempts per client
+  address and, separately, per user name typed, so guessing one account's password from many
+  addresses is as slow as from one. Only failures count: a team behind one office address
+  logging in at nine does not lock itself out.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ LINK_ENDPOINTS = (
     "public.undo",
 )
 ONE_CLICK_ENDPOINTS = ("public.one_click",)
+ADMIN_LOGIN_ENDPOINT = "admin.login"
 
 
 class StoreStorage(Storage):
@@ -112,7 +117,31 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
     _limit(app, limiter, SUBSCRIBE_ENDPOINTS, settings.rate_limit_subscribe, "subscribe", ["POST"])
     _limit(app, limiter, LINK_ENDPOINTS, settings.rate_limit_links, "links", None)
     _limit(app, limiter, ONE_CLICK_ENDPOINTS, settings.rate_limit_one_click, "one-click", ["POST"])
+    if ADMIN_LOGIN_ENDPOINT in app.view_functions:
+        _limit_admin_login(app, limiter, settings.rate_limit_admin_login)
     return limiter
+
+
+def login_name_key() -> str:
+    """The user name typed into the ops login form, as the login compares it."""
+    from .admin.auth import clean_username
+
+    name = clean_username(request.form.get("username"))
+    return f"name:{name}" if name else ""  # empty: Flask-Limiter skips this limit
+
+
+def _failed_login(response) -> bool:
+    return response.status_code != 303  # a successful login redirects
+
+
+def _limit_admin_login(app: Flask, limiter: Limiter, value: str) -> None:
+    view = app.view_functions[ADMIN_LOGIN_ENDPOINT]
+    for scope, key_func in (("admin-login-ip", client_key), ("admin-login-name", login_name_key)):
+        decorate = limiter.shared_limit(
+            value, scope=scope, key_func=key_func, methods=["POST"], deduct_when=_failed_login
+        )
+        view = decorate(view)
+    app.view_functions[ADMIN_LOGIN_ENDPOINT] = view
 
 
 def _limit(app: Flask, limiter: Limiter, endpoints, value: str, scope: str, methods) -> None:

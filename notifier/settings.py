@@ -58,6 +58,10 @@ class Settings:
     rate_limit_links: str = "60 per 10 minutes"
     rate_limit_one_click: str = "300 per minute"
     form_min_fill_seconds: int = 3
+    # Ops console (notifier/admin/): session timeouts and the login limit (per IP and per name).
+    admin_session_idle_minutes: int = 30
+    admin_session_max_hours: int = 12
+    rate_limit_admin_login: str = "5 per minute;20 per hour"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -208,6 +212,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_ONE_CLICK", defaults.rate_limit_one_click
         ),
         form_min_fill_seconds=_int(env, "FORM_MIN_FILL_SECONDS", 3),
+        admin_session_idle_minutes=_int(env, "ADMIN_SESSION_IDLE_MINUTES", 30, minimum=1),
+        admin_session_max_hours=_int(env, "ADMIN_SESSION_MAX_HOURS", 12, minimum=1),
+        rate_limit_admin_login=_rate_limit(
+            env, "RATE_LIMIT_ADMIN_LOGIN", defaults.rate_limit_admin_login
+        ),
     )
 
 

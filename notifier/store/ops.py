@@ -1,24 +1,29 @@
-"""Store queries for the ops console: users, audit log, announcements, ledger, resend, dashboard."""
+"""Store queries for the ops console: users, sessions, audit log, announcements, subscribers,
+dashboard. The delivery ledger, resend and review queries are in ledger.py (same mixin)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from .base import dumps, loads
-from .deliveries import _marks
+from .base import dumps, from_db_time, loads, to_db_time
+from .ledger import LedgerQueries, like_pattern
 
-AUDIT_PAGE = 100
+AUDIT_PAGE = 50
+_LOGOUT_KEY = "admin_logout_before:"
 
 
-class OpsQueries:
+class OpsQueries(LedgerQueries):
     # --- ops users -------------------------------------------------------------------
-    def add_admin_user(self, username: str, password_hash: str, now: datetime) -> None:
-        self._execute(
-            "INSERT INTO admin_users (username, password_hash, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
-            [username, password_hash, now],
-        )
+    def add_admin_user(self, username: str, password_hash: str, now: datetime) -> bool:
+        """Create an ops user or set a new password; True when the user is new."""
+        with self.write():
+            exists = self.get_admin_user(username) is not None
+            self._execute(
+                "INSERT INTO admin_users (username, password_hash, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
+                [username, password_hash, now],
+            )
+        return not exists
 
     def remove_admin_user(self, username: str) -> int:
         return self._execute("DELETE FROM admin_users WHERE username = ?", [username])
@@ -40,6 +45,14 @@ class OpsQueries:
             "UPDATE admin_users SET last_login_at = ? WHERE username = ?", [now, username]
         )
 
+    # --- sessions: a logout ends every session of that user that started before it ----
+    def end_admin_sessions(self, username: str, now: datetime) -> None:
+        self.set_meta(_LOGOUT_KEY + username, to_db_time(now), now)
+
+    def admin_sessions_ended_at(self, username: str) -> datetime | None:
+        value = self.get_meta(_LOGOUT_KEY + username)
+        return None if value is None else from_db_time(value)
+
     # --- audit log -------------------------------------------------------------------
     def audit(
         self, actor: str, action: str, target: str | None, detail: dict | None, now: datetime
@@ -51,6 +64,7 @@ class OpsQueries:
         )
 
     def list_audit(self, *, before_id: int | None = None, limit: int = AUDIT_PAGE) -> list[dict]:
+        """Newest first; pass the last id shown as `before_id` for the next page."""
         where, params = ("WHERE id < ?", [before_id]) if before_id else ("", [])
         rows = self._query(
             f"SELECT id, created_at, actor, action, target, detail FROM audit_log {where} "
@@ -97,13 +111,21 @@ class OpsQueries:
 
     def list_announcements(self, limit: int = 50) -> list[dict]:
         rows = self._query(
-            "SELECT id, state, content, audience, created_by, created_at, updated_at, sent_at, "
-            "notification_id FROM announcements ORDER BY id DESC LIMIT ?",
+            "SELECT id, state, content, audience, incident_id, created_by, created_at, "
+            "updated_at, sent_at, notification_id FROM announcements "
+            "WHERE state <> 'discarded' ORDER BY id DESC LIMIT ?",
             [limit],
         )
         for row in rows:
             row["content"], row["audience"] = loads(row["content"]), loads(row["audience"])
         return rows
+
+    def discard_announcement(self, announcement_id: int, now: datetime) -> int:
+        return self._execute(
+            "UPDATE announcements SET state = 'discarded', updated_at = ? "
+            "WHERE id = ? AND state = 'draft'",
+            [now, announcement_id],
+        )
 
     def send_announcement(
         self, announcement_id: int, content: dict, audience: dict, now: datetime, expires_at
@@ -159,124 +181,59 @@ class OpsQueries:
             )
         return row["id"]
 
-    # --- review queue ----------------------------------------------------------------
-    def review_queue(self) -> list[dict]:
-        rows = self._query(
-            "SELECT id, kind, content, created_at, review_deadline_at, expires_at "
-            "FROM notifications WHERE review_state = 'pending' ORDER BY id"
-        )
-        for row in rows:
-            row["content"] = loads(row["content"])
-        return rows
-
-    # --- ledger ----------------------------------------------------------------------
-    def recent_notifications(self, limit: int = 20) -> list[dict]:
-        rows = self._query(
-            "SELECT n.id, n.kind, n.content, n.created_at, n.expires_at, n.review_state, "
-            "n.resend_of, "
-            "SUM(CASE WHEN d.state = 'sent' THEN 1 ELSE 0 END) AS sent, "
-            "SUM(CASE WHEN d.state IN ('pending', 'sending') THEN 1 ELSE 0 END) AS pending, "
-            "SUM(CASE WHEN d.state = 'failed' AND d.reason = 'expired' THEN 1 ELSE 0 END) "
-            "AS expired, "
-            "SUM(CASE WHEN d.state = 'failed' AND (d.reason IS NULL OR d.reason <> 'expired') "
-            "THEN 1 ELSE 0 END) AS failed, "
-            "SUM(CASE WHEN d.state IN ('cancelled', 'suppressed') THEN 1 ELSE 0 END) "
-            "AS cancelled, COUNT(d.id) AS total "
-            "FROM notifications n LEFT JOIN deliveries d ON d.notification_id = n.id "
-            "WHERE n.kind IN ('incident', 'maintenance', 'announcement') "
-            "GROUP BY n.id, n.kind, n.content, n.created_at, n.expires_at, n.review_state, "
-            "n.resend_of ORDER BY n.id DESC LIMIT ?",
+    def recent_incidents(self, limit: int = 30) -> list[dict]:
+        """Incidents and maintenances, most recently changed first (for the post-incident form)."""
+        return self._query(
+            "SELECT id, feed_id, key, kind, title, first_seen_at, last_changed_at "
+            "FROM incidents ORDER BY last_changed_at DESC, id DESC LIMIT ?",
             [limit],
         )
-        for row in rows:
-            row["content"] = loads(row["content"])
-            for key in ("sent", "pending", "expired", "failed", "cancelled", "total"):
-                row[key] = int(row[key] or 0)
-        return rows
 
-    def search_deliveries(
-        self,
-        notification_id: int,
-        *,
-        email: str = "",
-        state: str = "",
-        limit: int = 100,
-        offset: int = 0,
+    # --- subscribers -----------------------------------------------------------------
+    def search_subscribers(
+        self, query: str = "", state: str = "", *, limit: int = 50, offset: int = 0
     ) -> list[dict]:
-        clauses, params = ["notification_id = ?"], [notification_id]
-        if email:
-            clauses.append("email LIKE ?")
-            params.append(f"%{email.lower()}%")
-        if state == "expired":
-            clauses.append("state = 'failed' AND reason = 'expired'")
-        elif state:
+        """Subscribers whose address contains `query` (case-insensitive), newest first."""
+        clauses, params = [], []
+        if query:
+            clauses.append("lower(email) LIKE ? ESCAPE '\\'")
+            params.append(like_pattern(query))
+        if state:
             clauses.append("state = ?")
             params.append(state)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._query(
-            "SELECT id, subscriber_id, email, language, state, reason, attempts, message_id, "
-            "possible_duplicate, provider_event, provider_event_at, sent_at, updated_at "
-            f"FROM deliveries WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ? OFFSET ?",
+            "SELECT id, email, language, state, created_at, confirmed_at, suppressed_reason "
+            f"FROM subscribers {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
 
-    def delivery_attempts(self, delivery_ids: Sequence[int]) -> dict[int, list[dict]]:
-        if not delivery_ids:
-            return {}
-        rows = self._query(
-            "SELECT delivery_id, attempted_at, outcome, status_code, error, message_id "
-            f"FROM delivery_attempts WHERE delivery_id IN ({_marks(delivery_ids)}) "
-            "ORDER BY id",
-            list(delivery_ids),
-        )
-        grouped: dict[int, list[dict]] = {i: [] for i in delivery_ids}
-        for r in rows:
-            grouped[r["delivery_id"]].append(r)
-        return grouped
+    def unsuppress_subscriber(self, subscriber_id: int, now: datetime) -> str | None:
+        """Lift a suppression; the new state (see notifier/admin/subscribers.py), or None.
 
-    def resend(
-        self,
-        notification_id: int,
-        which: str,
-        now: datetime,
-        expires_at: datetime,
-        delivery_id: int | None = None,
-    ) -> tuple[int | None, int]:
-        """Fresh deliveries (in a new notification) for failed or expired rows; (id, count).
-
-        Only addresses still subscribed get one: a resend never reaches anyone who has
-        unsubscribed or whose address bounced since.
+        Back to 'confirmed' when the address had opted in and not unsubscribed since, to
+        'unsubscribed' when it had, else to 'pending' with a fresh confirmation nonce (no mail
+        is sent; signing up again sends one, and the purge removes it otherwise).
         """
-        if which == "one":
-            selector, params = "d.id = ?", [delivery_id]
-        elif which == "expired":
-            selector, params = "d.state = 'failed' AND d.reason = 'expired'", []
-        elif which == "failed":
-            selector, params = "d.state = 'failed' AND d.reason <> 'expired'", []
-        else:
-            raise ValueError(f"unknown resend selection {which!r}")
+        from ..tokens import new_nonce
+
         with self.write():
-            original = self.get_notification(notification_id)
-            if original is None:
-                raise LookupError(f"no notification {notification_id}")
-            nid = self.create_notification(
-                original["kind"], original["content"], now, expires_at,
-                feed_id=original["feed_id"], incident_id=original["incident_id"],
-                resend_of=notification_id, audience=original["audience"],
-            )  # fmt: skip
-            count = self._execute(
-                "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
-                "timezone, state, next_attempt_at, created_at, updated_at) "
-                "SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ? "
-                "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-                f"WHERE d.notification_id = ? AND d.state = 'failed' AND {selector} "
-                "AND s.state = 'confirmed' ON CONFLICT (notification_id, subscriber_id) DO NOTHING",
-                [nid, now, now, now, notification_id, *params],
+            row = self.get_subscriber(subscriber_id)
+            if row is None or row["state"] != "suppressed":
+                return None
+            confirmed, left = row["confirmed_at"], row["unsubscribed_at"]
+            if confirmed is not None and (left is None or left < confirmed):
+                state, nonce = "confirmed", None
+            elif confirmed is not None:
+                state, nonce = "unsubscribed", None
+            else:
+                state, nonce = "pending", new_nonce()
+            self._execute(
+                "UPDATE subscribers SET state = ?, token_nonce = ?, suppressed_reason = NULL, "
+                "suppressed_at = NULL, updated_at = ? WHERE id = ? AND state = 'suppressed'",
+                [state, nonce, now, subscriber_id],
             )
-            if not count:
-                self._execute("DELETE FROM notifications WHERE id = ?", [nid])
-                return None, 0
-            self._execute("UPDATE notifications SET fanned_out_at = ? WHERE id = ?", [now, nid])
-        return nid, count
+        return state
 
     # --- dashboard -------------------------------------------------------------------
     def subscriber_counts(self) -> dict:

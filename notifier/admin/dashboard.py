@@ -1,0 +1,101 @@
+"""The dashboard: subscribers, feed health, recent notifications with live progress, alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import jsonify, render_template, request
+
+from .. import context
+from ..settings import Settings
+from . import bp
+
+RECENT = 10
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    url: str
+    title: str | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    problem: str | None  # never_polled | failing | no_success | not_polled | None
+
+
+def feed_health(url: str, feed: dict | None, settings: Settings, now: datetime) -> FeedHealth:
+    """How one configured feed is doing; `problem` says why it is stale.
+
+    Stale after STALE_AFTER_POLLS polls in a row failed, or when the last success (or the last
+    poll at all: the worker may be down) is older than that many poll intervals.
+    """
+    feed = feed or {}
+    failures = int(feed.get("consecutive_failures") or 0)
+    window = timedelta(seconds=settings.stale_after_polls * settings.poll_interval_seconds)
+    last_poll, last_success = feed.get("last_poll_at"), feed.get("last_success_at")
+    if last_poll is None:
+        problem = "never_polled"
+    elif failures >= settings.stale_after_polls:
+        problem = "failing"
+    elif last_success is None or now - last_success > window:
+        problem = "no_success"
+    elif now - last_poll > window:
+        problem = "not_polled"
+    else:
+        problem = None
+    return FeedHealth(
+        url=url,
+        title=feed.get("title"),
+        last_poll_at=last_poll,
+        last_success_at=last_success,
+        last_error=feed.get("last_error"),
+        last_error_at=feed.get("last_error_at"),
+        consecutive_failures=failures,
+        problem=problem,
+    )
+
+
+def feeds_health() -> list[FeedHealth]:
+    settings, now = context.settings(), context.now()
+    stored = {f["url"]: f for f in context.store().list_feeds()}
+    return [feed_health(url, stored.get(url), settings, now) for url in settings.feed_urls]
+
+
+@bp.get("/")
+def dashboard():
+    store = context.store()
+    names = {c["id"]: c["name"] for c in store.list_components()}
+    return render_template(
+        "admin/dashboard.html",
+        counts=store.subscriber_counts(),
+        component_names=names,
+        feeds=feeds_health(),
+        notifications=store.recent_notifications(RECENT),
+        paused=store.sending_paused(),
+        alerts=store.open_alerts(),
+        review_queue=store.review_queue(),
+        settings=context.settings(),
+    )
+
+
+@bp.get("/live.json")
+def live():
+    """Progress of the notifications shown on a page, for static/admin.js (polled)."""
+    store = context.store()
+    ids = []
+    for part in request.args.get("ids", "").split(",")[:100]:
+        if part.strip().isdigit():
+            ids.append(int(part))
+    progress = store.notification_progress(ids)
+    response = jsonify(
+        {
+            "progress": {str(k): v for k, v in progress.items()},
+            "paused": store.sending_paused(),
+            "review_pending": len(store.review_queue()),
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

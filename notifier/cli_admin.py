@@ -1,0 +1,209 @@
+"""CLI for ops: `flask --app app admin add|remove|list|hash-password` and
+`flask --app app announce FILE.yaml [--dry-run] [--test-to ADDR]`.
+
+Errors are one clear line each on stderr with exit status 1. Passwords are prompted twice
+(hidden) or read from stdin with --password-stdin, never taken as an argument (it would end up
+in the shell history and the process list).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup, with_appcontext
+from werkzeug.security import generate_password_hash
+
+from . import announcements as rules
+from . import context
+from .admin.auth import BUILTIN_USER, MAX_PASSWORD, clean_username, valid_username
+from .forms import normalize_email
+from .i18n import DEFAULT_TIMEZONES
+from .render import render_email
+
+MIN_PASSWORD = 12
+admin_cli = AppGroup(
+    "admin", help="Ops console users (the built-in 'admin' is ADMIN_PASSWORD_HASH)."
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        # Prompts go to stderr: ADMIN_PASSWORD_HASH="$(flask --app app admin hash-password)"
+        # captures the hash alone.
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < MIN_PASSWORD:
+        _fail(f"the password needs at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        _fail(f"the password may have at most {MAX_PASSWORD} characters")
+    return password
+
+
+def _name(raw: str) -> str:
+    name = clean_username(raw)
+    if not valid_username(name):
+        _fail(f"a name is 1-64 characters: lower-case letters, digits and . _ @ - (got {raw!r})")
+    if name == BUILTIN_USER:
+        _fail(f"'{BUILTIN_USER}' is the built-in user; its password is ADMIN_PASSWORD_HASH")
+    return name
+
+
+@admin_cli.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@with_appcontext
+def admin_add(name: str, password_stdin: bool):
+    """Add an ops user, or set a new password for one (ends their sessions)."""
+    name = _name(name)
+    password_hash = generate_password_hash(_read_password(password_stdin))
+    store, now = context.store(), context.now()
+    created = store.add_admin_user(name, password_hash, now)
+    action = "admin_user.add" if created else "admin_user.password"
+    store.audit(_actor(), action, f"admin_user:{name}", None, now)
+    click.echo(f"ops user {name} added" if created else f"new password set for ops user {name}")
+
+
+@admin_cli.command("remove")
+@click.argument("name")
+@with_appcontext
+def admin_remove(name: str):
+    """Remove an ops user; their sessions end with the next request."""
+    name = clean_username(name)
+    store, now = context.store(), context.now()
+    if not store.remove_admin_user(name):
+        _fail(f"no ops user {name!r} (see: flask --app app admin list)")
+    store.audit(_actor(), "admin_user.remove", f"admin_user:{name}", None, now)
+    click.echo(f"ops user {name} removed")
+
+
+@admin_cli.command("list")
+@with_appcontext
+def admin_list():
+    """List the ops users and when they last logged in."""
+    configured = "set" if context.settings().admin_password_hash else "not set: cannot log in"
+    click.echo(f"{BUILTIN_USER:<24}  built-in (ADMIN_PASSWORD_HASH {configured})")
+    for user in context.store().list_admin_users():
+        last = user["last_login_at"]
+        seen = f"last login {last:%Y-%m-%d %H:%M} UTC" if last else "never logged in"
+        click.echo(f"{user['username']:<24}  added {user['created_at']:%Y-%m-%d}, {seen}")
+
+
+@admin_cli.command("hash-password", with_appcontext=False)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def admin_hash_password(password_stdin: bool):
+    """Print a werkzeug hash of a password, for ADMIN_PASSWORD_HASH."""
+    click.echo(generate_password_hash(_read_password(password_stdin)))
+
+
+# --- announce ------------------------------------------------------------------------
+def _problems(problems: list) -> None:
+    for problem in problems:
+        click.echo(f"error: {problem.field}: {problem}", err=True)
+    raise SystemExit(1)
+
+
+@click.command("announce")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate and show both mails; send nothing.")
+@click.option("--test-to", metavar="ADDR", help="Send a test to this address only.")
+@with_appcontext
+def announce(file: Path, dry_run: bool, test_to: str | None):
+    """Send the announcement in FILE.yaml (same fields as the ops composer)."""
+    if dry_run and test_to:
+        _fail("use either --dry-run or --test-to, not both")
+    store, settings, now = context.store(), context.settings(), context.now()
+    try:
+        content, audience = rules.load_file(file)
+    except rules.AnnouncementError as exc:
+        _problems(exc.problems)
+    known = {c["id"] for c in store.list_components()}
+    problems = rules.validate(content, audience, known)
+    if problems:
+        _problems(problems)
+    per_language = {
+        lang: store.count_audience("announcement", {**audience, "languages": [lang]})
+        for lang in audience["languages"]
+    }
+    split = ", ".join(f"{lang}: {n}" for lang, n in per_language.items())
+    click.echo(f"recipients: {sum(per_language.values())} ({split})")
+    if dry_run:
+        _show(content, audience["languages"])
+        click.echo("dry run: nothing was saved or sent")
+        return
+    expires = rules.expires_at(now, settings.notification_ttl_hours)
+    if test_to:
+        _test_send(store, content, audience, test_to, now, expires)
+        return
+    if not sum(per_language.values()):
+        _fail("no confirmed subscriber matches this audience; nothing was sent")
+    actor = _actor()
+    announcement_id = store.save_announcement(content, audience, actor, now)
+    nid, count = store.send_announcement(announcement_id, content, audience, now, expires)
+    store.audit(
+        actor,
+        "announcement.send",
+        f"announcement:{announcement_id}",
+        {"notification": nid, "recipients": count},
+        now,
+    )
+    click.echo(
+        f"announcement {announcement_id} queued as notification {nid}: {count} deliveries; "
+        "the worker sends them"
+    )
+
+
+def _show(content: dict, languages: list[str]) -> None:
+    for lang in languages:
+        zone = DEFAULT_TIMEZONES[lang]
+        email = render_email(content, lang, zone)
+        click.echo(f"\n--- {lang} ({zone}) ---")
+        click.echo(f"Subject: {email.subject}\n")
+        click.echo(email.text)
+
+
+def _test_send(store, content, audience, address: str, now, expires) -> None:
+    try:
+        address = normalize_email(address.strip())
+    except ValueError:
+        _fail(f"--test-to: not a valid email address: {address!r}")
+    for lang in audience["languages"]:
+        store.create_test_send(
+            "announcement", content, address, lang, DEFAULT_TIMEZONES[lang], now, expires
+        )
+    store.audit(
+        _actor(),
+        "announcement.test_send",
+        None,
+        {"to": address, "languages": audience["languages"]},
+        now,
+    )
+    languages = ", ".join(audience["languages"])
+    click.echo(f"test send queued to {address} ({languages}); the worker sends it")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(admin_cli)
+    app.cli.add_command(announce)
+
+
+if __name__ == "__main__":
+    # `python -m notifier.cli_admin [--password-stdin]`: a hash without starting the app, which
+    # in production refuses to start while ADMIN_PASSWORD_HASH is missing.
+    admin_hash_password()
