@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,15 +35,33 @@ def connect(path: str | Path, dict_rows: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
-    if dict_rows:  # sqlite-utils (migrations) expects plain tuples
-        conn.row_factory = _dict_factory
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    # journal_mode=WAL is persistent in the file; asking again on every connection is cheap and
-    # repairs a file someone created without it. Readers never block the single writer.
-    conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    if dict_rows:  # sqlite-utils (migrations) expects plain tuples
+        conn.row_factory = _dict_factory
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (persistent; readers then never block the single writer).
+
+    Switching needs an exclusive lock and SQLite answers "database is locked" at once, without
+    the busy handler, while another process holds one - which happens when web and worker
+    create a fresh database at the same moment. So: read the mode first (no lock needed) and
+    retry the switch for up to the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class SQLiteStore(Queries):
