@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from .tokens import recipient_links
 
 log = logging.getLogger(__name__)
 
+_PERSONALIZATION = re.compile(r"personalizations\.(\d+)\.")
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 MAX_ATTEMPTS = 12
@@ -115,6 +117,14 @@ class Dispatcher:
         return self.stats
 
     def _send_claimed(self, rows: list[dict]) -> None:
+        try:
+            self._send_groups(rows)
+        finally:
+            # Whatever was claimed but not attempted (stop, halt, an unexpected error) goes back
+            # at once, unflagged, instead of waiting for the lease to run out.
+            self._release(rows, "dispatch stopped before sending")
+
+    def _send_groups(self, rows: list[dict]) -> None:
         nonces = self.store.subscriber_nonces(
             r["subscriber_id"] for r in rows if r["subscriber_id"] is not None
         )
@@ -122,18 +132,13 @@ class Dispatcher:
         for key, members in groups:
             group = list(members)
             if self.stop.is_set() or self.stats.halted:
-                self._release(group, "dispatch stopped before sending")
-                continue
+                return
             message = self._message(*key, group)
             if message is None:
                 continue
             size = self._batch_size()
             for start in range(0, len(group), size):
-                batch = group[start : start + size]
-                if self.stop.is_set() or self.stats.halted:
-                    self._release(batch, "dispatch stopped before sending")
-                    continue
-                self._send_batch(message, batch, nonces)
+                self._send_batch(message, group[start : start + size], nonces)
 
     def _batch_size(self) -> int:
         return min(self.backend.max_batch, self.settings.send_batch_size)
@@ -189,6 +194,8 @@ class Dispatcher:
 
     # --- sending ---------------------------------------------------------------------
     def _send_batch(self, message: Message, batch: list[dict], nonces: dict[int, dict]) -> None:
+        if self.stop.is_set() or self.stats.halted:
+            return  # left claimed; _send_claimed hands it back
         live = self.store.still_sending([r["id"] for r in batch], self.owner, message.category)
         unwanted = [r["id"] for r in batch if r["id"] not in live]
         if unwanted:  # unsubscribed, bounced or confirmed meanwhile (no-op for lost leases)
@@ -206,10 +213,20 @@ class Dispatcher:
                     [r["id"] for r in stale], self.clock(), "link no longer valid", self.owner
                 )
                 batch = [r for r in batch if r not in stale]
+        batch = self._one_per_address(batch)
         if not batch:
             return
         recipients = [self._recipient(r, message.category, nonces) for r in batch]
-        result = self.backend.send(message, recipients)
+        try:
+            result = self.backend.send(message, recipients)
+        except ValueError as exc:
+            # The message itself cannot be sent (e.g. MAIL_FROM is not an address): fail the rows
+            # with the reason and tell ops, instead of retrying a request that can never work.
+            reason = f"not sent: {exc}"
+            self._fail(batch, reason)
+            self.store.raise_alert("message_invalid", reason, self.clock())
+            log.error("notification %s: %s", message.notification_id, reason)
+            return
         self.stats.requests += 1
         self.stats.outcomes[result.outcome] = self.stats.outcomes.get(result.outcome, 0) + 1
         self._record(batch, result)
@@ -218,6 +235,24 @@ class Dispatcher:
             log.error("unknown send outcome %r; retrying later", result.outcome)
             handler = self._on_transient
         handler(message, batch, result, nonces)
+
+    def _one_per_address(self, batch: list[dict]) -> list[dict]:
+        """SendGrid refuses a request naming one address twice; send the first, cancel the rest."""
+        seen: dict[str, int] = {}
+        keep, twins = [], []
+        for row in batch:
+            address = row["email"].lower()
+            if address in seen:
+                twins.append(row)
+            else:
+                seen[address] = row["id"]
+                keep.append(row)
+        for row in twins:
+            self.store.mark_cancelled(
+                [row["id"]], self.clock(), f"same address as delivery {seen[row['email'].lower()]}",
+                self.owner,
+            )  # fmt: skip
+        return keep
 
     def _record(self, batch: Sequence[dict], result: SendResult) -> None:
         now = self.clock()
@@ -228,13 +263,15 @@ class Dispatcher:
 
     def _on_accepted(self, message, batch, result: SendResult, nonces) -> None:
         self.stats.sent += self.store.mark_sent(
-            [r["id"] for r in batch], self.clock(), result.message_id
+            [r["id"] for r in batch], self.clock(), result.message_id, self.owner
         )
 
     def _on_rate_limited(self, message, batch, result: SendResult, nonces) -> None:
         wait = timedelta(seconds=result.retry_after_seconds or 60)
         now = self.clock()
-        self.store.mark_retry([r["id"] for r in batch], now, now + wait, "rate limited (429)")
+        self.store.mark_retry(
+            [r["id"] for r in batch], now, now + wait, "rate limited (429)", self.owner
+        )
         self.stats.retried += len(batch)
         # Everything else we hold would hit the same limit: hand it back and stop this run.
         self.stats.halted = f"rate limited for {int(wait.total_seconds())}s"
@@ -250,21 +287,25 @@ class Dispatcher:
         self._retry(batch, result.error or "response lost", possible_duplicate=True)
 
     def _on_rejected(self, message, batch, result: SendResult, nonces) -> None:
-        if len(batch) > 1:
-            # One bad address makes SendGrid refuse the whole request; split to find it so the
-            # other recipients still get their mail.
-            middle = len(batch) // 2
-            self._send_batch(message, batch[:middle], nonces)
-            self._send_batch(message, batch[middle:], nonces)
+        reason = result.error or f"rejected (HTTP {result.status_code})"
+        named = {int(i) for i in _PERSONALIZATION.findall(reason) if int(i) < len(batch)}
+        if not named or len(named) == len(batch):
+            # Nothing points at single recipients: the message itself was refused.
+            self._fail(batch, reason)
             return
-        self._fail(batch, result.error or f"rejected (HTTP {result.status_code})")
+        # One bad address makes SendGrid refuse the whole request. Its error names the
+        # personalization; fail exactly those and send the rest again at once.
+        self._fail([batch[i] for i in sorted(named)], reason)
+        self._send_batch(message, [row for i, row in enumerate(batch) if i not in named], nonces)
 
     def _on_unauthorized(self, message, batch, result: SendResult, nonces) -> None:
         now = self.clock()
         reason = f"SendGrid refused the API key (HTTP {result.status_code}): {result.error or ''}"
         self.store.pause_sending(reason.strip(), now)
         self.store.raise_alert("sending_paused", reason.strip(), now)
-        self.store.mark_retry([r["id"] for r in batch], now, now, reason, attempted=False)
+        self.store.mark_retry(
+            [r["id"] for r in batch], now, now, reason, self.owner, attempted=False
+        )
         self.stats.halted = "sending paused: API key refused"
         log.error("sending paused: %s", reason)
 
@@ -282,15 +323,20 @@ class Dispatcher:
             now,
             now + delay,
             reason,
+            self.owner,
             possible_duplicate=possible_duplicate,
         )
         self.stats.retried += len(retry)
 
     def _fail(self, rows: Sequence[dict], reason: str) -> None:
-        self.stats.failed += self.store.mark_failed([r["id"] for r in rows], self.clock(), reason)
+        self.stats.failed += self.store.mark_failed(
+            [r["id"] for r in rows], self.clock(), reason, self.owner
+        )
 
     def _release(self, rows: Sequence[dict], reason: str) -> None:
         """Hand claimed rows back untouched (after a 429, not before the limit resets)."""
         now = self.clock()
         due = self._resume_at or now
-        self.store.mark_retry([r["id"] for r in rows], now, due, reason, attempted=False)
+        self.store.mark_retry(
+            [r["id"] for r in rows], now, due, reason, self.owner, attempted=False
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
 from pathlib import Path
 
 from limits import parse_many
@@ -252,6 +253,12 @@ def production_errors(settings: Settings) -> list[str]:
         errors.append(
             "EMAIL_BACKEND is outbox (files on local disk) in production: set "
             "SENDGRID_API_KEY so mail is really sent."
+        )
+    _, sender = parseaddr(settings.mail_from)
+    if "@" not in sender or sender.endswith("@localhost"):
+        errors.append(
+            f"MAIL_FROM is not a usable sender address ({settings.mail_from!r}): use a SendGrid "
+            "verified sender, e.g. 'Sinch Status <status@example.com>'."
         )
     if not settings.public_base_url.startswith("https://"):
         errors.append(

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from notifier.dispatch import Dispatcher
-from notifier.mailer import SendGridBackend
+from notifier.mailer import SendGridBackend, SendResult
 from notifier.notifications import queue_personal
 from notifier.render import render_email
 from notifier.tokens import MANAGE, read_token
@@ -238,14 +238,16 @@ def test_a_permanent_400_fails_only_the_bad_address(db, sg_settings, clock, noti
 
     stats = dispatcher(db, sg_settings, clock).run()
 
-    assert (stats.sent, stats.failed) == (3, 1)
+    # SendGrid names the bad personalization: fail exactly that one, send the rest at once.
+    assert (stats.requests, stats.sent, stats.failed) == (2, 3, 1)
+    assert [r.status for r in sendgrid.requests] == [400, 202]
     assert states(db) == [
         ("a@example.com", "sent", None),
         ("b@example.com", "sent", None),
         (
             "bad@example.com",
             "failed",
-            "HTTP 400: Does not contain a valid address. (personalizations.0.to.0.email)",
+            "HTTP 400: Does not contain a valid address. (personalizations.2.to.0.email)",
         ),
         ("c@example.com", "sent", None),
     ]
@@ -452,3 +454,96 @@ def test_flaky_provider_delivers_everything_within_the_ttl_and_duplicates_only_f
     assert duplicated, "the fault mix should have produced at least one lost 202"
     assert all(rows[email]["possible_duplicate"] == 1 for email in duplicated)
     assert runs > 3
+
+
+def test_a_400_for_the_message_itself_fails_the_batch_in_one_request(
+    db, sg_settings, clock, notification, sendgrid
+):
+    for i in range(6):
+        add_subscriber(db, f"user{i}@example.com", now=clock())
+    notification()
+    d = dispatcher(db, sg_settings, clock)
+    d.backend.send = lambda message, recipients: SendResult(
+        "rejected",
+        400,
+        None,
+        None,
+        "HTTP 400: The from address does not match a verified Sender Identity. (from)",
+    )
+
+    stats = d.run()
+
+    assert (stats.requests, stats.failed) == (1, 6)
+    assert {r["reason"] for r in table(db, "deliveries")} == {
+        "HTTP 400: The from address does not match a verified Sender Identity. (from)"
+    }
+
+
+def test_an_unusable_sender_fails_the_rows_and_alerts_instead_of_looping(
+    db, sg_settings, clock, notification, sendgrid
+):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    broken = replace(sg_settings, mail_from="Sinch Status")  # no address
+
+    stats = dispatcher(db, broken, clock).run()
+
+    assert (stats.requests, stats.failed) == (0, 1)
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["possible_duplicate"]) == ("failed", 0)
+    assert row["reason"].startswith("not sent: ")
+    assert [a["kind"] for a in db.open_alerts()] == ["message_invalid"]
+    assert sendgrid.requests == []
+
+
+def test_an_unexpected_error_hands_the_claimed_rows_back_unflagged(
+    db, sg_settings, clock, notification, sendgrid
+):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    d = dispatcher(db, sg_settings, clock)
+
+    def explode(message, recipients):
+        raise RuntimeError("database went away")
+
+    d.backend.send = explode
+    with pytest.raises(RuntimeError):
+        d.run()
+    [row] = table(db, "deliveries")
+    assert (row["state"], row["attempts"], row["possible_duplicate"], row["lease_owner"]) == (
+        "pending",
+        0,
+        0,
+        None,
+    )
+
+
+def test_two_rows_for_one_address_in_a_request_send_one_mail(
+    db, sg_settings, clock, notification, sendgrid
+):
+    add_subscriber(db, "Anna@Example.com", now=clock())
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+
+    dispatcher(db, sg_settings, clock).run()
+
+    assert [r["email"] for r in sendgrid.accepted_recipients()] == ["Anna@Example.com"]
+    first, second = table(db, "deliveries")
+    assert (first["state"], second["state"]) == ("sent", "cancelled")
+    assert second["reason"] == f"same address as delivery {first['id']}"
+
+
+def test_a_worker_that_lost_its_lease_cannot_overwrite_the_new_owners_rows(
+    db, sg_settings, clock, notification
+):
+    add_subscriber(db, "anna@example.com", now=clock())
+    notification()
+    [row] = db.claim_due("old", clock(), clock() + timedelta(minutes=2), 10)
+    clock.advance(minutes=3)
+    db.reclaim_expired_leases(clock())
+    db.claim_due("new", clock(), clock() + timedelta(minutes=2), 10)
+
+    assert db.mark_retry([row["id"]], clock(), clock(), "5xx", "old") == 0
+    assert db.mark_failed([row["id"]], clock(), "400", "old") == 0
+    assert db.mark_sent([row["id"]], clock(), "m1", "old") == 0
+    assert db.mark_sent([row["id"]], clock(), "m2", "new") == 1

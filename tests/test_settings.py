@@ -79,6 +79,7 @@ def _production(**extra) -> dict:
         "ADMIN_PASSWORD_HASH": ADMIN_HASH,
         "SENDGRID_API_KEY": "SG.key",
         "PUBLIC_BASE_URL": "https://notify.example.com",
+        "MAIL_FROM": "Sinch Status <status@sinch.example>",
     }
     env.update(extra)
     return {k: v for k, v in env.items() if v is not None}
@@ -108,6 +109,7 @@ def test_each_production_problem_is_one_line():
         "DATABASE_URL",
         "ADMIN_PASSWORD_HASH",
         "EMAIL_BACKEND",
+        "MAIL_FROM",
         "PUBLIC_BASE_URL",
     ]
     assert all("\n" not in e for e in errors)
@@ -171,3 +173,9 @@ def test_links_signed_with_a_rotated_key_keep_working_while_it_is_a_fallback():
     dropped = load_settings({"SECRET_KEY": "n" * 40})
     with pytest.raises(TokenError):
         read_token(dropped.verification_keys, MANAGE, token)
+
+
+@pytest.mark.parametrize("sender", ["Sinch Status", "status@localhost", "<>"])
+def test_production_refuses_a_sender_that_is_not_an_address(sender):
+    errors = production_errors(load_settings(_production(MAIL_FROM=sender)))
+    assert [e.split(" ")[0] for e in errors] == ["MAIL_FROM"]

@@ -208,8 +208,7 @@ class DeliveryQueries:
         each request, so only a request already on the wire can still reach the address.
         """
         return self._execute(
-            "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ?, "
-            "lease_owner = NULL, lease_expires_at = NULL "
+            "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ? "
             "WHERE subscriber_id = ? AND state IN ('pending', 'sending') AND notification_id IN "
             "(SELECT id FROM notifications WHERE kind IN ('incident', 'maintenance', "
             "'announcement', 'confirmation'))",

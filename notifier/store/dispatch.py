@@ -85,12 +85,18 @@ class DispatchQueries:
         return {r["id"] for r in rows}
 
     # --- outcomes --------------------------------------------------------------------
-    def mark_sent(self, delivery_ids: Sequence[int], now: datetime, message_id: str | None) -> int:
+    # Every outcome update names the lease owner: a worker that outlived its lease must not
+    # overwrite rows another worker has claimed since.
+    def mark_sent(
+        self, delivery_ids: Sequence[int], now: datetime, message_id: str | None, owner: str
+    ) -> int:
+        """Sent, also for rows cancelled while their request was on the wire: it did go out."""
         return self._execute(
             "UPDATE deliveries SET state = 'sent', sent_at = ?, message_id = ?, "
             "attempts = attempts + 1, reason = NULL, lease_owner = NULL, lease_expires_at = NULL, "
-            f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending'",
-            [now, message_id, now, *delivery_ids],
+            f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND lease_owner = ? "
+            "AND state IN ('sending', 'cancelled')",
+            [now, message_id, now, *delivery_ids, owner],
         )
 
     def mark_retry(
@@ -99,25 +105,32 @@ class DispatchQueries:
         now: datetime,
         next_attempt_at: datetime,
         reason: str,
+        owner: str,
         *,
         attempted: bool = True,
         possible_duplicate: bool = False,
     ) -> int:
         """Back to pending for a later attempt; `attempted=False` when no request was made."""
+        if not delivery_ids:
+            return 0
         return self._execute(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, reason = ?, "
             "attempts = attempts + ?, possible_duplicate = CASE WHEN ? = 1 THEN 1 "
             "ELSE possible_duplicate END, lease_owner = NULL, lease_expires_at = NULL, "
-            f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending'",
-            [next_attempt_at, reason, int(attempted), int(possible_duplicate), now, *delivery_ids],
-        )
+            f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending' "
+            "AND lease_owner = ?",
+            [next_attempt_at, reason, int(attempted), int(possible_duplicate), now,
+             *delivery_ids, owner],
+        )  # fmt: skip
 
-    def mark_failed(self, delivery_ids: Sequence[int], now: datetime, reason: str) -> int:
+    def mark_failed(
+        self, delivery_ids: Sequence[int], now: datetime, reason: str, owner: str
+    ) -> int:
         return self._execute(
             "UPDATE deliveries SET state = 'failed', reason = ?, attempts = attempts + 1, "
             "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
-            f"WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending'",
-            [reason[:500], now, *delivery_ids],
+            f"WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending' AND lease_owner = ?",
+            [reason[:500], now, *delivery_ids, owner],
         )
 
     def mark_cancelled(
