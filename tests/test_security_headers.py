@@ -43,6 +43,7 @@ def production(settings, clock):
             admin_password_hash="scrypt:32768:8:1$salt$hash",
             email_backend="sendgrid",
             sendgrid_api_key="SG.test",
+            mail_from="Sinch Status <status@sinch.example>",
         )
     )
     app.extensions["clock"] = clock

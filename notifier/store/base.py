@@ -60,8 +60,12 @@ class BaseStore:
         raise NotImplementedError
 
     @contextmanager
-    def write(self) -> Iterator[None]:
-        """A read-then-write transaction that holds the write lock from its first statement."""
+    def write(self, exclusive: bool = True) -> Iterator[None]:
+        """A read-then-write transaction that holds the write lock from its first statement.
+
+        exclusive=False is for statements that lock only the rows they touch (PostgreSQL's
+        SKIP LOCKED claim, a feed row lock) and should not wait for unrelated writers.
+        """
         raise NotImplementedError
         yield
 

@@ -39,7 +39,7 @@ class DispatchQueries:
 
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
         """Lease up to `limit` due deliveries, ordered so that groups stay together."""
-        with self.write():
+        with self.write(exclusive=False):
             rows = self._query(
                 "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
                 "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same in every process of this app.
 MIGRATION_LOCK_ID = 0x5715_0001
+WRITE_LOCK_ID = 0x5715_0002
 _SQL_CACHE: dict[str, str] = {}
 
 
@@ -113,17 +114,28 @@ class PostgresStore(Queries):
 
     # --- transactions ----------------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self, exclusive: bool = True) -> Iterator[None]:
+        """A transaction; `exclusive` makes it what BEGIN IMMEDIATE is on SQLite.
+
+        The query mixins' read-then-write sequences (sign-up, unsubscribe, resend, webhook
+        batches, fan-out) were written for one writer at a time. Under READ COMMITTED two such
+        transactions would interleave (a double-clicked resend mailing everyone twice), so an
+        exclusive write first takes one transaction-scoped advisory lock. The hot paths that are
+        safe without it - claiming deliveries (SKIP LOCKED) and feed detection (a row lock per
+        feed) - pass exclusive=False and keep several dynos working in parallel.
+        """
         conn = self.conn
         if conn.info.transaction_status != TransactionStatus.IDLE:
             yield  # nested: part of the caller's transaction
             return
         with conn.transaction():
+            if exclusive:
+                self._execute("SELECT pg_advisory_xact_lock(?)", [WRITE_LOCK_ID])
             yield
 
     @contextmanager
     def feed_lock(self, feed_id: int) -> Iterator[None]:
-        with self.write():
+        with self.write(exclusive=False):
             # Pollers on other dynos wait here for this feed; the second one then sees
             # everything the first stored and records nothing twice.
             self._execute("SELECT id FROM feeds WHERE id = ? FOR UPDATE", [feed_id])

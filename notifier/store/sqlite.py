@@ -121,7 +121,8 @@ class SQLiteStore(Queries):
 
     # --- transactions ----------------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self, exclusive: bool = True) -> Iterator[None]:
+        """BEGIN IMMEDIATE: SQLite has one writer at a time, so every write is exclusive."""
         conn = self.conn
         if conn.in_transaction:  # nested: part of the caller's transaction
             yield
