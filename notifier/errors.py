@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .accesslog import redact
 
 log = logging.getLogger(__name__)
 
@@ -16,18 +19,33 @@ def _wants_json() -> bool:
     )
 
 
+def _texts(code: int) -> tuple[str, str]:
+    """Title and message for an HTTP error, in the visitor's language."""
+    if code == 404:
+        return _("Page not found"), _("There is no page at this address.")
+    if code == 405:
+        return _("Not possible here"), _("This page cannot be used that way.")
+    if code >= 500:
+        return _("Something went wrong"), _(
+            "Something went wrong on our side. Nothing you entered was lost; please try again "
+            "in a moment."
+        )
+    return _("Something is wrong"), _("We could not read that request.")
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if _wants_json():
             return jsonify({"error": exc.name, "status": exc.code}), exc.code
-        body = (
-            "<!doctype html><meta charset=utf-8><title>{code} {name}</title>"
-            "<h1>{code} {name}</h1><p>{desc}</p>"
-        ).format(code=exc.code, name=exc.name, desc=exc.description or "")
-        return body, exc.code, {"Content-Type": "text/html; charset=utf-8"}
+        title, message = _texts(exc.code or 500)
+        try:
+            return render_template("error.html", title=title, message=message), exc.code
+        except Exception:  # the page itself failed (template or i18n): plain and safe
+            log.exception("error page for %s failed", exc.code)
+            return title, exc.code, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         return http_error(InternalServerError())

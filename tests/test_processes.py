@@ -127,6 +127,10 @@ def test_honcho_runs_web_and_worker_from_the_procfile(tmp_path, feed_server):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        # Signed tokens in link paths never reach the access log (Procfile's logger class).
+        httpx.get(f"http://127.0.0.1:{port}/preferences/SECRET.TOKEN.VALUE", timeout=5)
+        access = out.wait_for('"GET /preferences/… HTTP/1.1" 404')
+        assert not [line for line in out.lines if "SECRET.TOKEN.VALUE" in line], access
         body = health.json()
         assert health.status_code == 200
         assert body["database"] == "ok"
