@@ -13,7 +13,7 @@ from .helpers import add_subscriber, table
 def test_purge_removes_only_addresses_that_never_opted_in(db, clock):
     old = clock() - timedelta(days=8)
     pending = add_subscriber(db, "pending@example.com", now=old, state="pending")
-    called_off = add_subscriber(db, "called-off@example.com", now=old, state="unsubscribed")
+    add_subscriber(db, "called-off@example.com", now=old, state="unsubscribed")  # no opt-in
     left = add_subscriber(db, "left@example.com", now=old, state="unsubscribed")
     fresh = add_subscriber(db, "fresh@example.com", now=clock(), state="pending")
     add_subscriber(db, "member@example.com", now=old)
