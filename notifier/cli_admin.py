@@ -22,6 +22,7 @@ from . import context
 from .admin.auth import BUILTIN_USER, MAX_PASSWORD, clean_username, valid_username
 from .forms import normalize_email
 from .i18n import DEFAULT_TIMEZONES
+from .mailer import mask_email
 from .render import render_email
 
 MIN_PASSWORD = 12
@@ -191,7 +192,7 @@ def _test_send(store, content, audience, address: str, now, expires) -> None:
         _actor(),
         "announcement.test_send",
         None,
-        {"to": address, "languages": audience["languages"]},
+        {"to": mask_email(address), "languages": audience["languages"]},
         now,
     )
     languages = ", ".join(audience["languages"])

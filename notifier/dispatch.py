@@ -175,7 +175,10 @@ class Dispatcher:
             base = self.settings.public_base_url
             links = {name: f"{base}/?test-send" for name in PLACEHOLDERS}
             substitutions = {PLACEHOLDERS[name]: url for name, url in links.items()}
-            return Recipient(row["id"], row["email"], substitutions, {})
+            headers = (
+                {"List-Unsubscribe": f"<{base}/?test-send>"} if kind in ONE_CLICK_KINDS else {}
+            )
+            return Recipient(row["id"], row["email"], substitutions, headers)
         sub = nonces.get(row["subscriber_id"]) or {}
         links = recipient_links(
             self.settings,

@@ -106,10 +106,6 @@ def _actor() -> str:
     return g.admin_user
 
 
-def _actor() -> str:
-    return g.admin_user
-
-
 # --- preview -------------------------------------------------------------------------
 @bp.get("/announcements/<int:announcement_id>/preview")
 def preview_announcement(announcement_id: int):

@@ -94,7 +94,7 @@ def live():
         {
             "progress": {str(k): v for k, v in progress.items()},
             "paused": store.sending_paused(),
-            "review_pending": len(store.review_queue()),
+            "review_pending": store.review_queue_count(),
         }
     )
     response.headers["Cache-Control"] = "no-store"

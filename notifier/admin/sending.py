@@ -11,6 +11,7 @@ from .. import announcements as rules
 from .. import context
 from ..forms import normalize_email
 from ..i18n import DEFAULT_TIMEZONES
+from ..mailer import mask_email
 from . import bp
 from .common import audit
 from .drafts import announcement_or_404, composer_page, ready_to_send
@@ -37,7 +38,7 @@ def queue_test_send(announcement_id: int, content: dict, audience: dict):
     audit(
         "announcement.test_send",
         f"announcement:{announcement_id}",
-        to=address,
+        to=mask_email(address),  # the audit log keeps no addresses (erasure could not reach it)
         languages=audience["languages"],
     )
     flash(

@@ -202,6 +202,11 @@ class LedgerQueries:
         return nid, count
 
     # --- review queue ----------------------------------------------------------------
+    def review_queue_count(self) -> int:
+        return self._scalar(
+            "SELECT COUNT(*) AS n FROM notifications WHERE review_state = 'pending'"
+        )
+
     def review_queue(self) -> list[dict]:
         rows = self._query(
             "SELECT id, kind, content, created_at, review_deadline_at, expires_at "
