@@ -7,7 +7,6 @@ notification (`--notification ID`). Text goes to stdout; `--html OUT` writes the
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,9 +18,9 @@ from . import context
 from .emails.labels import LANGUAGES
 from .emails.times import zone
 from .feed import FeedError, ParsedFeed, parse_feed
+from .i18n import DEFAULT_TIMEZONES
+from .notifications import page_name
 from .render import Email, content_from_entry, render_email
-
-DEFAULT_ZONES = {"de": "Europe/Berlin", "en": "UTC"}
 
 
 class PreviewError(click.ClickException):
@@ -42,7 +41,7 @@ def preview(feed_path, key, notification_id, lang, tz, html_out):
     """Render an email for one incident or notification, without sending anything."""
     if lang not in LANGUAGES:
         raise PreviewError(f"unknown language {lang!r}; use one of: {', '.join(LANGUAGES)}")
-    tz = tz or DEFAULT_ZONES[lang]
+    tz = tz or DEFAULT_TIMEZONES[lang]
     try:
         zone(tz)
     except ValueError as exc:
@@ -81,20 +80,16 @@ def _content_from_feed(path: str, key: str | None) -> dict:
 
 def page_of(parsed: ParsedFeed, link: str) -> tuple[str, str]:
     """(page name, page URL) of a Statuspage feed: "Sinch Status - Incident History" -> "Sinch"."""
-    name = re.sub(r"\s*[-–]\s*incident history\s*$", "", parsed.title, flags=re.I)
-    name = re.sub(r"\s+status$", "", name, flags=re.I).strip()
+    name = page_name({"title": parsed.title})
     url = parsed.link
     if not url and link:
         parts = urlsplit(link)
         url = f"{parts.scheme}://{parts.netloc}"
-    return name or "Sinch", url
+    return name, url
 
 
 def _content_from_notification(notification_id: int) -> dict:
-    store = context.store()
-    if not hasattr(store, "get_notification"):
-        raise click.ClickException("this store cannot load notifications yet")
-    row = store.get_notification(notification_id)
+    row = context.store().get_notification(notification_id)
     if row is None:
         raise click.ClickException(f"no notification {notification_id}")
     content = row.get("content")

@@ -7,8 +7,6 @@ from datetime import datetime
 
 from .base import dumps, loads
 
-FINAL_STATES = ("sent", "failed", "cancelled", "suppressed")
-
 
 def _marks(values: Sequence) -> str:
     return ",".join("?" * len(values))
@@ -50,11 +48,6 @@ class DeliveryQueries:
             row["content"] = loads(row["content"])
             row["audience"] = loads(row["audience"])
         return row
-
-    def update_notification_content(self, notification_id: int, content: dict) -> None:
-        self._execute(
-            "UPDATE notifications SET content = ? WHERE id = ?", [dumps(content), notification_id]
-        )
 
     def set_review_state(
         self, notification_id: int, state: str, now: datetime, reviewed_by: str | None = None
@@ -184,23 +177,6 @@ class DeliveryQueries:
         return nid, row["id"]
 
     # --- ledger ----------------------------------------------------------------------
-    def delivery_counts(self, notification_id: int) -> dict[str, int]:
-        rows = self._query(
-            "SELECT state, COUNT(*) AS n FROM deliveries WHERE notification_id = ? GROUP BY state",
-            [notification_id],
-        )
-        counts = dict.fromkeys(("pending", "sending", *FINAL_STATES), 0)
-        counts.update({r["state"]: r["n"] for r in rows})
-        return counts
-
-    def list_deliveries(self, notification_id: int) -> list[dict]:
-        return self._query(
-            "SELECT * FROM deliveries WHERE notification_id = ? ORDER BY id", [notification_id]
-        )
-
-    def get_delivery(self, delivery_id: int) -> dict | None:
-        return self._query_one("SELECT * FROM deliveries WHERE id = ?", [delivery_id])
-
     def cancel_pending_for_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:
         """Unsubscribe or erase: nothing queued for this subscriber goes out any more.
 

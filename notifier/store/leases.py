@@ -21,10 +21,6 @@ class LeaseQueries:
             [name, owner, now + ttl, now],
         )
 
-    def last_lease_run(self, name: str) -> datetime | None:
-        row = self._query_one("SELECT last_run_at FROM leases WHERE name = ?", [name])
-        return None if row is None else row["last_run_at"]
-
     def mark_lease_run(self, name: str, owner: str, now: datetime) -> int:
         return self._execute(
             "UPDATE leases SET last_run_at = ? WHERE name = ? AND owner = ?", [now, name, owner]

@@ -169,19 +169,6 @@ class PostgresStore(Queries):
             log.info("applied migrations: %s", ", ".join(applied))
         return applied
 
-    def pending_migrations(self) -> list[str]:
-        conn = self._connect()
-        try:
-            exists = conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()["t"]
-            done = (
-                {r["name"] for r in conn.execute("SELECT name FROM schema_migrations")}
-                if exists
-                else set()
-            )
-        finally:
-            conn.close()
-        return [name for name, _ in SCHEMA if name not in done]
-
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

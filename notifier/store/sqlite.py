@@ -172,10 +172,3 @@ class SQLiteStore(Queries):
         if pending:
             log.info("applied migrations: %s", ", ".join(pending))
         return pending
-
-    def pending_migrations(self) -> list[str]:
-        conn = connect(self.path, dict_rows=False)
-        try:
-            return [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(conn))]
-        finally:
-            conn.close()
