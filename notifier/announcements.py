@@ -85,10 +85,11 @@ def normalize(raw: dict, keep_empty: bool = False) -> tuple[dict, dict]:
         products = re.split(r"[,\n]", products)
     content["products"] = [_text(p) for p in _lines(products) if _text(p)]
     window = raw.get("window") or {}
+    zone = _zone_name(window.get("zone"))
     content["window"] = {
-        "start": _iso(window.get("start")),
-        "end": _iso(window.get("end")),
-        "zone": _zone_name(window.get("zone")),
+        "start": _iso(window.get("start"), zone),
+        "end": _iso(window.get("end"), zone),
+        "zone": zone,
     }
     for lang in LANGUAGES:
         content[lang] = _normalize_language(raw.get(lang) or {}, keep_empty)
@@ -132,11 +133,13 @@ def _zone_name(value) -> str:
     return name
 
 
-def _iso(value) -> str | None:
+def _iso(value, zone: str = "UTC") -> str | None:
+    """A time as UTC text; a time without an offset is read in the window's zone, as typed."""
     if value in (None, ""):
         return None
+    local = zoneinfo.ZoneInfo(zone)
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment = value if value.tzinfo else value.replace(tzinfo=local)
     else:
         text = str(value).strip()
         if text.startswith(INVALID):
@@ -145,7 +148,7 @@ def _iso(value) -> str | None:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             return f"{INVALID}{text[:50]}"
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=local)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

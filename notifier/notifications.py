@@ -35,11 +35,9 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def incident_content(store, change: dict) -> dict:
+def incident_content(store, change: dict, incident: dict, names: dict[str, str]) -> dict:
     """The JSON snapshot a notification carries: incident, components, the whole timeline."""
-    incident = store.get_incident(change["incident_id"])
     feed = store.feed_by_id(incident["feed_id"])
-    names = {c["id"]: c["name"] for c in store.list_components(incident["feed_id"])}
     updates = store.incident_updates(incident["id"])
     return {
         "kind": incident["kind"],
@@ -74,9 +72,13 @@ def notify_changes(store, settings: Settings, now: datetime) -> list[int]:
     crash or a second worker never produces a second notification for the same change.
     """
     created = []
+    catalogues: dict[int, dict[str, str]] = {}
     for change in store.list_changes(unprocessed_only=True):
-        content = incident_content(store, change)
         incident = store.get_incident(change["incident_id"])
+        feed_id = incident["feed_id"]
+        if feed_id not in catalogues:  # one catalogue read per feed, not per change
+            catalogues[feed_id] = {c["id"]: c["name"] for c in store.list_components(feed_id)}
+        content = incident_content(store, change, incident, catalogues[feed_id])
         # Stale news is never sent automatically: the clock starts at the update's own time.
         expires_at = min(change["posted_at"], now) + timedelta(
             hours=settings.notification_ttl_hours

@@ -256,6 +256,8 @@ def undo_unsubscribe(store, settings: Settings, token: str, now: datetime) -> di
         row = subscriber_for_link(store, settings, tokens.UNDO, token, now)
         store.update_subscriber(row["id"], state="confirmed", unsubscribed_at=None, updated_at=now)
         store.set_consent_withdrawn(row["id"], None)
+        # A receipt still queued would now say the opposite of the truth.
+        store.cancel_pending_for_subscriber(row["id"], "unsubscribe undone", now, ("receipt",))
     log.info("subscriber %s undid the unsubscribe", row["id"])
     return store.get_subscriber(row["id"])
 

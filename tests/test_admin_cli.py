@@ -252,3 +252,22 @@ def test_hash_password_works_where_the_app_refuses_to_start():
     )
     assert result.returncode == 0, result.stderr
     assert check_password_hash(result.stdout.strip(), PASSWORD)
+
+
+def test_announce_file_times_without_offset_are_read_in_the_window_zone():
+    from notifier.announcements import normalize
+
+    content, _ = normalize(
+        {
+            "window": {
+                "start": "2026-07-01 22:00",
+                "end": "2026-07-02T01:30Z",
+                "zone": "Europe/Berlin",
+            }
+        }
+    )
+    assert content["window"] == {
+        "start": "2026-07-01T20:00:00Z",  # 22:00 CEST
+        "end": "2026-07-02T01:30:00Z",  # an explicit offset wins
+        "zone": "Europe/Berlin",
+    }

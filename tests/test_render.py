@@ -567,3 +567,21 @@ def shared_feed() -> bytes:
     return shared_fixture(
         "statuspage", "githubstatus_history_2022-09-30_maintenance-scheduled.atom"
     ).read_bytes()
+
+
+def test_a_non_web_incident_link_never_becomes_a_link():
+    import copy
+    import json
+    from pathlib import Path
+
+    from notifier.render import render_email
+
+    content = json.loads(
+        (Path(__file__).parent / "golden" / "content" / "incident_new_june.json").read_text()
+    )
+    hostile = copy.deepcopy(content)
+    hostile["incident"]["link"] = "javascript:alert(1)//x/incidents/abc"
+    hostile["page_url"] = "data:text/html,hi"
+    email = render_email(hostile, "en", "UTC")
+    assert "javascript:" not in email.html and "data:text" not in email.html
+    assert "javascript:" not in email.text

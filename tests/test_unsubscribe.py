@@ -151,6 +151,12 @@ def test_undo_restores_the_subscription_without_a_new_opt_in(client, settings, d
     assert subscriber(db) == {**row, "updated_at": clock()}
     assert db.list_consents(row["id"])[0]["withdrawn_at"] is None
     assert len(personal_mails(db, "confirmation")) == 1  # no new opt-in mail
+    # The receipt had not gone out yet: after the undo it would say the opposite of the truth.
+    [receipt] = db._query(
+        "SELECT d.state, d.reason FROM deliveries d JOIN notifications n "
+        "ON n.id = d.notification_id WHERE n.kind = 'receipt'"
+    )
+    assert receipt == {"state": "cancelled", "reason": "unsubscribe undone"}
     followed = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Schön, dass du wieder da bist!" in followed
 

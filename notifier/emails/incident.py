@@ -74,8 +74,8 @@ def build(content: dict, lang: str, tz: str) -> Message:
         "product_list": ", ".join(components) or page_name,
         "components": components,
         "page_name": page_name,
-        "page_url": str(content.get("page_url") or ""),
-        "link": str(incident.get("link") or content.get("page_url") or ""),
+        "page_url": _web_url(content.get("page_url")),
+        "link": _web_url(incident.get("link")) or _web_url(content.get("page_url")),
         "impact": labels.impact_label(lang, incident.get("impact")),
         "impact_key": incident.get("impact"),
         "start": when(start),
@@ -277,3 +277,9 @@ def footer_links(lang: str) -> tuple[Link, ...]:
         Link(words["preferences"], PLACEHOLDERS["preferences_url"]),
         Link(words["unsubscribe"], PLACEHOLDERS["unsubscribe_url"]),
     )
+
+
+def _web_url(value) -> str:
+    """Only http(s) links become a button: a feed's link is not ours to trust."""
+    url = str(value or "").strip()
+    return url if url.lower().startswith(("https://", "http://")) else ""

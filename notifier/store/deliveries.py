@@ -177,7 +177,13 @@ class DeliveryQueries:
         return nid, row["id"]
 
     # --- ledger ----------------------------------------------------------------------
-    def cancel_pending_for_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:
+    def cancel_pending_for_subscriber(
+        self,
+        subscriber_id: int,
+        reason: str,
+        now: datetime,
+        kinds: tuple[str, ...] = ("incident", "maintenance", "announcement", "confirmation"),
+    ) -> int:
         """Unsubscribe or erase: nothing queued for this subscriber goes out any more.
 
         Rows a dispatcher has claimed ('sending') are cancelled too; it re-checks right before
@@ -186,7 +192,6 @@ class DeliveryQueries:
         return self._execute(
             "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ? "
             "WHERE subscriber_id = ? AND state IN ('pending', 'sending') AND notification_id IN "
-            "(SELECT id FROM notifications WHERE kind IN ('incident', 'maintenance', "
-            "'announcement', 'confirmation'))",
-            [reason, now, subscriber_id],
+            f"(SELECT id FROM notifications WHERE kind IN ({_marks(kinds)}))",
+            [reason, now, subscriber_id, *kinds],
         )
