@@ -298,3 +298,24 @@ def revision(content: dict, audience: dict) -> str:
 
 def expires_at(now: datetime, ttl_hours: int) -> datetime:
     return now + timedelta(hours=ttl_hours)
+
+
+def recipients_by_language(store, audience: dict) -> dict[str, int]:
+    """How many confirmed subscribers each chosen language reaches."""
+    return {
+        lang: store.count_audience("announcement", {**audience, "languages": [lang]})
+        for lang in audience["languages"]
+    }
+
+
+def queue_test_sends(
+    store, content: dict, audience: dict, address: str, now: datetime, ttl_hours: int
+) -> None:
+    """One test mail per chosen language to any address; the worker sends them."""
+    from .i18n import DEFAULT_TIMEZONES
+
+    for lang in audience["languages"]:
+        store.create_test_send(
+            "announcement", content, address, lang, DEFAULT_TIMEZONES[lang], now,
+            expires_at(now, ttl_hours),
+        )  # fmt: skip

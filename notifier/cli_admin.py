@@ -138,10 +138,7 @@ def announce(file: Path, dry_run: bool, test_to: str | None):
     problems = rules.validate(content, audience, known)
     if problems:
         _problems(problems)
-    per_language = {
-        lang: store.count_audience("announcement", {**audience, "languages": [lang]})
-        for lang in audience["languages"]
-    }
+    per_language = rules.recipients_by_language(store, audience)
     split = ", ".join(f"{lang}: {n}" for lang, n in per_language.items())
     click.echo(f"recipients: {sum(per_language.values())} ({split})")
     if dry_run:
@@ -150,7 +147,7 @@ def announce(file: Path, dry_run: bool, test_to: str | None):
         return
     expires = rules.expires_at(now, settings.notification_ttl_hours)
     if test_to:
-        _test_send(store, content, audience, test_to, now, expires)
+        _test_send(store, content, audience, test_to, now, settings.notification_ttl_hours)
         return
     if not sum(per_language.values()):
         _fail("no confirmed subscriber matches this audience; nothing was sent")
@@ -179,15 +176,12 @@ def _show(content: dict, languages: list[str]) -> None:
         click.echo(email.text)
 
 
-def _test_send(store, content, audience, address: str, now, expires) -> None:
+def _test_send(store, content, audience, address: str, now, ttl_hours: int) -> None:
     try:
         address = normalize_email(address.strip())
     except ValueError:
         _fail(f"--test-to: not a valid email address: {address!r}")
-    for lang in audience["languages"]:
-        store.create_test_send(
-            "announcement", content, address, lang, DEFAULT_TIMEZONES[lang], now, expires
-        )
+    rules.queue_test_sends(store, content, audience, address, now, ttl_hours)
     store.audit(
         _actor(),
         "announcement.test_send",

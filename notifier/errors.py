@@ -19,6 +19,23 @@ def _wants_json() -> bool:
     )
 
 
+def csrf_texts() -> tuple[str, str]:
+    """Title and message for a form whose CSRF token expired or is missing."""
+    return _("Please try again"), _(
+        "This form has expired or was sent from another page. Reload the page and send it again."
+    )
+
+
+def retry_after_seconds(exc, default: int) -> str:
+    """The Retry-After value for a Flask-Limiter 429: when its window reopens."""
+    limit = getattr(exc, "limit", None)
+    return str(limit.limit.get_expiry() if limit is not None else default)
+
+
+def bad_request_texts() -> tuple[str, str]:
+    return _("Something is wrong"), _("We could not read that request.")
+
+
 def _texts(code: int) -> tuple[str, str]:
     """Title and message for an HTTP error, in the visitor's language."""
     if code == 404:
@@ -30,7 +47,7 @@ def _texts(code: int) -> tuple[str, str]:
             "Something went wrong on our side. Nothing you entered was lost; please try again "
             "in a moment."
         )
-    return _("Something is wrong"), _("We could not read that request.")
+    return bad_request_texts()
 
 
 def register(app: Flask) -> None:

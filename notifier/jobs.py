@@ -109,6 +109,9 @@ def poll_tick(app: Flask, stop: threading.Event | None = None):
     return poll(app, stop)
 
 
+poll_tick.job_name = "poll"
+
+
 def release_poller(app: Flask) -> None:
     """On shutdown: hand the lease over at once instead of letting it run out."""
     if app.extensions.get("poller"):

@@ -6,6 +6,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
+from . import render
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,38 +32,29 @@ def page_name(feed: dict) -> str:
     return title or "Sinch"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def incident_content(store, change: dict, incident: dict, names: dict[str, str]) -> dict:
     """The JSON snapshot a notification carries: incident, components, the whole timeline."""
     feed = store.feed_by_id(incident["feed_id"])
-    updates = store.incident_updates(incident["id"])
-    return {
-        "kind": incident["kind"],
-        "page_name": page_name(feed),
-        "page_url": feed.get("page_url") or "",
-        "incident": {
-            "key": incident["key"],
-            "title": incident["title"],
-            "link": incident["link"],
-            "impact": incident["impact"],
-            "components": [
-                {"id": cid, "name": names[cid]}
-                for cid in incident["components"] or []
-                if cid in names
-            ],
-            "scheduled_start": _iso(incident["scheduled_start_at"]),
-            "scheduled_end": _iso(incident["scheduled_end_at"]),
-        },
-        "status": change["status"],
-        "change": change["type"],
-        "new_updates": change["count"],
-        "updates": [
-            {"status": u["status"], "at": _iso(u["posted_at"]), "text": u["text"]} for u in updates
+    return render.incident_content(
+        kind=incident["kind"],
+        page_name=page_name(feed),
+        page_url=feed.get("page_url") or "",
+        key=incident["key"],
+        title=incident["title"],
+        link=incident["link"],
+        impact=incident["impact"],
+        components=[
+            {"id": cid, "name": names[cid]} for cid in incident["components"] or [] if cid in names
         ],
-    }
+        scheduled_start=incident["scheduled_start_at"],
+        scheduled_end=incident["scheduled_end_at"],
+        status=change["status"],
+        change=change["type"],
+        new_updates=change["count"],
+        updates=(
+            (u["status"], u["posted_at"], u["text"]) for u in store.incident_updates(incident["id"])
+        ),
+    )
 
 
 def notify_changes(store, settings: Settings, now: datetime) -> list[int]:

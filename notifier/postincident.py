@@ -8,7 +8,7 @@ Ops edit every answer before sending; the texts here are only a careful starting
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from .render import iso_utc
 
 
 def _qa(pairs: list[tuple[str, str]]) -> list[dict]:
@@ -158,10 +158,6 @@ def _english(product: str, page_url: str) -> dict:
     }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def prefill_from_incident(store, incident_id: int) -> dict:
     """Raw composer data (see announcements.normalize) for a notice about this incident."""
     incident = store.get_incident(incident_id)
@@ -179,8 +175,8 @@ def prefill_from_incident(store, incident_id: int) -> dict:
     return {
         "products": products,
         "window": {
-            "start": _iso(updates[-1]["posted_at"] if updates else None),
-            "end": _iso(ended),
+            "start": iso_utc(updates[-1]["posted_at"] if updates else None),
+            "end": iso_utc(ended),
             # The composer shows the times in this zone; ops at Sinch think in Berlin time.
             "zone": "Europe/Berlin",
         },

@@ -25,6 +25,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, TooManyRequests
 
 from . import context, subscriptions, tokens
+from .errors import bad_request_texts, csrf_texts, retry_after_seconds
 from .forms import (
     LANGUAGE_CHOICES,
     PreferencesForm,
@@ -294,14 +295,7 @@ def invalid_link(exc):
 
 @bp.errorhandler(CSRFError)
 def csrf_error(exc):
-    return _error_page(
-        400,
-        _("Please try again"),
-        _(
-            "This form has expired or was sent from another page. "
-            "Reload the page and send it again."
-        ),
-    )
+    return _error_page(400, *csrf_texts())
 
 
 @bp.errorhandler(TooManyRequests)
@@ -311,9 +305,7 @@ def too_many_requests(exc):
         _("Too many requests"),
         _("There were too many requests from your network. Please wait a few minutes."),
     )
-    limit = getattr(exc, "limit", None)
-    retry = limit.limit.get_expiry() if limit is not None else 600
-    return page, status, {"Retry-After": str(retry)}
+    return page, status, {"Retry-After": retry_after_seconds(exc, 600)}
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -323,4 +315,4 @@ def too_large(exc):
 
 @bp.errorhandler(BadRequest)
 def bad_request(exc):
-    return _error_page(400, _("Something is wrong"), _("We could not read that request."))
+    return _error_page(400, *bad_request_texts())

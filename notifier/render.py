@@ -52,6 +52,45 @@ def render_email(content: dict, language: str, timezone: str) -> Email:
     return Email(subject=subject, text=render_text(message), html=render_html(message))
 
 
+def incident_content(
+    *,
+    kind: str,
+    page_name: str,
+    page_url: str,
+    key: str,
+    title: str,
+    link: str,
+    impact: str | None,
+    components: Iterable[Mapping],
+    scheduled_start: datetime | None,
+    scheduled_end: datetime | None,
+    status: str,
+    change: str,
+    new_updates: int,
+    updates: Iterable[tuple[str, datetime, str]],
+) -> dict:
+    """The JSON-able incident/maintenance content dict; `updates` are (status, at, text),
+    newest first. The one place this shape is built (feed entries, stored incidents)."""
+    return {
+        "kind": kind,
+        "page_name": page_name,
+        "page_url": page_url,
+        "incident": {
+            "key": key,
+            "title": title,
+            "link": link,
+            "impact": impact,
+            "components": [{"id": str(c["id"]), "name": str(c["name"])} for c in components],
+            "scheduled_start": iso_utc(scheduled_start),
+            "scheduled_end": iso_utc(scheduled_end),
+        },
+        "status": status,
+        "change": change,
+        "new_updates": new_updates,
+        "updates": [{"status": s, "at": iso_utc(at), "text": t} for s, at, t in updates],
+    }
+
+
 def content_from_entry(
     entry: Entry,
     page_name: str,
@@ -63,28 +102,27 @@ def content_from_entry(
     components: Iterable[Mapping] = (),
     impact: str | None = None,
 ) -> dict:
-    """The JSON-able incident/maintenance content dict for a parsed feed entry."""
+    """The content dict for a parsed feed entry."""
     newest = entry.updates[0].status if entry.updates else None
     fallback = "scheduled" if entry.kind == "maintenance" else "investigating"
-    return {
-        "kind": entry.kind,
-        "page_name": page_name,
-        "page_url": page_url,
-        "incident": {
-            "key": entry.key,
-            "title": entry.title,
-            "link": entry.link,
-            "impact": impact,
-            "components": [{"id": str(c["id"]), "name": str(c["name"])} for c in components],
-            "scheduled_start": _iso(entry.scheduled_start),
-            "scheduled_end": _iso(entry.scheduled_end),
-        },
-        "status": status or newest or fallback,
-        "change": change,
-        "new_updates": new_updates,
-        "updates": [{"status": u.status, "at": _iso(u.at), "text": u.text} for u in entry.updates],
-    }
+    return incident_content(
+        kind=entry.kind,
+        page_name=page_name,
+        page_url=page_url,
+        key=entry.key,
+        title=entry.title,
+        link=entry.link,
+        impact=impact,
+        components=components,
+        scheduled_start=entry.scheduled_start,
+        scheduled_end=entry.scheduled_end,
+        status=status or newest or fallback,
+        change=change,
+        new_updates=new_updates,
+        updates=((u.status, u.at, u.text) for u in entry.updates),
+    )
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_utc(value: datetime | None) -> str | None:
+    """An aware datetime as the content dicts' UTC text, e.g. 2023-06-27T16:30:00Z."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None

@@ -20,6 +20,17 @@ log = logging.getLogger(__name__)
 SHUTDOWN_BUDGET_SECONDS = 25
 
 
+def job_table(settings) -> list[tuple]:
+    """(job, interval seconds, name, run at start) for every scheduled job."""
+    return [
+        # Ticks at a quarter interval; the poller lease makes it one poll per interval in all.
+        (jobs.poll_tick, max(1, settings.poll_interval_seconds / 4), "poll feeds", True),
+        (jobs.dispatch, settings.dispatch_interval_seconds, "send due deliveries", True),
+        (jobs.reviews, 30, "release timed-out reviews", False),
+        (jobs.housekeeping, 3600, "purge unconfirmed sign-ups and old rows", True),
+    ]
+
+
 def build_scheduler(app: Flask, stop: threading.Event) -> BlockingScheduler:
     settings = app.extensions["settings"]
     scheduler = BlockingScheduler(
@@ -31,42 +42,13 @@ def build_scheduler(app: Flask, stop: threading.Event) -> BlockingScheduler:
             "misfire_grace_time": max(5, settings.poll_interval_seconds // 2),
         },
     )
-    scheduler.add_job(
-        jobs.poll_tick,
-        "interval",
-        # Ticks at a quarter interval; the poller lease makes it one poll per interval in all.
-        seconds=max(1, settings.poll_interval_seconds / 4),
-        id="poll",
-        name="poll feeds (poller lease holder only)",
-        args=[app, stop],
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.add_job(
-        jobs.dispatch,
-        "interval",
-        seconds=settings.dispatch_interval_seconds,
-        id="dispatch",
-        name="send due deliveries",
-        args=[app, stop],
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.add_job(
-        jobs.reviews,
-        "interval",
-        seconds=30,
-        id="reviews",
-        name="release timed-out reviews",
-        args=[app, stop],
-    )
-    scheduler.add_job(
-        jobs.housekeeping,
-        "interval",
-        hours=1,
-        id="housekeeping",
-        name="purge unconfirmed sign-ups and old rows",
-        args=[app, stop],
-        next_run_time=datetime.now(UTC),
-    )
+    now = datetime.now(UTC)
+    for fn, seconds, name, run_at_start in job_table(settings):
+        # Not passing next_run_time means "first run after one interval"; None would pause it.
+        start = {"next_run_time": now} if run_at_start else {}
+        scheduler.add_job(
+            fn, "interval", seconds=seconds, id=fn.job_name, name=name, args=[app, stop], **start
+        )
     scheduler.add_listener(
         lambda event: log.warning("job %s missed its run time; skipped", event.job_id),
         EVENT_JOB_MISSED,

@@ -15,6 +15,7 @@ from werkzeug.exceptions import NotFound, TooManyRequests
 
 from .. import context
 from ..emails import labels, times
+from ..errors import csrf_texts, retry_after_seconds
 from ..forms import LANGUAGE_CHOICES
 from . import bp
 
@@ -188,14 +189,7 @@ def error_page(status: int, title: str, message: str):
 
 @bp.errorhandler(CSRFError)
 def csrf_error(exc):
-    return error_page(
-        400,
-        _("Please try again"),
-        _(
-            "This form has expired or was sent from another page. "
-            "Reload the page and send it again."
-        ),
-    )
+    return error_page(400, *csrf_texts())
 
 
 @bp.errorhandler(TooManyRequests)
@@ -205,9 +199,7 @@ def too_many_requests(exc):
         _("Too many login attempts"),
         _("There were too many failed logins. Please wait a few minutes and try again."),
     )
-    limit = getattr(exc, "limit", None)
-    retry = limit.limit.get_expiry() if limit is not None else 60
-    return page, status, {"Retry-After": str(retry)}
+    return page, status, {"Retry-After": retry_after_seconds(exc, 60)}
 
 
 @bp.errorhandler(NotFound)

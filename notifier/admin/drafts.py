@@ -33,7 +33,8 @@ def _local_time(value: str | None, zone: str):
         return value
 
 
-def _pairs(form, lang: str) -> list[dict]:
+def qa_pairs(form, lang: str) -> list[dict]:
+    """The Q/A rows of one language as posted (raw text, empty rows included)."""
     pairs = []
     for i in range(MAX_QA_FIELDS):
         q, a = form.get(f"{lang}-qa-{i}-q"), form.get(f"{lang}-qa-{i}-a")
@@ -67,7 +68,7 @@ def form_to_draft(form, catalogue) -> tuple[dict, dict]:
             "title": form.get(f"{lang}-title", ""),
             "intro": form.get(f"{lang}-intro", ""),
             "bullets": form.get(f"{lang}-bullets", ""),
-            "qa": _pairs(form, lang),
+            "qa": qa_pairs(form, lang),
         }
     return rules.normalize(raw, keep_empty=True)
 

@@ -21,7 +21,7 @@ from .. import announcements as rules
 from .. import context
 from . import bp
 from .common import audit
-from .drafts import MAX_QA_FIELDS, apply_qa_action, problems_by_field
+from .drafts import apply_qa_action, problems_by_field, qa_pairs
 from .previews import rendered_previews
 
 ACTION = re.compile(
@@ -47,11 +47,8 @@ def form_to_overrides(form, keep_empty: bool) -> dict:
             if value or keep_empty:
                 part[name] = value
         qa = []
-        for i in range(MAX_QA_FIELDS):
-            q, a = form.get(f"{lang}-qa-{i}-q"), form.get(f"{lang}-qa-{i}-a")
-            if q is None and a is None:
-                continue
-            pair = {"q": rules._text(q, multiline=False), "a": rules._text(a)}
+        for raw in qa_pairs(form, lang):
+            pair = {"q": rules._text(raw["q"], multiline=False), "a": rules._text(raw["a"])}
             if keep_empty or pair["q"] or pair["a"]:
                 qa.append(pair)
         if qa or keep_empty:

@@ -10,7 +10,6 @@ from flask_babel import gettext as _
 from .. import announcements as rules
 from .. import context
 from ..forms import normalize_email
-from ..i18n import DEFAULT_TIMEZONES
 from ..mailer import mask_email
 from . import bp
 from .common import audit
@@ -30,11 +29,7 @@ def check_test_address() -> list:
 def queue_test_send(announcement_id: int, content: dict, audience: dict):
     store, now, settings = context.store(), context.now(), context.settings()
     address = normalize_email(request.form.get("test_to", "").strip())
-    expires = rules.expires_at(now, settings.notification_ttl_hours)
-    for lang in audience["languages"]:
-        store.create_test_send(
-            "announcement", content, address, lang, DEFAULT_TIMEZONES[lang], now, expires
-        )
+    rules.queue_test_sends(store, content, audience, address, now, settings.notification_ttl_hours)
     audit(
         "announcement.test_send",
         f"announcement:{announcement_id}",
@@ -56,11 +51,7 @@ def queue_test_send(announcement_id: int, content: dict, audience: dict):
 def _send_summary(row: dict):
     store = context.store()
     final, audience, problems = ready_to_send(row["content"], row["audience"], store)
-    per_language = {
-        lang: store.count_audience("announcement", {**audience, "languages": [lang]})
-        for lang in audience["languages"]
-    }
-    return final, audience, problems, per_language
+    return final, audience, problems, rules.recipients_by_language(store, audience)
 
 
 @bp.get("/announcements/<int:announcement_id>/send")

@@ -70,40 +70,31 @@ def _announcement_window(window: dict, lang: str, tz: str) -> str:
     return times.format_window(start, end, lang, tz)
 
 
-def build_confirmation(content: dict, lang: str, tz: str) -> Message:
+def _personal(kind: str, lang: str, button: str, url: str, footer_links=()) -> Message:
+    """A short one-button mail to one person (confirmation, receipt)."""
     words = labels.WORDS[lang]
-    copy = Copy(lang, "confirmation", {"page_name": "Sinch"})
+    copy = Copy(lang, kind, {"page_name": "Sinch"})
     return Message(
         lang=lang,
-        subject=words["subject_confirmation"],
+        subject=words[f"subject_{kind}"],
         preheader=copy("preheader"),
         kicker=words["kicker"],
         heading=copy("heading"),
         greeting=words["greeting"],
         intro=copy("intro"),
-        button=Link(words["confirm"], PLACEHOLDERS["confirm_url"]),
+        button=Link(words[button], url),
         button_fallback=words["button_fallback"],
         outro=copy("outro"),
         signoff=words["signoff"],
         footer=copy("footer"),
+        footer_links=footer_links,
     )
+
+
+def build_confirmation(content: dict, lang: str, tz: str) -> Message:
+    return _personal("confirmation", lang, "confirm", PLACEHOLDERS["confirm_url"])
 
 
 def build_receipt(content: dict, lang: str, tz: str) -> Message:
-    words = labels.WORDS[lang]
-    copy = Copy(lang, "receipt", {"page_name": "Sinch"})
-    return Message(
-        lang=lang,
-        subject=words["subject_receipt"],
-        preheader=copy("preheader"),
-        kicker=words["kicker"],
-        heading=copy("heading"),
-        greeting=words["greeting"],
-        intro=copy("intro"),
-        button=Link(words["undo"], PLACEHOLDERS["undo_url"]),
-        button_fallback=words["button_fallback"],
-        outro=copy("outro"),
-        signoff=words["signoff"],
-        footer=copy("footer"),
-        footer_links=(Link(words["preferences"], PLACEHOLDERS["preferences_url"]),),
-    )
+    preferences = Link(labels.WORDS[lang]["preferences"], PLACEHOLDERS["preferences_url"])
+    return _personal("receipt", lang, "undo", PLACEHOLDERS["undo_url"], (preferences,))
