@@ -547,3 +547,27 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_the_new_owners_rows(
     assert db.mark_failed([row["id"]], clock(), "400", "old") == 0
     assert db.mark_sent([row["id"]], clock(), "m1", "old") == 0
     assert db.mark_sent([row["id"]], clock(), "m2", "new") == 1
+
+
+def test_a_test_send_carries_a_complete_list_unsubscribe_pair(db, sg_settings, clock, sendgrid):
+    content = {"kind": "announcement", "products": [], "window": {"start": None, "end": None},
+               "de": {"title": "T", "intro": "I", "bullets": [], "qa": []},
+               "en": {"title": "T", "intro": "I", "bullets": [], "qa": []}}  # fmt: skip
+    db.create_test_send(
+        "announcement",
+        content,
+        "ops@example.com",
+        "en",
+        "UTC",
+        clock(),
+        clock() + timedelta(hours=1),
+    )
+
+    dispatcher(db, sg_settings, clock).run()
+
+    [request] = sendgrid.requests
+    base = sg_settings.public_base_url
+    assert request.body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert request.body["personalizations"][0]["headers"] == {
+        "List-Unsubscribe": f"<{base}/?test-send>"
+    }

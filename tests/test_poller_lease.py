@@ -100,3 +100,19 @@ def test_two_workers_poll_as_one_and_the_survivor_takes_over_within_an_interval(
                 proc.send_signal(signal.SIGTERM)
             proc.wait(30)
     assert took_over < 4  # within one poll interval
+
+
+@pytest.mark.slow
+def test_a_stopping_worker_hands_the_poller_lease_over_at_once(tmp_path, settings, feed_server, db):
+    feed_url = feed_server.set("/history.atom", FEED)
+    proc, out = _worker(tmp_path, settings.database_url, feed_url, "a")
+    try:
+        out.wait_for("is now the poller")
+        assert [r["name"] for r in db._query("SELECT name FROM leases")] == ["poller"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out.wait_for("worker: stopped", timeout=5)
+    assert db._query("SELECT name FROM leases") == []  # no waiting for it to expire
