@@ -1,6 +1,11 @@
 """Public pages: sign-up, confirmation, preferences, unsubscribe (page and RFC 8058 one-click),
 undo, privacy, and the language switch. Views parse input, call one function in
 notifier.subscriptions, then redirect or render. Rate limits: notifier/ratelimit.py.
+
+Only a POST changes anything. A view that serves a page and a form at one address acts only
+when `request.method == "POST"`: Flask answers HEAD on every GET route and Flask-WTF checks no
+CSRF token on HEAD or OPTIONS, and mail security scanners send both to every link in a mail
+(tests/test_methods.py walks every route with every other method).
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ def check_inbox():
 # --- confirmation --------------------------------------------------------------------
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str):
-    if request.method == "GET":  # mail scanners follow links: a GET only shows the button
+    if request.method != "POST":  # mail scanners GET and HEAD links: only show the button
         _link(tokens.CONFIRM, token)
         return render_template("confirm.html", token=token)
     subscriber = subscriptions.confirm(
@@ -197,7 +202,7 @@ def export(token: str):
 @bp.route("/preferences/<token>/erase", methods=["GET", "POST"])
 def erase(token: str):
     subscriber = _link(tokens.MANAGE, token)
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("erase.html", token=token, subscriber=subscriber)
     subscriptions.erase(context.store(), subscriber["id"])
     return render_template("erased.html")
@@ -207,7 +212,7 @@ def erase(token: str):
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str):
     subscriber = _link(tokens.MANAGE, token)
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("unsubscribe.html", token=token, subscriber=subscriber)
     subscriptions.unsubscribe(context.store(), subscriber["id"], context.now(), "page")
     return redirect(url_for(".unsubscribed"), 303)
@@ -216,7 +221,7 @@ def unsubscribe(token: str):
 @bp.route("/unsubscribe/one-click/<token>", methods=["GET", "POST"])
 def one_click(token: str):
     """RFC 8058: the provider POSTs without cookies or CSRF token; answer 200, no redirect."""
-    if request.method == "GET":  # a person opened the header's URL: show the normal page
+    if request.method != "POST":  # a person opened the header's URL: show the normal page
         return redirect(url_for(".unsubscribe", token=token), 303)
     try:
         subscriber = _link(tokens.MANAGE, token)
@@ -235,7 +240,7 @@ def unsubscribed():
 
 @bp.route("/unsubscribe/undo/<token>", methods=["GET", "POST"])
 def undo(token: str):
-    if request.method == "GET":
+    if request.method != "POST":
         _link(tokens.UNDO, token)
         return render_template("undo.html", token=token)
     subscriber = subscriptions.undo_unsubscribe(

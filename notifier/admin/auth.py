@@ -170,7 +170,8 @@ def safe_next(target: str | None) -> str:
 # --- views ---------------------------------------------------------------------------
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if request.method == "GET":
+    # Only a POST checks a password: HEAD would skip CSRF and the POST-only login limits.
+    if request.method != "POST":
         if current_user() is not None:
             return redirect(safe_next(request.args.get("next")), 303)
         return _login_page(request.args.get("next"))
