@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from .mailer import Message, Recipient, SendResult
+from .mailheaders import UnsafeHeader, plain_address
 from .render import PLACEHOLDERS, Email, render_email
 from .settings import Settings
 from .tokens import recipient_links
@@ -216,7 +217,7 @@ class Dispatcher:
                     [r["id"] for r in stale], self.clock(), "link no longer valid", self.owner
                 )
                 batch = [r for r in batch if r not in stale]
-        batch = self._one_per_address(batch)
+        batch = self._one_per_address(self._plain_addresses(batch))
         if not batch:
             return
         recipients = [self._recipient(r, message.category, nonces) for r in batch]
@@ -238,6 +239,19 @@ class Dispatcher:
             log.error("unknown send outcome %r; retrying later", result.outcome)
             handler = self._on_transient
         handler(message, batch, result, nonces)
+
+    def _plain_addresses(self, batch: list[dict]) -> list[dict]:
+        """Fail rows whose address is not a plain addr-spec (stored before the form refused
+        such addresses, or by hand): no header may be built from it, the rest still go."""
+        bad = []
+        for row in batch:
+            try:
+                plain_address(row["email"])
+            except UnsafeHeader:
+                bad.append(row)
+        if bad:
+            self._fail(bad, "not sent: the address is not a plain email address")
+        return [r for r in batch if r not in bad]
 
     def _one_per_address(self, batch: list[dict]) -> list[dict]:
         """SendGrid refuses a request naming one address twice; send the first, cancel the rest."""

@@ -30,6 +30,7 @@ from wtforms import (
 from wtforms.validators import StopValidation, ValidationError
 
 from .i18n import DEFAULT_TIMEZONES, LANGUAGES
+from .mailheaders import UnsafeHeader, plain_address
 from .notifications import page_name
 from .subscriptions import Preferences
 
@@ -212,18 +213,27 @@ def one_of(allowed, message):
 
 
 def normalize_email(raw: str) -> str:
-    """The address as we store it, or ValueError. No DNS lookups inside a request."""
+    """The address as we store it, or ValueError (UnsafeHeader for one that email-validator
+    takes but that is no plain addr-spec, e.g. an RFC 2047 encoded word, which a mail writer
+    could decode into other recipients). No DNS lookups inside a request."""
     try:
         info = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
         raise ValueError(raw) from None
     # Case-insensitive in practice; one row per mailbox keeps the per-address mail caps whole.
-    return info.ascii_email.lower()
+    return plain_address(info.ascii_email.lower())
 
 
 def valid_email(form, field) -> None:
     try:
         field.data = normalize_email(field.data)
+    except UnsafeHeader:
+        raise ValidationError(
+            _l(
+                "We cannot send mail to an address written like this. Please enter a plain "
+                "address, like name@example.com, without quotes or =?…?= parts."
+            )
+        ) from None
     except ValueError:
         raise ValidationError(
             _l("Please enter a valid email address, like name@example.com.")

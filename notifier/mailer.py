@@ -17,16 +17,21 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import python_http_client
 from sendgrid import SendGridAPIClient
 
+from .mailheaders import header_value, mailbox, plain_address
+
 log = logging.getLogger(__name__)
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per Mail Send request
+EML_POLICY = policy.default.clone(max_line_length=998)
 RATE_LIMIT_WAIT_SECONDS = (1.0, 300.0)  # bounds for retry_after_seconds
 DEFAULT_RATE_LIMIT_WAIT_SECONDS = 60.0  # a 429 without a usable X-RateLimit-Reset
 
@@ -66,24 +71,31 @@ def mask_email(address: str) -> str:
 
 
 def check_recipients(recipients: Sequence[Recipient]) -> None:
-    """Refuse a batch SendGrid would refuse; the dispatcher batches, this is the safety net."""
+    """Refuse a batch SendGrid would refuse; the dispatcher batches, this is the safety net.
+
+    Raises ValueError; UnsafeHeader (a ValueError) when an address is not a plain addr-spec,
+    which the dispatcher checks per recipient before it gets here.
+    """
     if not recipients:
         raise ValueError("no recipients")
     if len(recipients) > MAX_PERSONALIZATIONS:
         raise ValueError(f"{len(recipients)} recipients; at most {MAX_PERSONALIZATIONS} per send")
     seen: set[str] = set()
     for r in recipients:
-        address = r.email.strip().lower()
+        address = plain_address(r.email).lower()
         if address in seen:
             raise ValueError(f"duplicate recipient {mask_email(address)} in one send")
         seen.add(address)
 
 
 def _address(value: str) -> dict[str, str]:
-    name, email = parseaddr(value)
-    if "@" not in email:
-        raise ValueError(f"not an email address: {value!r}")
+    """SendGrid's {"email", "name"} for `Name <addr>`; UnsafeHeader when it is not one."""
+    name, email = mailbox(value)
     return {"email": email, "name": name} if name else {"email": email}
+
+
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: header_value(name, value) for name, value in headers.items()}
 
 
 def build_request_body(message: Message, recipients: Sequence[Recipient]) -> dict:
@@ -91,11 +103,11 @@ def build_request_body(message: Message, recipients: Sequence[Recipient]) -> dic
     check_recipients(recipients)
     personalizations = []
     for r in recipients:
-        p: dict = {"to": [{"email": r.email}]}
+        p: dict = {"to": [{"email": header_value("To", r.email)}]}
         if r.substitutions:
             p["substitutions"] = dict(r.substitutions)
         if r.headers:
-            p["headers"] = dict(r.headers)
+            p["headers"] = _headers(r.headers)
         # custom_args come back in every webhook event: how a bounce finds its delivery row.
         p["custom_args"] = {
             "delivery_id": str(r.delivery_id),
@@ -112,7 +124,7 @@ def build_request_body(message: Message, recipients: Sequence[Recipient]) -> dic
     body: dict = {
         "personalizations": personalizations,
         "from": _address(message.from_addr),
-        "subject": message.subject,
+        "subject": header_value("Subject", message.subject),
         "content": content,
         "categories": [message.category],
         # Click tracking (and Google Analytics) rewrite links: the signed one-click unsubscribe
@@ -127,7 +139,7 @@ def build_request_body(message: Message, recipients: Sequence[Recipient]) -> dic
         },
     }
     if message.headers:
-        body["headers"] = dict(message.headers)
+        body["headers"] = _headers(message.headers)
     return body
 
 
@@ -258,23 +270,31 @@ class OutboxBackend:
 
     @staticmethod
     def compose(message: Message, recipient: Recipient, now: datetime) -> EmailMessage:
-        """The email one recipient gets, substitutions applied."""
+        """The email one recipient gets, substitutions applied; every header value through
+        header_value (UnsafeHeader when one cannot be written)."""
         subs = recipient.substitutions
-        sender = _address(message.from_addr)
+        display, sender = mailbox(message.from_addr)
         email = EmailMessage()
-        email["From"] = message.from_addr
-        email["To"] = recipient.email
-        email["Subject"] = apply_substitutions(message.subject, subs)
+        email["From"] = Address(display_name=display, addr_spec=sender)
+        email["To"] = header_value("To", recipient.email)
+        email["Subject"] = header_value("Subject", apply_substitutions(message.subject, subs))
         email["Date"] = format_datetime(now)
-        email["Message-ID"] = make_msgid(domain=sender["email"].partition("@")[2] or None)
+        email["Message-ID"] = make_msgid(domain=sender.partition("@")[2] or None)
         # Like SendGrid, substitute in subject and content only: headers come per recipient.
         for name, value in {**message.headers, **recipient.headers}.items():
-            email[name] = value
+            email[name] = header_value(name, value)
         email["X-Notifier-Notification-Id"] = str(message.notification_id)
         email["X-Notifier-Delivery-Id"] = str(recipient.delivery_id)
         email.set_content(apply_substitutions(message.text, subs))
         email.add_alternative(apply_substitutions(message.html, subs), subtype="html")
         return email
+
+    @staticmethod
+    def as_bytes(email: EmailMessage) -> bytes:
+        """The .eml bytes. Headers fold only past RFC 5322's 998 characters: the email
+        package would otherwise fold a long List-Unsubscribe URL, which has no space to fold
+        at, into RFC 2047 encoded words that no mail client reads as a URL."""
+        return email.as_bytes(policy=EML_POLICY)
 
     def _write(self, email: EmailMessage, message: Message, r: Recipient, now: datetime) -> Path:
         stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -283,7 +303,7 @@ class OutboxBackend:
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(email.as_bytes())
+                fh.write(self.as_bytes(email))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .emails import incident, labels, notices, text, times
-from .emails.message import PLACEHOLDERS, Message
+from .emails.message import PLACEHOLDERS, Message, escape_placeholders
 from .emails.templates import render_html, render_text
 from .feed import Entry
 
@@ -47,7 +47,7 @@ def render_email(content: dict, language: str, timezone: str) -> Email:
     build = KINDS.get(kind)
     if build is None:
         raise ValueError(f"unknown email kind {kind!r}")
-    message = build(dict(content), language, timezone)
+    message = escape_placeholders(build(dict(content), language, timezone))
     subject = text.truncate(text.single_line(message.subject), incident.SUBJECT_LIMIT)
     return Email(subject=subject, text=render_text(message), html=render_html(message))
 

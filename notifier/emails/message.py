@@ -6,16 +6,22 @@ links URLs). Empty fields and sections are simply left out by both layouts.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 
 # Per-recipient links are unknown when a mail is rendered (once per notification, language and
-# zone); the sender swaps these literal strings per recipient (SendGrid substitutions).
+# zone); the sender swaps these literal strings per recipient (SendGrid substitutions, which
+# replace every occurrence in subject and content). Text from feeds and ops could contain them
+# literally, so `escape_placeholders` breaks every copy outside a Link.url before layout.
 PLACEHOLDERS = {
     "preferences_url": "-preferences_url-",
     "unsubscribe_url": "-unsubscribe_url-",
     "confirm_url": "-confirm_url-",
     "undo_url": "-undo_url-",
 }
+WORD_JOINER = "\u2060"  # invisible: the text reads the same, the bytes no longer match
+_LIVE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
 
 
 @dataclass(frozen=True)
@@ -87,3 +93,33 @@ class Message:
     signoff: str = ""
     footer: str = ""
     footer_links: tuple[Link, ...] = ()
+
+
+def escape_text(text: str) -> str:
+    """`text` with no live placeholder: each copy gets a WORD JOINER after its first '-'."""
+    return _LIVE.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+
+
+def escape_url(url: str) -> str:
+    """A Link.url: a placeholder itself stays; any other URL has each copy's '-' as %2D, the
+    same URL to a server (RFC 3986 section 2.3) but no longer the placeholder's bytes."""
+    if url in PLACEHOLDERS.values():
+        return url
+    return _LIVE.sub(lambda m: "%2D" + m.group(0)[1:], url)
+
+
+def escape_placeholders(value):
+    """A Message (or any of its parts) that holds no live placeholder but where a kind builder
+    put one on purpose: a Link.url that is exactly a placeholder."""
+    if isinstance(value, str):
+        return escape_text(value)
+    if isinstance(value, tuple):
+        return tuple(escape_placeholders(v) for v in value)
+    if isinstance(value, Link):
+        return Link(escape_text(value.label), escape_url(value.url))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: escape_placeholders(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+        return dataclasses.replace(value, **changes)
+    return value
