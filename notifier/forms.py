@@ -352,10 +352,20 @@ class SubscribeForm(PreferencesForm):
         age = seconds_since(secret_key, self.started.data, now)
         return age is None or age < min_seconds
 
+    def stamp_expired(self, secret_key: str, now: datetime) -> bool:
+        """Our stamp, but older than STARTED_MAX_AGE: the form must be loaded again."""
+        age = seconds_since(secret_key, self.started.data, now, max_age=None)
+        return age is not None and age > STARTED_MAX_AGE_SECONDS
+
 
 # --- fill-in time ----------------------------------------------------------------------
 def _started_serializer(secret_key: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret_key, salt="status-notifier/form-started")
+
+
+# A stamp serves one hour of sign-ups: without a limit, one stamp fetched once would let a bot
+# post for ever without loading the form again.
+STARTED_MAX_AGE_SECONDS = 3600
 
 
 def started_token(secret_key: str, now: datetime) -> str:
@@ -363,13 +373,23 @@ def started_token(secret_key: str, now: datetime) -> str:
     return _started_serializer(secret_key).dumps(int(now.timestamp()))
 
 
-def seconds_since(secret_key: str, token: str | None, now: datetime) -> float | None:
+def seconds_since(
+    secret_key: str,
+    token: str | None,
+    now: datetime,
+    max_age: int | None = STARTED_MAX_AGE_SECONDS,
+) -> float | None:
+    """Seconds since the stamp was made; None when it is missing, forged, malformed or older
+    than `max_age` seconds (None: any age)."""
     if not token or len(token) > 200:
         return None
     try:
         shown_at = _started_serializer(secret_key).loads(token)
     except BadSignature:
         return None
-    if not isinstance(shown_at, int):
+    if not isinstance(shown_at, int) or isinstance(shown_at, bool):
         return None
-    return now.timestamp() - shown_at
+    age = now.timestamp() - shown_at
+    if max_age is not None and age > max_age:
+        return None
+    return age

@@ -83,7 +83,7 @@ def _manage_url(endpoint: str, subscriber: dict) -> str:
 
 
 # --- sign-up -------------------------------------------------------------------------
-def _subscribe_page(form: SubscribeForm, status: int = 200):
+def _subscribe_page(form: SubscribeForm, status: int = 200, stale: bool = False):
     settings = context.settings()
     # Keep the first stamp across a correction, so fixing a typo quickly is not "too fast".
     started = form.started.data
@@ -93,6 +93,7 @@ def _subscribe_page(form: SubscribeForm, status: int = 200):
         "subscribe.html",
         form=form,
         started=started,
+        stale=stale,
         consent_version=settings.consent_version,
     )
     return page, status
@@ -111,6 +112,10 @@ def subscribe():
     form = SubscribeForm.for_request(load_catalogue(context.store()), get_locale().language)
     if not form.validate():
         return _subscribe_page(form, 400)
+    if not form.website.data and form.stamp_expired(settings.secret_key, now):
+        # Open for over an hour: a person gets the form back with a fresh stamp (a bot would
+        # have to fetch it again, which is the point), nothing is stored yet.
+        return _subscribe_page(form, 400, stale=True)
     if form.looks_automated(settings.secret_key, now, settings.form_min_fill_seconds):
         log.info("sign-up dropped: honeypot filled or sent too fast")
     else:

@@ -285,6 +285,33 @@ def test_sign_up_faster_than_three_seconds_or_without_stamp_is_dropped(client, d
     assert subscriber(db, "human@example.com")["state"] == "pending"
 
 
+def test_a_start_stamp_serves_one_hour_then_the_form_comes_back(client, db, clock):
+    """One stamp fetched once must not serve sign-ups for ever; a person who left the form
+    open gets it back, with what they typed and a fresh stamp, and nothing is stored yet."""
+    found = form_tokens(client)
+    clock.advance(minutes=59)
+    client.post("/subscribe", data={**found, **signup_data("within@example.com")})
+    assert subscriber(db, "within@example.com")["state"] == "pending"
+    before = snapshot(db)
+    clock.advance(minutes=1, seconds=1)
+    late = client.post("/subscribe", data={**found, **signup_data("late@example.com")})
+    assert late.status_code == 400
+    assert "This form was open for more than an hour." in late.text
+    assert 'value="late@example.com"' in late.text
+    assert snapshot(db) == before
+    fresh = hidden(late.text, "started")
+    assert fresh != found["started"]
+    clock.advance(seconds=5)
+    again = {"csrf_token": found["csrf_token"], "started": fresh}
+    response = client.post("/subscribe", data={**again, **signup_data("late@example.com")})
+    assert response.status_code == 303
+    assert subscriber(db, "late@example.com")["state"] == "pending"
+    # A bot with a filled honeypot and an old stamp learns nothing new: the usual answer.
+    clock.advance(hours=2)
+    bot = client.post("/subscribe", data={**again, **signup_data("bot@example.com", website="x")})
+    assert (bot.status_code, bot.headers["Location"]) == (303, "/subscribe/check-inbox")
+
+
 def test_correcting_an_error_quickly_keeps_the_first_start_stamp(client, db, clock):
     found = form_tokens(client)
     clock.advance(seconds=5)
