@@ -216,9 +216,7 @@ def erase(token: str):
 # --- unsubscribe and undo ------------------------------------------------------------
 def _left_already(token: str) -> bool:
     """A valid link from a mail sent before its subscriber left; the page speaks their language."""
-    row = subscriptions.left_via_old_link(
-        context.store(), context.settings(), token, context.now()
-    )
+    row = subscriptions.left_via_old_link(context.store(), context.settings(), token, context.now())
     if row is not None:
         g.subscriber_language = row["language"]
     return row is not None
