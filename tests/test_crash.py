@@ -218,3 +218,60 @@ def test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres(
     duplicated = {e for e, n in got.items() if n > 1}
     assert sum(got[e] - 1 for e in duplicated) <= sum(kills) * batch
     assert all(rows[e]["possible_duplicate"] == 1 for e in duplicated)  # every duplicate flagged
+
+
+def test_kill_9_mid_request_then_expiry_then_resend_flags_every_duplicate(
+    tmp_path, database_url, sendgrid
+):
+    """The worker dies while SendGrid holds an accepted request (the lost 202), stays down past
+    the notification's TTL, and ops resend the expired rows: whoever gets the mail twice is
+    flagged, on the expired row and on its resent copy."""
+    emails = seed(database_url, 30)
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    store._execute(
+        "UPDATE notifications SET expires_at = ?", [datetime.now(UTC) + timedelta(seconds=4)]
+    )
+    store.close()
+    sendgrid.hang_seconds = 30
+    sendgrid.script("timeout_accepted")  # the first request is taken, its answer never comes
+    env = process_env(
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE="10", DISPATCH_LEASE_SECONDS="1",
+        SENDGRID_TIMEOUT_SECONDS="20",
+    )  # fmt: skip
+    proc = dispatch_once(env)
+    deadline = time.monotonic() + 20
+    while not sendgrid.accepted_requests() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sendgrid.accepted_requests(), "the first request should be in flight"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    in_flight = {r["email"] for r in sendgrid.accepted_recipients()}
+    assert len(in_flight) == 10
+    time.sleep(4.5)  # down past the TTL (and the lease)
+
+    proc = dispatch_once(env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    [nid] = [n["id"] for n in store._query("SELECT id FROM notifications")]
+    expired = {r["email"]: r for r in table(store, "deliveries")}
+    assert {(r["state"], r["reason"]) for r in expired.values()} == {("failed", "expired")}
+    assert {e for e, r in expired.items() if r["possible_duplicate"]} == in_flight
+    now = datetime.now(UTC)
+    new_id, count = store.resend(nid, "expired", now, now + timedelta(hours=1))
+    store.close()
+    assert count == 30
+
+    proc = dispatch_once(env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    got = Counter(r["email"] for r in sendgrid.accepted_recipients())
+    assert set(got) == set(emails)
+    twice = {e for e, n in got.items() if n > 1}
+    assert twice == in_flight
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    resent = {r["email"]: r for r in table(store, "deliveries") if r["notification_id"] == new_id}
+    store.close()
+    assert {r["state"] for r in resent.values()} == {"sent"}
+    assert {e for e, r in resent.items() if r["possible_duplicate"]} == twice

@@ -19,9 +19,14 @@ class DispatchQueries:
 
     # --- before claiming -------------------------------------------------------------
     def expire_due(self, now: datetime) -> int:
-        """Due rows of expired notifications fail as 'expired'; never sent automatically."""
+        """Due rows of expired notifications fail as 'expired'; never sent automatically.
+
+        A row still 'sending' under a dead worker's lease keeps `possible_duplicate`: its
+        request may have reached SendGrid (the lost 202), so a resend may be a second copy.
+        """
         return self._execute(
-            "UPDATE deliveries SET state = 'failed', reason = 'expired', updated_at = ?, "
+            "UPDATE deliveries SET possible_duplicate = CASE WHEN state = 'sending' THEN 1 "
+            "ELSE possible_duplicate END, state = 'failed', reason = 'expired', updated_at = ?, "
             "lease_owner = NULL, lease_expires_at = NULL WHERE (state = 'pending' OR "
             "(state = 'sending' AND lease_expires_at <= ?)) AND notification_id IN "
             "(SELECT id FROM notifications WHERE expires_at <= ?)",

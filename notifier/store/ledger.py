@@ -167,6 +167,7 @@ class LedgerQueries:
         Only subscribers who still want this mail get one: a resend never reaches anyone who
         unsubscribed, bounced or complained since, or turned this kind of mail off. A row
         already resent (and not failed again) is skipped, so a double click sends nothing twice.
+        A resent row inherits `possible_duplicate` from the row it copies.
         """
         if which not in _RESEND_SELECTORS:
             raise ValueError(f"unknown resend selection {which!r}")
@@ -181,10 +182,13 @@ class LedgerQueries:
                 announcement_id=original["announcement_id"], resend_of=notification_id,
                 audience=original["audience"],
             )  # fmt: skip
+            # A copy of a row that may have reached its reader already (a lost 202, a crash)
+            # is flagged as well: it may be the second copy in that mailbox.
             count = self._execute(
                 "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
-                "timezone, state, next_attempt_at, created_at, updated_at) "
-                "SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ? "
+                "timezone, state, next_attempt_at, created_at, updated_at, possible_duplicate) "
+                "SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, "
+                "d.possible_duplicate "
                 "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.notification_id = ? AND d.state = 'failed' "
                 f"AND {_RESEND_SELECTORS[which]} AND s.state = 'confirmed' "
