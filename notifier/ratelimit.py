@@ -194,9 +194,10 @@ def _limit_admin_login(app: Flask, limiter: Limiter, value: str) -> None:
 
 def _limit(app: Flask, limiter: Limiter, endpoints, value: str, scope: str, methods) -> None:
     # The limiter belongs to this app (tests build many apps), so the limits wrap this app's
-    # view functions instead of decorating the blueprint's module-level functions. The /64 (or
-    # IPv4) limit is registered first and so checked first: a client already over its own
-    # budget is refused there and does not use up its site's.
+    # view functions instead of decorating the blueprint's module-level functions. Flask-Limiter
+    # checks limits by window length, then in registration order, and stops at the first one
+    # exceeded: registered first, the /64 (or IPv4) limit refuses a client over its own budget
+    # before that request is counted against its whole /48.
     per_client = limiter.shared_limit(value, scope=scope, methods=methods)
     per_site = limiter.shared_limit(
         site_limit(value),
