@@ -12,6 +12,12 @@ Limits (settings, per client address; IPv6 clients per /64, the block one host u
   address and, separately, per user name typed, so guessing one account's password from many
   addresses is as slow as from one. Only failures count: a team behind one office address
   logging in at nine does not lock itself out.
+
+Every limit keyed by client address also counts per IPv6 /48, with SITE_MULTIPLIER (16) times
+the /64 budget. A /48 is what one site gets (RIPE-690 and RFC 6177 advise a /48 per business
+site, a /56 per home), so a per-/64 count alone let one site ask for 65,536 budgets; 16 lets an
+office or campus with many /64s share the page and still caps a /48 at 16 /64s' worth. IPv4
+(and IPv4-mapped IPv6) clients have no second count: one address is already one budget.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask, request
 from flask_limiter import Limiter
+from limits import parse_many
 from limits.storage import Storage
 
 from .settings import Settings
@@ -39,6 +46,8 @@ LINK_ENDPOINTS = (
 )
 ONE_CLICK_ENDPOINTS = ("public.one_click",)
 ADMIN_LOGIN_ENDPOINT = "admin.login"
+SITE_MULTIPLIER = 16
+SITE_SCOPE_SUFFIX = "-ipv6-48"
 
 
 class StoreStorage(Storage):
@@ -86,18 +95,47 @@ class StoreStorage(Storage):
         self.store.clear_rate_limit(key)
 
 
-def client_key() -> str:
-    """The client's address (after ProxyFix); IPv6 grouped by /64."""
-    raw = request.remote_addr or "unknown"
+def _client_address() -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address (after ProxyFix), IPv4-mapped IPv6 as IPv4; None if unparsable."""
     try:
-        address = ipaddress.ip_address(raw)
+        address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
-        return raw
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_key() -> str:
+    """The client's address (after ProxyFix); IPv6 grouped by /64 ("2001:db8:1:2::/64")."""
+    address = _client_address()
+    if address is None:
+        return request.remote_addr or "unknown"
     if address.version == 4:
         return str(address)
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
     return str(ipaddress.ip_network(f"{address}/64", strict=False))
+
+
+def ipv6_site_key() -> str:
+    """The client's IPv6 /48 ("2001:db8:1::/48"); "" for IPv4 clients, which have no site
+    limit (the limit is then exempt, see _is_not_ipv6)."""
+    address = _client_address()
+    if address is None or address.version == 4:
+        return ""
+    return str(ipaddress.ip_network(f"{address}/48", strict=False))
+
+
+def _is_not_ipv6() -> bool:
+    return not ipv6_site_key()
+
+
+def site_limit(value: str) -> str:
+    """A /64 limit string scaled to its /48 site: SITE_MULTIPLIER times every amount, same
+    windows ("5 per minute;20 per hour" -> "80 per 1 minute;320 per 1 hour")."""
+    return ";".join(
+        f"{item.amount * SITE_MULTIPLIER} per {item.multiples} {item.GRANULARITY.name}"
+        for item in parse_many(value)
+    )
 
 
 def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
@@ -136,9 +174,19 @@ def _failed_login(response) -> bool:
 
 def _limit_admin_login(app: Flask, limiter: Limiter, value: str) -> None:
     view = app.view_functions[ADMIN_LOGIN_ENDPOINT]
-    for scope, key_func in (("admin-login-ip", client_key), ("admin-login-name", login_name_key)):
+    scopes = (
+        ("admin-login-ip", client_key, value, None),
+        ("admin-login-ip" + SITE_SCOPE_SUFFIX, ipv6_site_key, site_limit(value), _is_not_ipv6),
+        ("admin-login-name", login_name_key, value, None),
+    )
+    for scope, key_func, limit, exempt_when in scopes:
         decorate = limiter.shared_limit(
-            value, scope=scope, key_func=key_func, methods=["POST"], deduct_when=_failed_login
+            limit,
+            scope=scope,
+            key_func=key_func,
+            methods=["POST"],
+            deduct_when=_failed_login,
+            exempt_when=exempt_when,
         )
         view = decorate(view)
     app.view_functions[ADMIN_LOGIN_ENDPOINT] = view
@@ -146,7 +194,17 @@ def _limit_admin_login(app: Flask, limiter: Limiter, value: str) -> None:
 
 def _limit(app: Flask, limiter: Limiter, endpoints, value: str, scope: str, methods) -> None:
     # The limiter belongs to this app (tests build many apps), so the limits wrap this app's
-    # view functions instead of decorating the blueprint's module-level functions.
-    decorate = limiter.shared_limit(value, scope=scope, methods=methods)
+    # view functions instead of decorating the blueprint's module-level functions. Flask-Limiter
+    # checks limits by window length, then in registration order, and stops at the first one
+    # exceeded: registered first, the /64 (or IPv4) limit refuses a client over its own budget
+    # before that request is counted against its whole /48.
+    per_client = limiter.shared_limit(value, scope=scope, methods=methods)
+    per_site = limiter.shared_limit(
+        site_limit(value),
+        scope=scope + SITE_SCOPE_SUFFIX,
+        key_func=ipv6_site_key,
+        methods=methods,
+        exempt_when=_is_not_ipv6,
+    )
     for endpoint in endpoints:
-        app.view_functions[endpoint] = decorate(app.view_functions[endpoint])
+        app.view_functions[endpoint] = per_site(per_client(app.view_functions[endpoint]))

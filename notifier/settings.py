@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
@@ -11,10 +12,21 @@ from pathlib import Path
 from limits import parse_many
 
 DEFAULT_FEED_URL = "https://status.sinch.com/history.atom"
+# `test` is the test suite's own mode (tests/conftest.py); it behaves like development.
+APP_ENVS = ("development", "production", "test")
 # A fixed key keeps development offline and lets web and worker processes verify each other's
 # tokens. Production refuses it (see production_errors).
 DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
 MIN_SECRET_BYTES = 32
+# A floor on distinct characters catches placeholder and typed keys ("a" * 32, "changeme" or
+# "password" repeated: 7 distinct) without ever refusing a random one. The chance that a random
+# key shows fewer than 10 distinct characters (occupancy counts, computed exactly): 64 hex
+# characters (Heroku's "generator": "secret", secrets.token_hex(32)) 1e-12;
+# secrets.token_urlsafe(48) 1e-44; secrets.token_urlsafe(24), the 32-byte minimum, 1e-17. Only
+# a 32-character hex key (16 random bytes, half of what production asks for) reaches 1e-4.
+# It is a tripwire for mistakes, not an entropy proof: "abcdefghij" * 4 passes.
+MIN_SECRET_DISTINCT_CHARS = 10
+MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
 class SettingsError(ValueError):
@@ -156,9 +168,17 @@ def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Parse settings from an environment mapping (os.environ when None)."""
+    """Parse settings from an environment mapping (os.environ when None).
+
+    Raises SettingsError naming the first variable whose value is unusable in any mode (an
+    unknown APP_ENV included); what only production refuses is in production_errors.
+    """
     env = os.environ if environ is None else environ
     app_env = env.get("APP_ENV", "").strip().lower() or "development"
+    if app_env not in APP_ENVS:
+        # Refused in every mode: a typo such as "prod" would otherwise mean development and
+        # silently switch the production checks off.
+        raise SettingsError(f"APP_ENV must be development, production or test, got {app_env!r}")
     api_key = env.get("SENDGRID_API_KEY", "").strip() or None
     backend = env.get("EMAIL_BACKEND", "").strip().lower() or ("sendgrid" if api_key else "outbox")
     if backend not in {"sendgrid", "outbox"}:
@@ -222,21 +242,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def production_errors(settings: Settings) -> list[str]:
-    """One clear line per reason the settings are unsafe to run in production."""
+    """One clear line per reason the settings are unsafe to run in production ([] outside
+    production). No line quotes a secret: keys and hashes are described, never shown."""
     if not settings.production:
         return []
-    errors = []
-    key = settings.secret_key
-    if not key or key == DEV_SECRET_KEY:
-        errors.append(
-            "SECRET_KEY is missing: set a random value of at least 32 bytes "
-            '(python -c "import secrets; print(secrets.token_urlsafe(48))").'
-        )
-    elif len(key.encode()) < MIN_SECRET_BYTES:
-        errors.append(
-            f"SECRET_KEY is too weak: {len(key.encode())} bytes, at least "
-            f"{MIN_SECRET_BYTES} needed; tokens signed with it could be forged."
-        )
+    errors = _secret_key_errors(settings)
     if settings.dyno and settings.database_is_sqlite:
         errors.append(
             "DATABASE_URL is SQLite but DYNO is set: Heroku dynos have separate, ephemeral "
@@ -246,6 +256,12 @@ def production_errors(settings: Settings) -> list[str]:
         errors.append(
             "ADMIN_PASSWORD_HASH is missing: the ops console would have no login "
             "(create one with: flask --app app admin hash-password)."
+        )
+    elif not password_hash_is_checkable(settings.admin_password_hash):
+        errors.append(
+            "ADMIN_PASSWORD_HASH is not a password hash Werkzeug can check "
+            "(method$salt$hexdigest), so no one could log in: create one with: "
+            "flask --app app admin hash-password."
         )
     if settings.email_backend == "sendgrid" and not settings.sendgrid_api_key:
         errors.append("EMAIL_BACKEND is sendgrid but SENDGRID_API_KEY is missing.")
@@ -265,4 +281,91 @@ def production_errors(settings: Settings) -> list[str]:
             "PUBLIC_BASE_URL must be an https:// URL in production: links in emails "
             "(one-click unsubscribe included) need it."
         )
+    if settings.sendgrid_webhook_public_key:
+        errors.extend(_webhook_key_errors(settings.sendgrid_webhook_public_key))
     return errors
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why `key` is too weak to sign tokens ("31 bytes, at least 32 needed"), or None.
+
+    Rules: at least MIN_SECRET_BYTES bytes (UTF-8) and at least MIN_SECRET_DISTINCT_CHARS
+    distinct characters (see there for why 10). The reason never quotes the key.
+    """
+    size = len(key.encode())
+    if size < MIN_SECRET_BYTES:
+        return f"{size} byte{'s' * (size != 1)}, at least {MIN_SECRET_BYTES} needed"
+    distinct = len(set(key))
+    if distinct < MIN_SECRET_DISTINCT_CHARS:
+        return (
+            f"{distinct} distinct character{'s' * (distinct != 1)}, at least "
+            f"{MIN_SECRET_DISTINCT_CHARS} needed (a random key has many)"
+        )
+    return None
+
+
+def _secret_key_errors(settings: Settings) -> list[str]:
+    # Every fallback verifies tokens as well as SECRET_KEY does, so each one must be as strong.
+    errors = []
+    key = settings.secret_key
+    weakness = secret_key_weakness(key)
+    if not key or key == DEV_SECRET_KEY:
+        errors.append(
+            "SECRET_KEY is missing or is the public development key: set a random value of "
+            f"at least {MIN_SECRET_BYTES} bytes ({MAKE_KEY})."
+        )
+    elif weakness:
+        errors.append(
+            f"SECRET_KEY is too weak: {weakness}; tokens signed with it could be forged "
+            f"(make a new one with: {MAKE_KEY})."
+        )
+    for number, fallback in enumerate(settings.secret_key_fallbacks, start=1):
+        name = f"SECRET_KEY_FALLBACKS entry {number}"
+        weakness = secret_key_weakness(fallback)
+        if fallback == DEV_SECRET_KEY:
+            errors.append(
+                f"{name} is the public development key: anyone can sign tokens with it "
+                "(remove it from the list)."
+            )
+        elif weakness:
+            errors.append(
+                f"{name} is too weak: {weakness}; tokens signed with it could be forged "
+                "(remove it from the list)."
+            )
+    return errors
+
+
+def password_hash_is_checkable(value: str) -> bool:
+    """Whether Werkzeug's check_password_hash could ever accept a password for `value`.
+
+    Werkzeug stores "method$salt$hexdigest" (werkzeug.security.generate_password_hash) and
+    compares the hex digest it computes with the stored one, so a value is usable when it has
+    three parts, Werkzeug knows the method (unknown ones raise ValueError, bad parameters
+    ValueError or TypeError), and the digest is lowercase hex of the length that method makes.
+    Costs one hash computation (about 0.1 s for scrypt), paid once per process start.
+    """
+    from werkzeug.security import generate_password_hash
+
+    method, _, rest = value.partition("$")
+    salt, dollar, digest = rest.partition("$")
+    if not (dollar and salt and digest) or set(digest) - set(string.hexdigits.lower()):
+        return False
+    try:
+        made = generate_password_hash("", method=method)
+    except (ValueError, TypeError):
+        return False
+    return len(made.rpartition("$")[2]) == len(digest)
+
+
+def _webhook_key_errors(encoded: str) -> list[str]:
+    from .hooks import load_public_key  # lazily: settings must not pull in Flask blueprints
+
+    try:
+        load_public_key(encoded)
+    except ValueError as exc:
+        reason = str(exc).partition(":")[0]  # "not a base64 DER public key: <library detail>"
+        return [
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY is not usable ({reason}): paste the Verification Key "
+            "from SendGrid's Signed Event Webhook settings (base64, without BEGIN/END lines)."
+        ]
+    return []

@@ -1,19 +1,56 @@
-"""GET /healthz: database reachable, per-feed freshness, 503 when the database is gone."""
+"""GET /healthz: database reachable, per-feed freshness, 503 when the database is gone.
+
+Feed URLs are shown only to a logged-in ops user; everyone else (an uptime checker) sees the
+feeds as feed-1, feed-2, … in FEED_URLS order.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from notifier.store.postgres import PostgresStore
 
+from .test_admin_helpers import ADMIN_HASH, login
 
-def test_healthz_reports_each_configured_feed(app, client, db, settings, clock):
-    a, b = "https://a.example/history.atom", "https://b.example/history.rss"
-    app.extensions["settings"] = replace(settings, feed_urls=(a, b))
-    feed = db.ensure_feed(a, clock())
+A, B = "https://a.example/history.atom", "https://b.example/history.rss?key=private-token"
+
+
+@pytest.fixture
+def settings(settings):
+    return replace(settings, admin_password_hash=ADMIN_HASH)
+
+
+@pytest.fixture
+def two_feeds(app, db, settings, clock):
+    """Two configured feeds: A polled 90 s ago and failing once since, B never polled."""
+    app.extensions["settings"] = replace(settings, feed_urls=(A, B))
+    feed = db.ensure_feed(A, clock())
     db.record_poll_success(feed["id"], clock() - timedelta(seconds=90))
-    db.record_poll_error(feed["id"], clock(), "HTTP 503 from https://a.example/history.atom")
+    db.record_poll_error(feed["id"], clock(), f"HTTP 503 from {A}")
+
+
+def test_healthz_reports_each_feed_by_label_without_its_url(client, two_feeds):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "feeds": [
+            {"feed": "feed-1", "last_success_age_seconds": 90, "consecutive_failures": 1},
+            {"feed": "feed-2", "last_success_age_seconds": None, "consecutive_failures": 0},
+        ],
+    }
+    body = response.get_data(as_text=True)
+    assert "example" not in body and "private-token" not in body
+
+
+def test_a_logged_in_admin_also_sees_the_feed_urls(client, two_feeds):
+    assert login(client).status_code == 303
 
     response = client.get("/healthz")
 
@@ -23,8 +60,32 @@ def test_healthz_reports_each_configured_feed(app, client, db, settings, clock):
         "status": "ok",
         "database": "ok",
         "feeds": [
-            {"url": a, "last_success_age_seconds": 90, "consecutive_failures": 1},
-            {"url": b, "last_success_age_seconds": None, "consecutive_failures": 0},
+            {
+                "feed": "feed-1",
+                "url": A,
+                "last_success_age_seconds": 90,
+                "consecutive_failures": 1,
+            },
+            {
+                "feed": "feed-2",
+                "url": B,
+                "last_success_age_seconds": None,
+                "consecutive_failures": 0,
+            },
+        ],
+    }
+
+
+def test_an_ended_admin_session_sees_no_urls(client, two_feeds, settings, clock):
+    assert login(client).status_code == 303
+    idle = settings.admin_session_idle_minutes * 60 + 1
+    clock.advance(seconds=idle)
+    assert client.get("/healthz").get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "feeds": [
+            {"feed": "feed-1", "last_success_age_seconds": 90 + idle, "consecutive_failures": 1},
+            {"feed": "feed-2", "last_success_age_seconds": None, "consecutive_failures": 0},
         ],
     }
 

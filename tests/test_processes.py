@@ -134,7 +134,7 @@ def test_honcho_runs_web_and_worker_from_the_procfile(tmp_path, feed_server):
         body = health.json()
         assert health.status_code == 200
         assert body["database"] == "ok"
-        assert [f["url"] for f in body["feeds"]] == [feed_url]
+        assert [f["feed"] for f in body["feeds"]] == ["feed-1"]  # URLs only for ops users
         assert body["feeds"][0]["consecutive_failures"] == 0
         assert 0 <= body["feeds"][0]["last_success_age_seconds"] < 30
     finally:

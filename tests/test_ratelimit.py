@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 
@@ -10,9 +11,10 @@ import pytest
 
 from app import create_app
 from notifier import tokens
-from notifier.ratelimit import StoreStorage, client_key
+from notifier.ratelimit import StoreStorage, client_key, ipv6_site_key, site_limit
 
 from .e2e.server import start_gunicorn
+from .test_admin_helpers import ADMIN_HASH, csrf_token
 from .test_subscribe_helpers import (
     confirmed_subscriber,
     form_tokens,
@@ -50,12 +52,134 @@ def test_two_app_instances_on_one_database_share_the_budget(settings, clock):
         worker.extensions["store"].close()
 
 
-def test_ipv6_clients_are_counted_per_64_block(app):
+def test_ipv6_clients_are_counted_per_64_block_and_per_48_site(app):
+    addresses = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2:ffff::9",
+        "2001:db8:1:3::1",
+        "2001:db8:2::1",
+        "::ffff:1.2.3.4",
+        "1.2.3.4",
+    ]
     keys = []
-    for address in ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:3::1", "::ffff:1.2.3.4"):
+    for address in addresses:
         with app.test_request_context(environ_base={"REMOTE_ADDR": address}):
-            keys.append(client_key())
-    assert keys == ["2001:db8:1:2::/64", "2001:db8:1:2::/64", "2001:db8:1:3::/64", "1.2.3.4"]
+            keys.append((client_key(), ipv6_site_key()))
+    assert keys == [
+        ("2001:db8:1:2::/64", "2001:db8:1::/48"),
+        ("2001:db8:1:2::/64", "2001:db8:1::/48"),
+        ("2001:db8:1:3::/64", "2001:db8:1::/48"),
+        ("2001:db8:2::/64", "2001:db8:2::/48"),
+        ("1.2.3.4", ""),  # IPv4 (mapped or not) has no /48 budget: one address is one client
+        ("1.2.3.4", ""),
+    ]
+
+
+def test_a_48_site_gets_sixteen_times_the_64_budget():
+    assert site_limit("10 per 10 minutes") == "160 per 10 minute"
+    assert site_limit("5 per minute;20 per hour") == "80 per 1 minute;320 per 1 hour"
+
+
+def _in_site(n: int) -> str:
+    """The n-th /64 of the site 2001:db8:1::/48."""
+    return f"2001:db8:1:{n:x}::1"
+
+
+def _block(address: str, prefix: int) -> str:
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def _rate_limit_rows(db) -> dict[str, int]:
+    return {row["key"]: row["count"] for row in db._query("SELECT * FROM rate_limits")}
+
+
+def test_many_64_blocks_of_one_48_share_the_site_sign_up_limit(settings, clock):
+    app = create_app(settings.with_overrides(rate_limit_subscribe="2 per 10 minutes"))
+    app.extensions["clock"] = clock
+    client = app.test_client()
+    db = app.extensions["store"]
+    # Each /64 stays inside its own budget of 2; the site runs out after 16 x 2.
+    statuses = [
+        signup(client, clock, f"u{i}@example.com", ip=_in_site(i // 2)).status_code
+        for i in range(33)
+    ]
+    assert statuses == [303] * 32 + [429]
+    assert signup(client, clock, "v@example.com", ip="2001:db8:1:ffff::1").status_code == 429
+    assert signup(client, clock, "w@example.com", ip="2001:db8:2::1").status_code == 303
+    assert signup(client, clock, "x@example.com", ip="198.51.100.7").status_code == 303
+    # Every request counts in its /64 (IPv4: address) first, then in its /48 if still let in.
+    per_64 = "LIMITER/ip/{}/subscribe/2/10/minute"
+    per_48 = "LIMITER/ip/{}/subscribe-ipv6-48/32/10/minute"
+    assert _rate_limit_rows(db) == {
+        **{per_64.format(_block(_in_site(n), 64)): 2 for n in range(16)},
+        per_64.format("2001:db8:1:10::/64"): 1,
+        per_64.format("2001:db8:1:ffff::/64"): 1,
+        per_48.format("2001:db8:1::/48"): 34,  # 32 let in, 2 refused
+        per_64.format("2001:db8:2::/64"): 1,
+        per_48.format("2001:db8:2::/48"): 1,
+        per_64.format("198.51.100.7"): 1,
+    }
+    clock.advance(minutes=10)  # the site's window ends with the /64 ones
+    assert signup(client, clock, "y@example.com", ip=_in_site(40)).status_code == 303
+    db.close()
+
+
+def test_ipv4_mapped_addresses_share_the_ipv4_budget_with_no_site_limit(settings, clock):
+    app = create_app(settings.with_overrides(rate_limit_subscribe="2 per 10 minutes"))
+    app.extensions["clock"] = clock
+    client = app.test_client()
+    db = app.extensions["store"]
+    addresses = ["198.51.100.7", "::ffff:198.51.100.7", "198.51.100.7"]
+    statuses = [
+        signup(client, clock, f"u{i}@example.com", ip=ip).status_code
+        for i, ip in enumerate(addresses)
+    ]
+    assert statuses == [303, 303, 429]
+    assert _rate_limit_rows(db) == {  # no per-site row for IPv4
+        "LIMITER/ip/198.51.100.7/subscribe/2/10/minute": 3  # the refused one counts too
+    }
+    db.close()
+
+
+def test_links_one_click_and_admin_login_have_a_48_site_budget_too(settings, clock):
+    app = create_app(
+        settings.with_overrides(
+            rate_limit_links="1 per 10 minutes",
+            rate_limit_one_click="1 per 10 minutes",
+            rate_limit_admin_login="1 per 10 minutes",
+            admin_password_hash=ADMIN_HASH,
+        )
+    )
+    app.extensions["clock"] = clock
+    client = app.test_client()
+    db = app.extensions["store"]
+    # Confirming takes two link requests: done through a second app with a larger budget.
+    links = create_app(settings.with_overrides(rate_limit_links="5 per 10 minutes"))
+    links.extensions["clock"] = clock
+    row = confirmed_subscriber(links.test_client(), settings, links.extensions["store"], clock)
+    links.extensions["store"].close()
+    token = tokens.make_token(
+        settings.secret_key, tokens.MANAGE, row["id"], row["link_nonce"], now=clock()
+    )
+
+    def each_64(request) -> list[int]:
+        return [request(_in_site(n)).status_code for n in range(17)]
+
+    assert each_64(
+        lambda ip: client.get(f"/preferences/{token}", environ_base={"REMOTE_ADDR": ip})
+    ) == [200] * 16 + [429]
+    assert each_64(
+        lambda ip: client.post(f"/unsubscribe/one-click/{token}", environ_base={"REMOTE_ADDR": ip})
+    ) == [200] * 16 + [429]
+    csrf = csrf_token(client)
+    assert each_64(
+        lambda ip: client.post(
+            "/admin/login",
+            data={"csrf_token": csrf, "username": f"u{ip}", "password": "wrong", "next": ""},
+            environ_base={"REMOTE_ADDR": ip},
+        )
+    ) == [401] * 16 + [429]
+    db.close()
 
 
 def test_forwarded_for_is_ignored_without_trusted_proxies(client, clock):

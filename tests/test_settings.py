@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from werkzeug.security import generate_password_hash
 
+from app import create_app
+from notifier.logs import configure_logging
 from notifier.settings import (
     DEFAULT_FEED_URL,
     DEV_SECRET_KEY,
@@ -19,8 +28,16 @@ from notifier.settings import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-STRONG_KEY = "k" * 32
-ADMIN_HASH = "scrypt:32768:8:1$salt$hash"
+# Keys as operators make them: secrets.token_urlsafe(24) (the 32-byte minimum),
+# secrets.token_urlsafe(48) (what the messages suggest), Heroku's "generator": "secret"
+# (64 hex characters).
+STRONG_KEY = "Z17MY9NQ293hnbQU7z2sAwXDmfQ73HqD"
+URLSAFE_KEY = "kPC4p0hnFS7dLafiTozz0RHoseu_6LI1Jye2eSwt-AItnoBwvzlLbN4g8YYWRq9M"
+HEX_KEY = "42f51517a16f8a1969bac49c75b591fa4ac2e8253e9ca6326b544344d64665ff"
+# A real Werkzeug hash; pbkdf2 with few rounds keeps the start-up check fast in tests.
+ADMIN_HASH = generate_password_hash("correct horse battery staple", method="pbkdf2:sha256:1000")
+MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+REFUSED = "status-notifier: refusing to start: "
 
 
 def test_development_defaults_need_no_environment():
@@ -90,11 +107,11 @@ def test_complete_production_settings_pass():
 
 
 def test_weak_secret_is_refused_at_31_bytes_and_accepted_at_32():
-    assert production_errors(load_settings(_production(SECRET_KEY="k" * 32))) == []
-    errors = production_errors(load_settings(_production(SECRET_KEY="k" * 31)))
+    assert production_errors(load_settings(_production(SECRET_KEY=STRONG_KEY))) == []
+    errors = production_errors(load_settings(_production(SECRET_KEY=STRONG_KEY[:31])))
     assert errors == [
         "SECRET_KEY is too weak: 31 bytes, at least 32 needed; tokens signed with it could "
-        "be forged."
+        f"be forged (make a new one with: {MAKE_KEY})."
     ]
 
 
@@ -179,3 +196,191 @@ def test_links_signed_with_a_rotated_key_keep_working_while_it_is_a_fallback():
 def test_production_refuses_a_sender_that_is_not_an_address(sender):
     errors = production_errors(load_settings(_production(MAIL_FROM=sender)))
     assert [e.split(" ")[0] for e in errors] == ["MAIL_FROM"]
+
+
+def _start(env: dict, tmp_path: Path) -> list[str]:
+    """create_app on this environment (own database and instance folder): the refusal lines
+    it printed to stderr; an app that starts (its log lines go to stderr too) is closed again
+    and gives []."""
+    stderr = io.StringIO()
+    paths = {"INSTANCE_PATH": str(tmp_path / "i"), "DATABASE_URL": f"sqlite:///{tmp_path}/n.db"}
+    try:
+        with contextlib.redirect_stderr(stderr):
+            app = create_app({**paths, **env})
+    except SystemExit as exc:
+        assert exc.code == 1
+        assert stderr.getvalue().endswith("\n")
+        return stderr.getvalue().splitlines()
+    finally:
+        configure_logging("INFO")  # create_app pointed the log handler at the StringIO
+    app.extensions["store"].close()
+    return []
+
+
+def _public_key(private) -> str:
+    der = private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+WEBHOOK_KEY = _public_key(ec.generate_private_key(ec.SECP256R1()))
+WEAK_KEY_FIX = f"tokens signed with it could be forged (make a new one with: {MAKE_KEY})."
+WEAK_FALLBACK_FIX = "tokens signed with it could be forged (remove it from the list)."
+HASH_REFUSAL = (
+    "ADMIN_PASSWORD_HASH is not a password hash Werkzeug can check (method$salt$hexdigest), "
+    "so no one could log in: create one with: flask --app app admin hash-password."
+)
+WEBHOOK_FIX = (
+    "paste the Verification Key from SendGrid's Signed Event Webhook settings (base64, "
+    "without BEGIN/END lines)."
+)
+
+
+@pytest.mark.parametrize(
+    ("weakness", "line"),
+    [
+        (
+            {"SECRET_KEY": "a" * 32},
+            "SECRET_KEY is too weak: 1 distinct character, at least 10 needed (a random key "
+            f"has many); {WEAK_KEY_FIX}",
+        ),
+        (
+            {"SECRET_KEY": "changeme" * 6},
+            "SECRET_KEY is too weak: 7 distinct characters, at least 10 needed (a random key "
+            f"has many); {WEAK_KEY_FIX}",
+        ),
+        (
+            {"SECRET_KEY": DEV_SECRET_KEY},
+            "SECRET_KEY is missing or is the public development key: set a random value of at "
+            f"least 32 bytes ({MAKE_KEY}).",
+        ),
+        (
+            {"SECRET_KEY": "0123456789abcdef"},
+            f"SECRET_KEY is too weak: 16 bytes, at least 32 needed; {WEAK_KEY_FIX}",
+        ),
+        (
+            {"SECRET_KEY_FALLBACKS": "x"},
+            f"SECRET_KEY_FALLBACKS entry 1 is too weak: 1 byte, at least 32 needed; "
+            f"{WEAK_FALLBACK_FIX}",
+        ),
+        (
+            {"SECRET_KEY_FALLBACKS": f"{HEX_KEY}, {'a' * 40}"},
+            "SECRET_KEY_FALLBACKS entry 2 is too weak: 1 distinct character, at least 10 "
+            f"needed (a random key has many); {WEAK_FALLBACK_FIX}",
+        ),
+        (
+            {"SECRET_KEY_FALLBACKS": f"{HEX_KEY},{DEV_SECRET_KEY}"},
+            "SECRET_KEY_FALLBACKS entry 2 is the public development key: anyone can sign "
+            "tokens with it (remove it from the list).",
+        ),
+        ({"ADMIN_PASSWORD_HASH": "correct horse battery staple"}, HASH_REFUSAL),
+        ({"ADMIN_PASSWORD_HASH": "pa$$word-hunter2"}, HASH_REFUSAL),
+        ({"ADMIN_PASSWORD_HASH": "md5$salt$5f4dcc3b5aa765d61d8327deb882cf99"}, HASH_REFUSAL),
+        ({"ADMIN_PASSWORD_HASH": "scrypt:32768:8:1$salt$hash"}, HASH_REFUSAL),
+        ({"ADMIN_PASSWORD_HASH": "scrypt:lots$salt$" + "ab" * 64}, HASH_REFUSAL),
+        ({"ADMIN_PASSWORD_HASH": "pbkdf2:sha999:1000$salt$" + "ab" * 32}, HASH_REFUSAL),
+        ({"ADMIN_PASSWORD_HASH": ADMIN_HASH[:-2]}, HASH_REFUSAL),  # a character pair lost
+        (
+            {"ADMIN_PASSWORD_HASH": ADMIN_HASH.upper().replace("PBKDF2:SHA", "pbkdf2:sha")},
+            HASH_REFUSAL,
+        ),
+        (
+            {"SENDGRID_WEBHOOK_PUBLIC_KEY": "not-a-key"},
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY is not usable (not a base64 DER public key): "
+            f"{WEBHOOK_FIX}",
+        ),
+        (
+            {"SENDGRID_WEBHOOK_PUBLIC_KEY": base64.b64encode(b"\x30\x03abc").decode()},
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY is not usable (not a base64 DER public key): "
+            f"{WEBHOOK_FIX}",
+        ),
+        (
+            {
+                "SENDGRID_WEBHOOK_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----"
+                + WEBHOOK_KEY
+                + "-----END PUBLIC KEY-----"
+            },
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY is not usable (not a base64 DER public key): "
+            f"{WEBHOOK_FIX}",
+        ),
+        (
+            {"SENDGRID_WEBHOOK_PUBLIC_KEY": _public_key(ec.generate_private_key(ec.SECP384R1()))},
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY is not usable (not an ECDSA P-256 public key): "
+            f"{WEBHOOK_FIX}",
+        ),
+        (
+            {
+                "SENDGRID_WEBHOOK_PUBLIC_KEY": _public_key(
+                    rsa.generate_private_key(public_exponent=65537, key_size=1024)
+                )
+            },
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY is not usable (not an ECDSA P-256 public key): "
+            f"{WEBHOOK_FIX}",
+        ),
+    ],
+)
+def test_production_start_refuses_each_weak_setting_with_one_line(weakness, line, tmp_path):
+    assert _start(_production(), tmp_path) == []  # the same settings without the weakness
+    lines = _start(_production(**weakness), tmp_path)
+    assert lines == [REFUSED + line]
+    # Never the secret itself, nor a piece of it (a password pasted as the hash), in the line.
+    (name, value), *_ = weakness.items()
+    pieces = value.replace("$", ",").split(",")
+    assert name == "SENDGRID_WEBHOOK_PUBLIC_KEY" or not [
+        piece for piece in pieces if len(piece.strip()) >= 8 and piece.strip() in lines[0]
+    ]
+
+
+@pytest.mark.parametrize("value", ["prod", "Prod", "staging", "dev", "live", "production1"])
+def test_an_unknown_app_env_is_refused_in_every_mode(value, tmp_path):
+    shown = value.lower()
+    line = f"APP_ENV must be development, production or test, got {shown!r}"
+    assert _start({"APP_ENV": value}, tmp_path) == [REFUSED + line]
+    assert _start(_production(APP_ENV=value), tmp_path) == [REFUSED + line]
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"APP_ENV": value})
+    assert str(refused.value) == line
+
+
+def test_the_cli_refuses_a_mistyped_app_env_with_one_line(tmp_path):
+    result = _run_cli({"APP_ENV": "prod"}, tmp_path, "db", "upgrade")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        REFUSED + "APP_ENV must be development, production or test, got 'prod'"
+    ]
+    assert not (tmp_path / "n.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("app_env", "production"),
+    [("", False), ("development", False), ("test", False), (" Production ", True)],
+)
+def test_known_app_env_values_start(app_env, production, tmp_path):
+    assert _start(_production(APP_ENV=app_env), tmp_path) == []
+    assert load_settings(_production(APP_ENV=app_env)).production is production
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        {"SECRET_KEY": URLSAFE_KEY},
+        {"SECRET_KEY": HEX_KEY},
+        {"SECRET_KEY": HEX_KEY, "SECRET_KEY_FALLBACKS": f"{URLSAFE_KEY}, {STRONG_KEY}"},
+        {"ADMIN_PASSWORD_HASH": generate_password_hash("a long pass phrase")},  # scrypt
+        {"ADMIN_PASSWORD_HASH": generate_password_hash("pw", method="pbkdf2")},
+        {"SENDGRID_WEBHOOK_PUBLIC_KEY": WEBHOOK_KEY},
+        {"SENDGRID_WEBHOOK_PUBLIC_KEY": f"  {WEBHOOK_KEY}\n"},
+    ],
+)
+def test_good_production_settings_start(good, tmp_path):
+    assert _start(_production(**good), tmp_path) == []
+
+
+def test_random_keys_of_every_usual_kind_always_pass():
+    # The distinct-character floor must never refuse a key made the way the docs say (or
+    # Heroku does); see MIN_SECRET_DISTINCT_CHARS for the odds.
+    cheap_hash = generate_password_hash("pw", method="pbkdf2:sha256:1")
+    settings = load_settings(_production(ADMIN_PASSWORD_HASH=cheap_hash))
+    for _ in range(2000):
+        for key in (secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(24)):
+            changed = settings.with_overrides(secret_key=key, secret_key_fallbacks=(key,))
+            assert production_errors(changed) == [], key
