@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import string
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
@@ -167,6 +168,24 @@ def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _header(env: Mapping[str, str], name: str, header: str, default: str) -> str:
+    """A setting that becomes a mail header in every mail. Refused in every mode when it
+    holds a line break or an RFC 2047 encoded word (it would add headers to every mail), and
+    for LIST_ID when notifier.mailheaders cannot write it at all; whether MAIL_FROM is a
+    usable sender is a production check (production_errors)."""
+    from .mailheaders import UnsafeHeader, header_value
+
+    value = env.get(name, "").strip() or default
+    try:
+        if "=?" in value or any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+            raise UnsafeHeader("a line break, control character or =?…?= encoded word")
+        if header == "List-Id":
+            header_value(header, value)
+    except UnsafeHeader as exc:
+        raise SettingsError(f"{name} cannot be written as the {header} header: {exc}") from None
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from an environment mapping (os.environ when None).
 
@@ -203,8 +222,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dispatch_lease_seconds=_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
         send_batch_size=min(1000, _int(env, "SEND_BATCH_SIZE", 1000, minimum=1)),
         public_base_url=public,
-        mail_from=env.get("MAIL_FROM", "").strip() or defaults.mail_from,
-        list_id=env.get("LIST_ID", "").strip() or defaults.list_id,
+        mail_from=_header(env, "MAIL_FROM", "From", defaults.mail_from),
+        list_id=_header(env, "LIST_ID", "List-Id", defaults.list_id),
         sendgrid_api_key=api_key,
         sendgrid_api_host=env.get("SENDGRID_API_HOST", "").strip() or defaults.sendgrid_api_host,
         sendgrid_timeout_seconds=_float(env, "SENDGRID_TIMEOUT_SECONDS", 10.0),

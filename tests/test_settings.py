@@ -82,6 +82,16 @@ def test_values_are_parsed_with_units_and_lists():
         ({"EMAIL_BACKEND": "smtp"}, "EMAIL_BACKEND must be sendgrid or outbox"),
         ({"FEED_URLS": "ftp://x/history.atom"}, "FEED_URLS entries must be http(s) URLs"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must start with sqlite:///"),
+        (
+            {"MAIL_FROM": "Sinch <s@sinch.example>\nBcc: x@example.net"},
+            "MAIL_FROM cannot be written as the From header: a line break",
+        ),
+        (
+            {"MAIL_FROM": "=?utf-8?q?Sinch=0D=0ABcc:_x@example.net?= <s@sinch.example>"},
+            "MAIL_FROM cannot be written as the From header",
+        ),
+        ({"LIST_ID": "Sinch <no list id>"}, "LIST_ID cannot be written as the List-Id header"),
+        ({"LIST_ID": "Sinch <a.b>\r\nBcc: x@y.z"}, "LIST_ID cannot be written as the List-Id"),
     ],
 )
 def test_bad_values_raise_a_message_naming_the_variable(environ, message):
