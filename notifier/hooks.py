@@ -123,8 +123,9 @@ def _unix_time(text: str) -> int | None:
 def timestamp_is_fresh(timestamp: str, now: datetime) -> bool:
     """Whether the signed timestamp header is within MAX_AGE_SECONDS of now.
 
-    Anything that is not a plausible Unix time (400 digits, other scripts' digits) is simply
-    not fresh: int() of it could overflow a float or take seconds.
+    Anything that is not a plausible Unix time is simply not fresh: 400 digits would overflow
+    the float subtraction, past 4300 digits int() raises, and other scripts' digits are
+    digits to str.isdigit().
     """
     value = _unix_time(timestamp)
     return value is not None and abs(now.timestamp() - value) <= MAX_AGE_SECONDS
@@ -151,7 +152,7 @@ def request_is_authentic(
         log.warning("sendgrid webhook: refused, bad signature")
         return False
     if not timestamp_is_fresh(timestamp, now):
-        log.warning("sendgrid webhook: refused, stale timestamp %s", timestamp[:20])
+        log.warning("sendgrid webhook: refused, stale timestamp %r", timestamp[:20])
         return False
     return True
 
