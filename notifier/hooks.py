@@ -338,7 +338,10 @@ def apply_events(store, events: list[dict], now: datetime) -> dict[str, int]:
 
 
 def _suppress(store, event, name, delivery_id, detail, now, summary) -> None:
-    subscriber_id = store.subscriber_for_event(delivery_id, _email(event))
+    email = _email(event)
+    if email is None and event.get("email") is not None:
+        return  # an address we cannot read cannot confirm that the delivery id is ours
+    subscriber_id = store.subscriber_for_event(delivery_id, email)
     if subscriber_id is None:
         return
     cancelled = store.suppress_subscriber(subscriber_id, _reason(name, detail), now)

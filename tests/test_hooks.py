@@ -709,3 +709,19 @@ def test_any_signed_request_gets_200_400_or_403_never_500(
     assert response.status_code in (200, 400, 403), response.get_data()[:200]
     if response.status_code != 200:
         assert tables(db) == before
+
+
+def test_unreadable_address_does_not_vouch_for_a_delivery_id(client, db, clock, signing_key):
+    """The delivery only counts when it went to the event's address; garbage is no address."""
+    ids = seed(db)
+    before = tables(db)
+    body = _raw_event(email='"jane@example.com\\u0000"', delivery_id=f'"{ids["jane_sent"]}"')
+    response = post(client, signing_key, body, at=clock())
+    assert (response.status_code, response.get_json()["suppressed"]) == (200, 0)
+    after = tables(db)
+    assert after["subscribers"] == before["subscribers"]
+    sent, *others = before["deliveries"]
+    assert after["deliveries"] == [  # noted on the delivery all the same
+        {**sent, "provider_event": "bounce", "provider_event_at": clock(), "provider_reason": None},
+        *others,
+    ]
