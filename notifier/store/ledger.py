@@ -123,8 +123,8 @@ class LedgerQueries:
         where, params = self._delivery_filter(notification_id, email, state, subscriber_id)
         return self._query(
             "SELECT id, subscriber_id, email, language, timezone, state, reason, attempts, "
-            "message_id, possible_duplicate, provider_event, provider_event_at, sent_at, "
-            f"updated_at FROM deliveries WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            "message_id, possible_duplicate, provider_event, provider_event_at, provider_reason, "
+            f"sent_at, updated_at FROM deliveries WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
 

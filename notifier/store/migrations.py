@@ -281,6 +281,14 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        "0006_delivery_provider_reason",
+        [
+            # SendGrid's reason or response with its latest event on a delivery ("Spam Content"
+            # with a message-level drop, the SMTP reply with a bounce); NULL on existing rows.
+            "ALTER TABLE deliveries ADD COLUMN provider_reason TEXT",
+        ],
+    ),
 ]
 
 

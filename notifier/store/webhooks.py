@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .deliveries import _marks
+
 
 class WebhookQueries:
     def record_webhook_event(
@@ -58,14 +60,28 @@ class WebhookQueries:
                 [reason, now, subscriber_id],
             )
 
-    def record_provider_event(self, delivery_id: int, event: str, at: datetime) -> bool:
-        """Note SendGrid's latest word on a delivery (its state stays as it is).
+    def record_provider_event(
+        self, delivery_id: int, event: str, at: datetime, reason: str | None = None
+    ) -> bool:
+        """Note SendGrid's latest word on a delivery, with its reason (its state stays as it is).
 
-        Events arrive out of order; an older event never overwrites a newer one.
+        Events arrive out of order; an older event never overwrites a newer one. The reason
+        (SendGrid's `reason` or `response` text, or None) always goes with its event.
         """
         changed = self._execute(
-            "UPDATE deliveries SET provider_event = ?, provider_event_at = ? "
+            "UPDATE deliveries SET provider_event = ?, provider_event_at = ?, provider_reason = ? "
             "WHERE id = ? AND (provider_event_at IS NULL OR provider_event_at <= ?)",
-            [event, at, delivery_id, at],
+            [event, at, reason, delivery_id, at],
         )
         return changed == 1
+
+    def notifications_of_deliveries(self, delivery_ids: list[int]) -> list[int]:
+        """The distinct notification ids of these deliveries, ascending (unknown ids left out)."""
+        if not delivery_ids:
+            return []
+        rows = self._query(
+            f"SELECT DISTINCT notification_id FROM deliveries WHERE id IN ({_marks(delivery_ids)}) "
+            "ORDER BY notification_id",
+            list(delivery_ids),
+        )
+        return [r["notification_id"] for r in rows]
