@@ -36,7 +36,9 @@ LIVE = "-unsubscribe_url- -preferences_url- -confirm_url- -undo_url-"
 PAYLOAD = f"Outage {ENCODED} {LIVE}\u2028Cc: y@example.net"
 # What a reader must see of that payload: the same characters, on one line.
 SHOWN = f"Outage {ENCODED} {LIVE} Cc: y@example.net"
-PERSONAL = re.compile(r"https://status-notify\.example\.com/(?:unsubscribe|preferences|confirm)\S*")
+PERSONAL = re.compile(
+    r"https://status-notify\.example\.com/(?:unsubscribe|preferences|confirm)[^\s<>]*"
+)
 COMMON_HEADERS = {
     "From",
     "To",
@@ -95,7 +97,14 @@ def read_mail(raw: bytes) -> dict:
 
 
 def personal_links(text: str) -> list[str]:
-    return sorted(m.group(0).rstrip(".,)>\"'") for m in PERSONAL.finditer(text))
+    """Each personal link as (path, signed payload): the token's time stamp and signature
+    differ between two mails sent a second apart, the subscriber and nonce do not."""
+    found = []
+    for m in PERSONAL.finditer(text):
+        url = m.group(0).rstrip(".,)>\"'")
+        path, _, token = url.rpartition("/")
+        found.append(f"{path}/{token.split('.')[0]}")
+    return sorted(found)
 
 
 def check(mail: dict, address: str, *, one_click: bool, outbox: bool, shown: str) -> None:
@@ -178,7 +187,7 @@ def test_feed_title_and_text_cannot_add_headers_or_move_links(
         # Exactly the personal links the control mail has, in number, in both parts.
         assert personal_links(bad["text"]) == personal_links(clean["text"])
         assert personal_links(bad["html"]) == personal_links(clean["html"])
-        assert bad["list_unsubscribe"] == clean["list_unsubscribe"]
+        assert personal_links(bad["list_unsubscribe"]) == personal_links(clean["list_unsubscribe"])
         assert re.fullmatch(r"<https://status-notify\.example\.com/unsubscribe/one-click/\S+>",
                             bad["list_unsubscribe"])  # fmt: skip
 
