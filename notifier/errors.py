@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadHost, HTTPException, InternalServerError
 
 from .accesslog import redact
 from .forms import LANGUAGE_CHOICES
@@ -77,6 +77,10 @@ def register(app: Flask) -> None:
         if _wants_json():
             return jsonify({"error": exc.name, "status": exc.code}), exc.code
         title, message = _texts(exc.code or 500)
+        if isinstance(exc, BadHost):
+            # A Host header Werkzeug cannot bind URLs to (a DNS label over 63 characters, an
+            # empty label): no route matched and url_for cannot work, so no HTML page either.
+            return _plain(title, message, exc.code)
         try:
             return _page(title, message, exc.code)
         except Exception:  # the page itself failed (template or i18n): plain and safe

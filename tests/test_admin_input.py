@@ -1,11 +1,13 @@
 """Ops console input the app cannot use: ids in paths, integers in query strings and forms, NUL
-characters, the composer's time window. Each gets a clear, translated 4xx page, never a 500 or
-a traceback in the log. Hypothesis walks every GET route and the ops forms to back it up."""
+characters, the composer's time window, odd Host headers. Each gets a clear, translated 4xx page,
+never a 500 or a traceback in the log. Hypothesis walks every GET route and the ops forms."""
 
 from __future__ import annotations
 
 import logging
 import re
+import socket
+import time
 from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import quote_from_bytes, urlencode
@@ -34,6 +36,7 @@ from .test_admin_helpers import (  # noqa: F401  (fixtures)
     csrf_token,
     post,
 )
+from .test_processes import BIN, env_for, free_port, start, stop
 
 TOO_BIG = str(MAX_ID + 1)
 # Not ids: too big, 20 digits, far past int()'s 4300-digit limit, zero, signs, other digits.
@@ -476,6 +479,78 @@ def test_the_edge_years_are_accepted_in_every_zone_a_reader_may_have(admin, db):
         assert response.status_code == 303
         preview = admin.get(response.headers["Location"])
         assert preview.status_code == 200
+
+
+# --- Host headers ----------------------------------------------------------------------
+BAD_HOSTS = ["a" * 300, "a" * 10_000, "a..b", "a" * 64 + ".example.com", "."]
+
+
+@pytest.mark.parametrize("path", ["/", "/admin/", "/admin/subscribers/1", "/subscribe", "/nowhere"])
+def test_a_host_header_that_is_no_host_name_is_a_clean_400(client, caplog, path):
+    for host in BAD_HOSTS:
+        response = client.get(path, headers={"Host": host})
+        assert response.status_code == 400, host[:30]
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert response.text == "Something is wrong\n\nWe could not read that request.\n"
+    no_logged_errors(caplog)
+    response = client.get(path, headers={"Host": "a" * 300, "Accept-Language": "de"})
+    assert (
+        response.text
+        == "Da stimmt etwas nicht\n\nMit dieser Anfrage konnten wir nichts anfangen.\n"
+    )
+
+
+def test_a_host_header_that_is_no_host_name_is_a_clean_400_in_json_too(client, caplog):
+    for path in ["/healthz", "/hooks/sendgrid"]:
+        response = client.get(path, headers={"Host": "a" * 300})
+        assert (response.status_code, response.json) == (
+            400,
+            {"error": "Bad Request", "status": 400},
+        )
+    no_logged_errors(caplog)
+
+
+def raw_get(port: int, path: str, host: str) -> bytes:
+    """One HTTP/1.1 request with exactly this Host header (httpx would check it first)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+def test_gunicorn_answers_oversized_host_headers_without_a_traceback(tmp_path):
+    port = free_port()
+    cmd = [str(BIN / "gunicorn"), "app:create_app()", "--bind", f"127.0.0.1:{port}"]
+    cmd += ["--workers", "1", "--access-logfile", "-"]
+    cmd += ["--logger-class", "notifier.accesslog.RedactingLogger"]
+    proc, out = start(cmd, env_for(tmp_path))
+    try:
+        out.wait_for("Booting worker")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                raw_get(port, "/healthz", "localhost")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        for path in ["/", "/admin/", "/admin/subscribers/1"]:
+            head, _, body = raw_get(port, path, "a" * 300).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400 "), head
+            assert body == b"Something is wrong\n\nWe could not read that request.\n"
+        # Past gunicorn's header limit (8190 bytes): gunicorn answers before the app sees it.
+        response = raw_get(port, "/admin/", "a" * 10_000)
+        assert response.startswith(b"HTTP/1.1 431 Request Header Fields Too Large"), response[:80]
+        out.wait_for('"GET /admin/subscribers/1 HTTP/1.1" 400')
+    finally:
+        stop(proc)
+    assert [line for line in out.lines if "Traceback" in line or "ERROR" in line] == [], "\n".join(
+        out.lines
+    )
 
 
 # --- Hypothesis: never a 500 -----------------------------------------------------------
