@@ -28,6 +28,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()))
     configure_flask(app, settings)
     init_store(app, settings)
+    register_converters(app)
     register_blueprints(app)
     init_web(app, settings)
     register_commands(app)
@@ -89,6 +90,13 @@ def init_store(app: Flask, settings: Settings) -> None:
         store.upgrade()
     except StoreError as exc:
         _refuse([f"database is not usable: {exc}"])
+
+
+def register_converters(app: Flask) -> None:
+    """`<id:name>` in routes: a row id bounded to the database's integers (before any route)."""
+    from notifier.admin.params import IdConverter
+
+    app.url_map.converters["id"] = IdConverter
 
 
 def register_blueprints(app: Flask) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadHost, HTTPException, InternalServerError
 
 from .accesslog import redact
+from .forms import LANGUAGE_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +52,40 @@ def _texts(code: int) -> tuple[str, str]:
     return bad_request_texts()
 
 
+def _plain(title: str, message: str, code: int):
+    body = f"{title}\n\n{message}\n"
+    return body, code, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _page(title: str, message: str, code: int):
+    """The site's error page. Outside a blueprint (no route matched) no context processor
+    runs, so the page language and the language switch are passed here."""
+    query = request.method == "GET" and request.query_string
+    return render_template(
+        "error.html",
+        title=title,
+        message=message,
+        current_language=get_locale().language,
+        language_choices=LANGUAGE_CHOICES,
+        current_path=request.full_path if query else request.path,
+    ), code
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if _wants_json():
             return jsonify({"error": exc.name, "status": exc.code}), exc.code
         title, message = _texts(exc.code or 500)
+        if isinstance(exc, BadHost):
+            # A Host header Werkzeug cannot bind URLs to (a DNS label over 63 characters, an
+            # empty label): no route matched and url_for cannot work, so no HTML page either.
+            return _plain(title, message, exc.code)
         try:
-            return render_template("error.html", title=title, message=message), exc.code
+            return _page(title, message, exc.code)
         except Exception:  # the page itself failed (template or i18n): plain and safe
             log.exception("error page for %s failed", exc.code)
-            return title, exc.code, {"Content-Type": "text/plain; charset=utf-8"}
+            return _plain(title, message, exc.code)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from .. import context
 from ..store.ops import AUDIT_PAGE
 from . import bp
+from .params import id_arg
 
 ACTIONS = {
     "login": _l("Logged in"),
@@ -39,7 +40,7 @@ ACTIONS = {
 
 @bp.get("/audit")
 def audit_log():
-    before = request.args.get("before", type=int)
+    before = id_arg(request.args, "before")
     rows = context.store().list_audit(before_id=before, limit=AUDIT_PAGE + 1)
     return render_template(
         "admin/audit.html",

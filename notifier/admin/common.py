@@ -6,18 +6,19 @@ import logging
 from datetime import datetime
 
 from babel.dates import format_datetime
-from flask import Response, g, render_template, request
+from flask import Response, g, jsonify, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import NotFound, TooManyRequests
+from werkzeug.exceptions import BadRequest, NotFound, TooManyRequests
 
 from .. import context
 from ..emails import labels, times
-from ..errors import csrf_texts, retry_after_seconds
+from ..errors import bad_request_texts, csrf_texts, retry_after_seconds
 from ..forms import LANGUAGE_CHOICES
 from . import bp
+from .params import InvalidParameter, refuse_nul
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ FIELD_NAMES = {
     "products": _l("Products"),
     "window.start": _l("Start"),
     "window.end": _l("End"),
+    "window.zone": _l("Time zone"),
     "audience.languages": _l("Languages"),
     "audience.components": _l("Audience products"),
     "test_to": _l("Test address"),
@@ -190,6 +192,23 @@ def error_page(status: int, title: str, message: str):
 @bp.errorhandler(CSRFError)
 def csrf_error(exc):
     return error_page(400, *csrf_texts())
+
+
+@bp.before_request
+def refuse_nul_characters():
+    """No query or form value with a NUL reaches a view (see params.py)."""
+    refuse_nul(request.args, request.form)
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc):
+    """A 400 on an ops page; a value it cannot use is named (see params.py)."""
+    title, message = bad_request_texts()
+    if isinstance(exc, InvalidParameter):
+        message = exc.message()
+    if request.path.endswith(".json"):  # live.json: polled by static/admin.js
+        return jsonify({"error": exc.name, "status": 400}), 400
+    return error_page(400, title, message)
 
 
 @bp.errorhandler(TooManyRequests)

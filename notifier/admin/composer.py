@@ -4,6 +4,9 @@ send with a confirmation that shows the recipient count, and the post-incident t
 The composer is one form; its buttons say what to do (`action`): save, preview, test, send,
 and the Q/A buttons (add, remove, move up or down) that work without JavaScript. Every press
 saves the draft first, so nothing typed is lost. Nothing is sent before validate() is happy.
+A time window that cannot be read (a zone not in the list, a time that is not one or outside
+drafts.FIRST_YEAR..LAST_YEAR) is the exception: that press saves nothing and answers 400 with
+the page as typed and the field errors, since the draft could not hold those times.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from .drafts import (
     composer_page,
     form_to_draft,
     ready_to_send,
+    window_problems,
 )
+from .params import id_arg
 from .previews import preview_response, rendered_previews
 from .sending import check_test_address, queue_test_send
 
@@ -45,7 +50,7 @@ def new_announcement():
     return composer_page(None, content, audience, [])[0]
 
 
-@bp.get("/announcements/<int:announcement_id>")
+@bp.get("/announcements/<id:announcement_id>")
 def announcement(announcement_id: int):
     row = announcement_or_404(announcement_id)
     if row["state"] != "draft":
@@ -56,7 +61,7 @@ def announcement(announcement_id: int):
 
 
 @bp.post("/announcements/new")
-@bp.post("/announcements/<int:announcement_id>")
+@bp.post("/announcements/<id:announcement_id>")
 def save_announcement(announcement_id: int | None = None):
     store, now = context.store(), context.now()
     row = announcement_or_404(announcement_id) if announcement_id is not None else None
@@ -68,6 +73,9 @@ def save_announcement(announcement_id: int | None = None):
         abort(400)
     verb, lang, index = match.group(1), match.group(2), match.group(3)
     content, audience = form_to_draft(request.form, load_catalogue(store))
+    unreadable = window_problems(request.form)
+    if unreadable:  # nothing saved; the page shows what was typed, with the field errors
+        return composer_page(row, content, audience, unreadable, 400)
     anchor = None
     if verb.startswith("qa-") and lang:
         anchor = apply_qa_action(content, verb, lang, int(index) if index else None)
@@ -107,7 +115,7 @@ def _actor() -> str:
 
 
 # --- preview -------------------------------------------------------------------------
-@bp.get("/announcements/<int:announcement_id>/preview")
+@bp.get("/announcements/<id:announcement_id>/preview")
 def preview_announcement(announcement_id: int):
     row = announcement_or_404(announcement_id)
     final, final_audience, problems = ready_to_send(
@@ -124,7 +132,7 @@ def preview_announcement(announcement_id: int):
     )
 
 
-@bp.get("/announcements/<int:announcement_id>/preview/<any(de, en):lang>.html")
+@bp.get("/announcements/<id:announcement_id>/preview/<any(de, en):lang>.html")
 def announcement_frame(announcement_id: int, lang: str):
     row = announcement_or_404(announcement_id)
     final = rules.normalize({**row["content"], "audience": row["audience"]})[0]
@@ -135,10 +143,12 @@ def announcement_frame(announcement_id: int, lang: str):
 @bp.post("/announcements/from-incident")
 def announcement_from_incident():
     store, now = context.store(), context.now()
+    incident_id = id_arg(request.form, "incident_id")  # a value that is no id: 400
     try:
-        incident_id = int(request.form.get("incident_id", ""))
-        raw = prefill_from_incident(store, incident_id)
-    except (ValueError, LookupError):
+        raw = prefill_from_incident(store, incident_id) if incident_id else None
+    except LookupError:  # gone since the list was shown
+        raw = None
+    if raw is None:
         flash(_("Choose an incident from the list."))
         return redirect(url_for(".announcements"), 303)
     content, audience = rules.normalize(raw, keep_empty=True)
@@ -148,7 +158,7 @@ def announcement_from_incident():
     return redirect(url_for(".announcement", announcement_id=new_id), 303)
 
 
-@bp.post("/announcements/<int:announcement_id>/copy")
+@bp.post("/announcements/<id:announcement_id>/copy")
 def copy_announcement(announcement_id: int):
     row = announcement_or_404(announcement_id)
     store, now = context.store(), context.now()
@@ -160,7 +170,7 @@ def copy_announcement(announcement_id: int):
     return redirect(url_for(".announcement", announcement_id=new_id), 303)
 
 
-@bp.post("/announcements/<int:announcement_id>/discard")
+@bp.post("/announcements/<id:announcement_id>/discard")
 def discard_announcement(announcement_id: int):
     announcement_or_404(announcement_id)
     if context.store().discard_announcement(announcement_id, context.now()):

@@ -10,6 +10,7 @@ from flask import jsonify, render_template, request
 from .. import context
 from ..settings import Settings
 from . import bp
+from .params import parse_id
 
 RECENT = 10
 
@@ -85,10 +86,9 @@ def dashboard():
 def live():
     """Progress of the notifications shown on a page, for static/admin.js (polled)."""
     store = context.store()
-    ids = []
-    for part in request.args.get("ids", "").split(",")[:100]:
-        if part.strip().isdigit():
-            ids.append(int(part))
+    parts = request.args.get("ids", "").split(",")[:100]
+    # The page's script sends the ids it shows; anything else has no progress (skipped).
+    ids = [i for i in (parse_id(part.strip()) for part in parts) if i is not None]
     progress = store.notification_progress(ids)
     response = jsonify(
         {

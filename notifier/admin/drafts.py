@@ -12,25 +12,77 @@ from flask_babel import gettext as _
 
 from .. import announcements as rules
 from .. import context
-from ..forms import load_catalogue, zone_options
+from ..announcements import N_, Problem
+from ..forms import load_catalogue, zone_names, zone_options
 from .common import problem_summary, ui_language
 
 ACTION = re.compile(
     r"^(save|preview|test|send|qa-add|qa-remove|qa-up|qa-down)(?::(de|en))?(?::(\d{1,2}))?$"
 )
 MAX_QA_FIELDS = 40  # form rows read per language; validate() caps the real number lower
+# A window is about now. Browsers let a datetime-local field send any year from 1 to 275760;
+# years 1 and 9999 cannot even be converted between zones (OverflowError), and a year like
+# 0202 is a typo. This range keeps every conversion, in every reader's zone, well inside
+# what datetime can hold.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+# What a datetime-local field sends (HTML standard, "local date and time strings"): date, "T"
+# or a space, hours and minutes, optional seconds and fraction; years of 4 to 6 digits. Checked
+# before datetime.fromisoformat(), which also reads week dates and ignores a trailing NUL.
+_LOCAL_TIME = re.compile(
+    r"([0-9]{4,6})-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,3})?)?"
+)
+DEFAULT_ZONE = "UTC"  # a form without the field (the composer's select always sends one)
 
 
 # --- form <-> draft ------------------------------------------------------------------
+def _form_zone(form) -> str | None:
+    """The window's zone as posted when it is one of the select's options, else None.
+
+    Only names from that list are opened: ZoneInfo() reads any file under the tz directory,
+    so "Europe" (a directory) or "__pycache__" raise errors other than "not found".
+    """
+    zone = form.get("window_zone") or DEFAULT_ZONE
+    return zone if zone in zone_names() else None
+
+
+def _time_problem(field: str, value: str) -> Problem | None:
+    """Why a typed datetime-local value cannot be used (None: it can)."""
+    match = _LOCAL_TIME.fullmatch(value)
+    if match is None:
+        return Problem(field, N_("Not a valid date and time."))
+    if not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
+        message = N_("Give a date in the years %(first)s to %(last)s.")
+        return Problem(field, message, {"first": FIRST_YEAR, "last": LAST_YEAR})
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:  # e.g. month 13, 25:00
+        return Problem(field, N_("Not a valid date and time."))
+    return None
+
+
+def window_problems(form) -> list[Problem]:
+    """What keeps the composer's time window from being read: a zone not in the list, a time
+    that is not one, a year outside FIRST_YEAR..LAST_YEAR (field errors, English templates)."""
+    problems = []
+    if _form_zone(form) is None:
+        problems.append(Problem("window.zone", N_("Please choose a time zone from the list.")))
+    for name in ("start", "end"):
+        value = (form.get(f"window_{name}") or "").strip()
+        problem = _time_problem(f"window.{name}", value) if value else None
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
 def _local_time(value: str | None, zone: str):
-    """A datetime-local value typed in `zone` -> an aware datetime (or the text, if invalid)."""
+    """A datetime-local value typed in `zone` -> an aware datetime, or the text marked invalid
+    (normalize() would parse unmarked text again, and year 1 overflows when it converts)."""
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=ZoneInfo(zone))
-    except ValueError:
-        return value
+    if _time_problem("", value) is not None:
+        return f"{rules.INVALID}{value}"
+    return datetime.fromisoformat(value).replace(tzinfo=ZoneInfo(zone))
 
 
 def qa_pairs(form, lang: str) -> list[dict]:
@@ -45,8 +97,12 @@ def qa_pairs(form, lang: str) -> list[dict]:
 
 
 def form_to_draft(form, catalogue) -> tuple[dict, dict]:
-    """The composer's fields -> (content, audience) as a draft (empty Q/A rows kept)."""
-    zone = rules._zone_name(form.get("window_zone"))
+    """The composer's fields -> (content, audience) as a draft (empty Q/A rows kept).
+
+    A zone not in the list becomes UTC and an unreadable time stays text (normalize() marks it
+    invalid), so this never fails; window_problems() says what was wrong.
+    """
+    zone = _form_zone(form) or DEFAULT_ZONE
     raw = {
         "products": form.get("products", ""),
         "window": {

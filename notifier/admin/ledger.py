@@ -12,6 +12,7 @@ from .. import context
 from . import bp
 from .auth import safe_next
 from .common import DELIVERY_STATES, audit
+from .params import id_arg, int_arg
 from .previews import preview_response, rendered_previews
 
 PAGE = 100
@@ -33,7 +34,7 @@ def _languages(notification: dict) -> list[str]:
 
 @bp.get("/notifications")
 def notifications():
-    before = request.args.get("before", type=int)
+    before = id_arg(request.args, "before")
     rows = context.store().recent_notifications(LIST_PAGE, before_id=before)
     older = rows[-1]["id"] if len(rows) == LIST_PAGE else None
     return render_template(
@@ -41,7 +42,7 @@ def notifications():
     )
 
 
-@bp.route("/notifications/<int:notification_id>", methods=["GET", "POST"])
+@bp.route("/notifications/<id:notification_id>", methods=["GET", "POST"])
 def notification(notification_id: int):
     """The ledger. Searching by address is a POST: an address in a URL would end up in the
     access log (and the browser history)."""
@@ -51,8 +52,8 @@ def notification(notification_id: int):
     email = request.form.get("q", "").strip()[:254]
     state = form.get("state", "")
     state = state if state in DELIVERY_STATES else ""
-    offset = max(0, form.get("offset", 0, type=int))
-    subscriber_id = request.args.get("subscriber", type=int)
+    offset = int_arg(form, "offset", 0)
+    subscriber_id = id_arg(request.args, "subscriber")
     found = {"email": email, "state": state, "subscriber_id": subscriber_id}
     deliveries = store.search_deliveries(notification_id, **found, limit=PAGE, offset=offset)
     total = store.count_deliveries(notification_id, **found)
@@ -82,17 +83,17 @@ def notification(notification_id: int):
     )
 
 
-@bp.get("/notifications/<int:notification_id>/preview/<any(de, en):lang>.html")
+@bp.get("/notifications/<id:notification_id>/preview/<any(de, en):lang>.html")
 def notification_frame(notification_id: int, lang: str):
     return preview_response(_notification(notification_id)["content"], lang)
 
 
-@bp.post("/notifications/<int:notification_id>/resend")
+@bp.post("/notifications/<id:notification_id>/resend")
 def resend(notification_id: int):
     store, now, settings = context.store(), context.now(), context.settings()
     _notification(notification_id)
     which = request.form.get("which", "")
-    delivery_id = request.form.get("delivery_id", type=int)
+    delivery_id = id_arg(request.form, "delivery_id")
     if which not in ("one", "failed", "expired") or (which == "one" and delivery_id is None):
         abort(400)
     expires = now + timedelta(hours=settings.notification_ttl_hours)

@@ -77,7 +77,7 @@ def review_queue():
     )
 
 
-@bp.get("/review/<int:notification_id>")
+@bp.get("/review/<id:notification_id>")
 def review(notification_id: int):
     row = _pending(notification_id)
     return _page(row, row["content"].get("overrides") or {}, [])
@@ -100,7 +100,7 @@ def _page(row: dict, overrides: dict, problems: list, status: int = 200):
     return page, status
 
 
-@bp.post("/review/<int:notification_id>")
+@bp.post("/review/<id:notification_id>")
 def review_action(notification_id: int):
     store, now = context.store(), context.now()
     row = _pending(notification_id)

@@ -54,7 +54,7 @@ def _send_summary(row: dict):
     return final, audience, problems, rules.recipients_by_language(store, audience)
 
 
-@bp.get("/announcements/<int:announcement_id>/send")
+@bp.get("/announcements/<id:announcement_id>/send")
 def confirm_send(announcement_id: int):
     row = announcement_or_404(announcement_id)
     if row["state"] != "draft":
@@ -80,7 +80,7 @@ def _component_names(audience: dict) -> list[str]:
     return [names.get(cid, cid) for cid in audience.get("components") or ()]
 
 
-@bp.post("/announcements/<int:announcement_id>/send")
+@bp.post("/announcements/<id:announcement_id>/send")
 def send_announcement(announcement_id: int):
     store, now, settings = context.store(), context.now(), context.settings()
     row = announcement_or_404(announcement_id)

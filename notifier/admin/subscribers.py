@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from .. import context, subscriptions
 from . import bp
 from .common import SUBSCRIBER_STATES, audit
+from .params import int_arg
 
 PAGE = 50
 MAX_QUERY = 254
@@ -39,7 +40,7 @@ def subscribers():
     query = request.form.get("q", "").strip()[:MAX_QUERY]
     state = form.get("state", "")
     state = state if state in SUBSCRIBER_STATES else ""
-    offset = max(0, form.get("offset", 0, type=int))
+    offset = int_arg(form, "offset", 0)
     rows = context.store().search_subscribers(query, state, limit=PAGE + 1, offset=offset)
     return render_template(
         "admin/subscribers.html",
@@ -53,7 +54,7 @@ def subscribers():
     )
 
 
-@bp.get("/subscribers/<int:subscriber_id>")
+@bp.get("/subscribers/<id:subscriber_id>")
 def subscriber(subscriber_id: int):
     store = context.store()
     row = _subscriber(subscriber_id)
@@ -69,7 +70,7 @@ def subscriber(subscriber_id: int):
     )
 
 
-@bp.post("/subscribers/<int:subscriber_id>/export")
+@bp.post("/subscribers/<id:subscriber_id>/export")
 def export_subscriber(subscriber_id: int):
     _subscriber(subscriber_id)
     data = subscriptions.export_data(context.store(), subscriber_id, context.now())
@@ -85,7 +86,7 @@ def export_subscriber(subscriber_id: int):
     )
 
 
-@bp.post("/subscribers/<int:subscriber_id>/erase")
+@bp.post("/subscribers/<id:subscriber_id>/erase")
 def erase_subscriber(subscriber_id: int):
     _subscriber(subscriber_id)
     if request.form.get("confirm") != "yes":
@@ -97,7 +98,7 @@ def erase_subscriber(subscriber_id: int):
     return redirect(url_for(".subscribers"), 303)
 
 
-@bp.post("/subscribers/<int:subscriber_id>/suppress")
+@bp.post("/subscribers/<id:subscriber_id>/suppress")
 def suppress_subscriber(subscriber_id: int):
     row = _subscriber(subscriber_id)
     reason = " ".join((request.form.get("reason") or "").split())[:MAX_REASON]
@@ -120,7 +121,7 @@ def suppress_subscriber(subscriber_id: int):
     return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)
 
 
-@bp.post("/subscribers/<int:subscriber_id>/unsuppress")
+@bp.post("/subscribers/<id:subscriber_id>/unsuppress")
 def unsuppress_subscriber(subscriber_id: int):
     _subscriber(subscriber_id)
     state = context.store().unsuppress_subscriber(subscriber_id, context.now())
