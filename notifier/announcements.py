@@ -13,6 +13,7 @@ problem is the English text the CLI prints.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -124,22 +125,34 @@ def _normalize_language(part: dict, keep_empty: bool) -> dict:
     }
 
 
+# Window times are read and shown in these years only: a year-1 or year-9999 time overflows
+# when it is moved between zones (the composer keeps the same range, admin/drafts.py).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 def _zone_name(value) -> str:
-    name = str(value or "UTC")
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-    return name
+    """An IANA zone name, exactly as the tz database spells it; INVALID + the text otherwise
+    (ZoneInfo itself would take "Europe" or "__pycache__" as a path and fail oddly)."""
+    name = str(value or "UTC").strip()
+    return name if name in _zones() else f"{INVALID}{name[:50]}"
 
 
 def _iso(value, zone: str = "UTC") -> str | None:
-    """A time as UTC text; a time without an offset is read in the window's zone, as typed."""
+    """A time as UTC text; a time without an offset is read in the window's zone, as typed.
+
+    INVALID + the text for anything that is no date and time in FIRST_YEAR..LAST_YEAR.
+    """
     if value in (None, ""):
         return None
-    local = zoneinfo.ZoneInfo(zone)
+    local = zoneinfo.ZoneInfo("UTC" if zone.startswith(INVALID) else zone)
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=local)
+        text = value.isoformat()
     else:
         text = str(value).strip()
         if text.startswith(INVALID):
@@ -149,6 +162,8 @@ def _iso(value, zone: str = "UTC") -> str | None:
         except ValueError:
             return f"{INVALID}{text[:50]}"
         moment = moment if moment.tzinfo else moment.replace(tzinfo=local)
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        return f"{INVALID}{text[:50]}"
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -190,6 +205,8 @@ def validate(
 
 def _validate_window(window: dict) -> list[Problem]:
     problems = []
+    if str(window.get("zone") or "").startswith(INVALID):
+        problems.append(Problem("window.zone", N_("Please choose a time zone from the list.")))
     for name in ("start", "end"):
         value = window.get(name)
         if value and value.startswith(INVALID):

@@ -199,6 +199,11 @@ def test_announce_sends_to_the_audience(runner, db, world, yaml_file, clock):
             "error: file: Unexpected structure",
         ),
         (("products", "products: [unclosed\nx"), "error: file: Cannot read"),
+        (("window:\n", "window:\n  zone: Europe\n"), "error: window.zone: Please choose a time"),
+        (("window:\n", "window:\n  zone: __pycache__\n"), "error: window.zone: Please choose"),
+        (("window:\n", "window:\n  zone: Mars/Olympus\n"), "error: window.zone: Please choose"),
+        (("start: 2026-11-26T08:30:00Z", "start: 0001-01-01T00:00"), "error: window.start"),
+        (("end: 2026-11-26T10:00:00Z", "end: 9999-12-31T23:59"), "error: window.end: Not a valid"),
     ],
 )
 def test_an_invalid_file_is_refused_and_nothing_is_sent(
@@ -210,6 +215,7 @@ def test_an_invalid_file_is_refused_and_nothing_is_sent(
         result = runner.invoke(args=["announce", yaml_file(text), *flags])
         assert result.exit_code == 1, result.output
         assert message in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
     assert (table(db, "announcements"), table(db, "notifications")) == ([], [])
 
 
