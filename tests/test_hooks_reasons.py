@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from .helpers import add_subscriber
 from .test_admin_helpers import ADMIN_HASH, login
 from .test_hooks import _public_key_setting, event, post, seed
 
@@ -307,3 +308,47 @@ def test_the_reason_column_arrives_by_migration_and_keeps_every_row(db, clock):
 
 def _is_postgres(db) -> bool:
     return type(db).__name__ == "PostgresStore"
+
+
+def test_the_upgrade_lifts_suppressions_that_a_message_level_drop_caused(db, clock):
+    """Addresses silenced by a drop about the message (before the reasons were told apart)
+    come back as ops' unsuppress would bring them; every other suppression stays."""
+    now = clock()
+    cases = {
+        "spam@example.com": ("dropped: Spam Content", "confirmed"),
+        "smtpapi@example.com": ("dropped: Invalid SMTPAPI header", "confirmed"),
+        "quota@example.com": ("dropped: Recipient List over Package Quota", "confirmed"),
+        "left@example.com": ("dropped: spam content", "unsubscribed"),
+        "bounced@example.com": ("dropped: Bounced Address", "suppressed"),
+        "invalid@example.com": ("dropped: Invalid", "suppressed"),
+        "hard@example.com": ("bounce: 550 no such user", "suppressed"),
+        "complained@example.com": ("spamreport", "suppressed"),
+        "never-confirmed@example.com": ("dropped: Spam Content", "suppressed"),
+    }
+    ids = {}
+    for email, (reason, _) in cases.items():
+        ids[email] = add_subscriber(db, email, now=now - timedelta(days=9))
+        db._execute(
+            "UPDATE subscribers SET state = 'suppressed', suppressed_reason = ?, "
+            "suppressed_at = ? WHERE id = ?",
+            [reason, now, ids[email]],
+        )
+    db._execute(
+        "UPDATE subscribers SET unsubscribed_at = ? WHERE email = 'left@example.com'",
+        [now - timedelta(days=1)],
+    )
+    db._execute(
+        "UPDATE subscribers SET confirmed_at = NULL WHERE email = 'never-confirmed@example.com'"
+    )
+    before = {r["email"]: r for r in db._query("SELECT * FROM subscribers")}
+    applied = "schema_migrations" if _is_postgres(db) else "_sqlite_migrations"
+    db._execute(f"DELETE FROM {applied} WHERE name = ?", ["0007_unsuppress_message_drops"])
+
+    assert db.upgrade() == ["0007_unsuppress_message_drops"]
+    after = {r["email"]: r for r in db._query("SELECT * FROM subscribers")}
+    for email, (_reason, state) in cases.items():
+        if state == "suppressed":
+            assert after[email] == before[email], email
+        else:
+            lifted = {"state": state, "suppressed_at": None, "suppressed_reason": None}
+            assert after[email] == {**before[email], **lifted}, email
