@@ -86,7 +86,7 @@ def display_status(status: str) -> str:
     return status.replace("_", " ").capitalize()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zone_of(name: str) -> ZoneInfo:
     """The zone from the pinned tzdata package (requirements.txt), as the parser reads it, so a
     generated page and the parser never disagree because the system's tz database is older."""
