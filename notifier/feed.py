@@ -57,7 +57,8 @@ _STAMP = re.compile(
 )
 _BANNER = re.compile(
     r"THIS IS A SCHEDULED EVENT\s+(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})\s*,?\s*"
-    r"(?P<hh>\d{1,2}):(?P<mm>\d{2})\s*(?P<tz1>[A-Za-z]{1,5}(?=\s*-))?\s*-\s*"
+    r"(?P<hh>\d{1,2}):(?P<mm>\d{2})\s*(?P<tz1>(?:[A-Za-z]{1,5}|[+-]\d{2}(?::?\d{2})?)(?=\s*-))?"
+    r"\s*-\s*"
     r"(?:(?P<mon2>[A-Za-z]{3})[a-z]*\.?\s+(?P<day2>\d{1,2})\s*,?\s*)?"
     r"(?P<hh2>\d{1,2}):(?P<mm2>\d{2})\s*(?P<tz>[A-Za-z]{1,5}|[+-]\d{2}(?::?\d{2})?)?",
     re.I,
