@@ -26,7 +26,7 @@ from email.utils import parsedate_to_datetime
 import feedparser
 
 from . import zones
-from .stamps import EntryDates, Reading, Stamp, Stated, read_update, read_window
+from .stamps import EntryDates, Reading, Stamp, Stated, page_zones, read_update, read_window
 from .stamps import stated_date as _stated_date
 
 MAINTENANCE_STATUSES = frozenset({"scheduled", "in_progress", "verifying", "completed"})
@@ -235,17 +235,24 @@ def parse_updates(
     matches = list(_STAMP.finditer(content))
     stamps = [Stamp(m["mon"], m["day"], m["hh"], m["mm"], m["tz"]) for m in matches]
     # Numeric stamps ("+03") are offsets the page states itself, like its dates.
-    numeric = [read_update(s, dates) for s in stamps if zones.numeric_offset(s.zone) is not None]
+    numeric = [read_update(s, dates) for s in stamps if s.zone and s.zone[0] in "+-"]
     dates = dates.with_stated(Stated(r.at, r.offset) for r in numeric)
+    readings = [read_update(s, dates) for s in stamps]
+    if any(r.doubt for r in readings):
+        # A page has one zone: what its sure stamps were read in can settle the others.
+        within = page_zones(readings, dates)
+        if within:
+            readings = [
+                read_update(s, dates, within) if r.doubt else r
+                for s, r in zip(stamps, readings, strict=True)
+            ]
     updates: list[Update] = []
-    page: Reading | None = None
-    for i, (match, stamp) in enumerate(zip(matches, stamps, strict=True)):
+    for i, (match, reading) in enumerate(zip(matches, readings, strict=True)):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(content)
-        reading = read_update(stamp, dates)
         _note(reading, problems, doubts)
-        page = page or reading
         text = plain_text(content[match.end() : end])
         updates.append(Update(status=normalize_status(match["status"]), at=reading.at, text=text))
+    page = readings[0] if readings else None
     window = _banner_window(content, reference, dates, page, problems, doubts)
     return tuple(updates), window
 

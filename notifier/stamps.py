@@ -12,6 +12,7 @@ written in, which is the page's own zone, and the feed's own date. The rules (is
   offset at each stated date is the offset written there agree with the page. When the candidates
   that agree (or, failing that, the one that coincides to the minute with an entry date, as the
   newest update does with `published`) give one instant, that is the time.
+- Failing that, the zones the entry's other stamps were read in decide (a page has one zone).
 - Otherwise the time is unsure: it is read with the entry's stated offset (the page's own, the
   one nearest in time) and the Reading carries a `doubt`, one line naming the stamp. An
   abbreviation no zone uses is read the same way, and reported as a problem too.
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 
 from . import zones
 from .zones import Meaning, fixed, offset_name
@@ -63,6 +65,17 @@ class EntryDates:
     def with_stated(self, extra: Iterable[Stated]) -> EntryDates:
         return replace(self, stated=(*self.stated, *extra))
 
+    @cached_property
+    def _naive_references(self) -> tuple[datetime, ...]:
+        # Year choice compares naive local times with these; computed once per entry.
+        return tuple(r.astimezone(UTC).replace(tzinfo=None) for r in self.references)
+
+    @cached_property
+    def _ceiling(self) -> datetime | None:
+        if self.latest is None:
+            return None
+        return (self.latest + _LATEST_SLACK).astimezone(UTC).replace(tzinfo=None)
+
 
 @dataclass(frozen=True)
 class Stamp:
@@ -80,16 +93,21 @@ class Stamp:
         text = f"{self.mon[:3].title()} {int(self.day)}, {int(self.hh):02d}:{self.mm}"
         return f"{text} {self.zone}" if self.zone else text
 
+    @cached_property
+    def _fields(self) -> tuple[int, int, int, int]:
+        month = MONTHS.get(self.mon[:3].lower())
+        if month is None:
+            raise ValueError(f"unknown month {self.mon!r}")
+        return month, int(self.day), int(self.hh), int(self.mm)
+
     def local(self, year: int) -> datetime | None:
         """The naive local time in `year`; None where it does not exist (Feb 29, Apr 31).
 
         ValueError for a month name that is not one.
         """
-        month = MONTHS.get(self.mon[:3].lower())
-        if month is None:
-            raise ValueError(f"unknown month {self.mon!r}")
+        month, day, hh, mm = self._fields
         try:
-            return datetime(year, month, int(self.day), int(self.hh), int(self.mm))
+            return datetime(year, month, day, hh, mm)
         except ValueError:
             return None
 
@@ -100,7 +118,7 @@ class Reading:
 
     at: datetime
     offset: timedelta
-    zones: tuple[Meaning, ...] = ()  # the zones that print it so and agree with the page
+    zones: tuple[Meaning, ...] = ()  # the zones that print it so (and agree with the page)
     doubt: str | None = None
     problem: str | None = None
 
@@ -123,21 +141,29 @@ def stated_date(value: str | None) -> Stated | None:
     return Stated(parsed.astimezone(UTC), offset)
 
 
-def read_update(stamp: Stamp, dates: EntryDates) -> Reading:
-    """An update's stamp -> Reading (see the module docstring); ValueError when it has no date."""
-    return read_local(stamp, _year_nearest(stamp, dates), dates)
+def read_update(stamp: Stamp, dates: EntryDates, within: frozenset[str] | None = None) -> Reading:
+    """An update's stamp -> Reading (see the module docstring); ValueError when it has no date.
+
+    `within`: the zones the page's other stamps were read in (page_zones); when some of the
+    abbreviation's zones are among them, only those are considered.
+    """
+    return read_local(stamp, _year_nearest(stamp, dates), dates, within)
 
 
-def read_local(stamp: Stamp, local: datetime, dates: EntryDates) -> Reading:
+def read_local(
+    stamp: Stamp, local: datetime, dates: EntryDates, within: frozenset[str] | None = None
+) -> Reading:
     """A stamp whose naive local time is known -> Reading, the zone chosen as documented above."""
     if not stamp.zone:
         return _unsure(stamp, local, (), dates, "it names no time zone", unknown=True)
     found = zones.meanings(stamp.zone, local)
     if not found:
         return _unsure(stamp, local, (), dates, "no time zone is known by that name", unknown=True)
+    if within:
+        found = tuple(m for m in found if m.key in within) or found
+    if found[0].at == found[-1].at:  # sorted by instant: one instant everywhere
+        return _certain(found)  # the common case: CET, UTC, EAT are one instant everywhere
     agreeing = tuple(m for m in found if _agrees(m, dates.stated))
-    if len({m.at for m in found}) == 1:
-        return _certain(agreeing or found)
     if agreeing and len({m.at for m in agreeing}) == 1:
         return _certain(agreeing)
     timely = tuple(m for m in found if _coincides(m.at, dates.references))
@@ -149,6 +175,24 @@ def read_local(stamp: Stamp, local: datetime, dates: EntryDates) -> Reading:
     else:
         why = f"{stamp.zone} means {options} and none agrees with the entry's dates"
     return _unsure(stamp, local, found, dates, why)
+
+
+def page_zones(readings: Iterable[Reading], dates: EntryDates) -> frozenset[str] | None:
+    """The zones every sure reading of an entry fits (a page has one zone), or None.
+
+    A stamp the offsets could not settle alone ("01:59 CST" on the morning the US switches,
+    when Chicago is still -06:00 and Havana -05:00) is settled by the entry's other stamps
+    ("03:00 CDT" is Chicago's, not Havana's).
+    """
+    common: set[str] | None = None
+    for reading in readings:
+        if reading.doubt:
+            continue
+        keyed = [m for m in reading.zones if m.key is not None]
+        keys = {m.key for m in keyed if not dates.stated or _agrees(m, dates.stated)}
+        if keys:
+            common = keys if common is None else common & keys
+    return frozenset(common) if common else None
 
 
 def read_window(
@@ -171,15 +215,22 @@ def read_window(
 
 
 def _follow(stamp: Stamp, local: datetime, other: Reading, dates: EntryDates) -> Reading:
-    """`stamp` (printed without a zone) read in the zones `other` was read in."""
+    """`stamp` (printed without a zone) read in the zones `other` was read in (those of them
+    that agree with the entry's stated offsets, when any do)."""
     keyed = [m for m in other.zones if m.key is not None]
+    keyed = [m for m in keyed if _agrees(m, dates.stated)] or keyed
     if keyed:
-        # fold=0: in a repeated hour a bare time is taken as its first occurrence.
-        instants = {local.replace(tzinfo=m.zone).astimezone(UTC) for m in keyed}
-        if len(instants) == 1:
-            (at,) = instants
-            return Reading(at, local.replace(tzinfo=UTC) - at, tuple(keyed), other.doubt)
-        return _unsure(stamp, local, (), dates, "its zone changes offset differently by place")
+        readings = {r for m in keyed for r in _wall_readings(local, m.zone)}
+        if len({at for at, _ in readings}) > 1:
+            # A repeated hour (DST ends), or zones that differ here. An upcoming window's start
+            # is the entry's `published`; failing that, the stated offset nearest in time.
+            readings = {r for r in readings if _coincides(r[0], dates.references)} or {
+                r for r in readings if _stated_offset_at(r[0], dates) == r[1]
+            }
+        if len({at for at, _ in readings}) == 1:
+            ((at, offset),) = readings
+            return Reading(at, offset, tuple(keyed), other.doubt)
+        return _unsure(stamp, local, (), dates, "that time has more than one reading there")
     offset = other.offset
     near = _nearest_stated(local, dates)
     # Without a zone to follow, the page's stated offset decides when it is one DST step away.
@@ -187,6 +238,17 @@ def _follow(stamp: Stamp, local: datetime, other: Reading, dates: EntryDates) ->
         offset = near.offset
     at = local.replace(tzinfo=fixed(offset)).astimezone(UTC)
     return Reading(at, offset, (), other.doubt)
+
+
+def _wall_readings(local: datetime, zone) -> set[tuple[datetime, timedelta]]:
+    """(instant, offset) for the naive `local` in `zone`: two in a repeated hour, none in a gap."""
+    readings = set()
+    for fold in (0, 1):
+        at = local.replace(tzinfo=zone, fold=fold)
+        instant = at.astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == local:
+            readings.add((instant, at.utcoffset()))
+    return readings
 
 
 def _certain(meanings: Sequence[Meaning]) -> Reading:
@@ -233,6 +295,11 @@ def _distance(at: datetime, references: Sequence[datetime]) -> timedelta:
     return min((abs(at - r) for r in references), default=timedelta(0))
 
 
+def _stated_offset_at(at: datetime, dates: EntryDates) -> timedelta | None:
+    near = min(dates.stated, key=lambda s: abs(s.at - at), default=None)
+    return None if near is None else near.offset
+
+
 def _nearest_stated(local: datetime, dates: EntryDates) -> Stated | None:
     about = local.replace(tzinfo=UTC)
     return min(dates.stated, key=lambda s: abs(s.at - about), default=None)
@@ -240,16 +307,34 @@ def _nearest_stated(local: datetime, dates: EntryDates) -> Stated | None:
 
 def _year_nearest(stamp: Stamp, dates: EntryDates) -> datetime:
     """The naive local time in the year nearest to the entry's dates (see the module docstring)."""
-    years = [r.year for r in dates.references]
-    # Feb 29 may be up to four years back; any other date is nearest within a year either way.
-    found = (stamp.local(year) for year in range(min(years) - 4, max(years) + 2))
-    candidates = [local for local in found if local is not None]
+    references = dates._naive_references
+    first, last = min(references).year, max(references).year
+    candidates = _in_years(stamp, first - 1, last + 1)
+    if not candidates:  # Feb 29: the nearest leap year may be up to four years back
+        candidates = _in_years(stamp, first - 4, last + 1)
     if not candidates:
-        raise ValueError(f"cannot place {stamp.label} near {max(dates.references):%Y-%m-%d}")
-    if dates.latest is not None:
-        ceiling = (dates.latest + _LATEST_SLACK).replace(tzinfo=None)
+        raise ValueError(f"cannot place {stamp.label} near {max(references):%Y-%m-%d}")
+    ceiling = dates._ceiling
+    if ceiling is not None:
         candidates = [c for c in candidates if c <= ceiling] or candidates
-    return min(candidates, key=lambda c: (_distance(c.replace(tzinfo=UTC), dates.references), c))
+    # A plain loop: this runs for every stamp of every changed feed (≈ 180 per poll).
+    best, best_distance = candidates[0], None
+    for candidate in candidates:
+        distance = min([abs(candidate - r) for r in references])
+        if best_distance is None or distance < best_distance:
+            best, best_distance = candidate, distance
+    return best
+
+
+def _in_years(stamp: Stamp, first: int, last: int) -> list[datetime]:
+    month, day, hh, mm = stamp._fields
+    found = []
+    for year in range(first, last + 1):
+        try:
+            found.append(datetime(year, month, day, hh, mm))
+        except ValueError:  # Feb 29 off leap years, Apr 31
+            continue
+    return found
 
 
 def _after(stamp: Stamp, floor: datetime) -> datetime:

@@ -227,3 +227,63 @@ def test_the_window_start_is_read_in_the_zone_of_its_end_not_with_its_offset():
         utc(2027, 3, 14, 12, 0),
         (),
     )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_stamp_the_offsets_cannot_settle_is_settled_by_the_pages_other_stamps(
+    runner, tmp_path, fmt
+):
+    # Found by the property: the morning the US switches (Mar 13, 2011), "01:59 CST" is Chicago
+    # (-06:00) or Havana (-05:00), and both match the entry's date (08:00 -05:00). The entry's
+    # other stamp, "03:00 CDT", is Chicago's only.
+    incident = Incident(
+        key="tellcity0001",
+        title="Delays",
+        posts=(
+            Post("identified", utc(2011, 3, 13, 8, 0), "Found it."),
+            Post("investigating", utc(2011, 3, 13, 7, 59), "Looking."),
+        ),
+    )
+    case = Case(Page(zone="America/Indiana/Tell_City"), (incident,))
+    assert inspect(runner, tmp_path, case, fmt) == {
+        "format": fmt,
+        "entries": [
+            entry(
+                "tellcity0001",
+                "Delays",
+                [
+                    ("identified", "2011-03-13T08:00:00Z", "Found it."),
+                    ("investigating", "2011-03-13T07:59:00Z", "Looking."),
+                ],
+            )
+        ],
+    }
+
+
+def test_a_window_start_in_a_repeated_hour_is_told_by_published_or_flagged():
+    # Found by the property: Chile falls back at 00:00 on Mar 11, 2001, so "Mar 10, 23:29 -
+    # 23:59 -04" may start at 02:29Z (-03) or 03:29Z (-04). RSS: only pubDate (= the start)
+    # coincides with a reading. Atom: `updated` (the 02:29 post) coincides with the other one
+    # too, so the start is flagged and read with the offset stated nearest to it.
+    maintenance = Incident(
+        key="chilefold001",
+        title="Maintenance",
+        kind="maintenance",
+        posts=(Post("scheduled", utc(2001, 3, 11, 2, 29), "Planned."),),
+        window=(utc(2001, 3, 11, 3, 29), utc(2001, 3, 11, 3, 59)),
+    )
+    case = Case(Page(zone="America/Santiago"), (maintenance,))
+    rss, atom = (parse_feed(case.body(fmt)).entries[0] for fmt in ("rss", "atom"))
+    assert (rss.scheduled_start, rss.scheduled_end, rss.time_doubts) == (
+        utc(2001, 3, 11, 3, 29),
+        utc(2001, 3, 11, 3, 59),
+        (),
+    )
+    assert (atom.scheduled_start, atom.scheduled_end, atom.time_doubts) == (
+        utc(2001, 3, 11, 2, 29),
+        utc(2001, 3, 11, 3, 59),
+        (
+            "Mar 10, 23:29: that time has more than one reading there;"
+            " read with the entry's offset -03:00",
+        ),
+    )
