@@ -197,7 +197,8 @@ def title_text(title: str, html_type: bool = False) -> str:
 
 def _title(raw) -> str:
     detail = raw.get("title_detail") or {}
-    return title_text(raw.get("title", "") or "", detail.get("type") == "text/html")
+    html_type = detail.get("type") in ("text/html", "application/xhtml+xml")
+    return title_text(raw.get("title", "") or "", html_type)
 
 
 def _own(item, key: str):
