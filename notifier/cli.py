@@ -94,21 +94,24 @@ def _parse(source: str) -> ParsedFeed:
 
 
 def inspect_payload(parsed: ParsedFeed) -> dict:
-    return {
-        "format": parsed.format,
-        "entries": [
-            {
-                "key": e.key,
-                "kind": e.kind,
-                "title": e.title,
-                "link": e.link,
-                "updates": [
-                    {"status": u.status, "at": iso_minute(u.at), "text": u.text} for u in e.updates
-                ],
-            }
-            for e in parsed.entries
+    """The contract's JSON (DESIGN.md). An entry whose times were read with doubt also has
+    "time_doubt": a list of lines, one per unsure stamp; the key is absent otherwise."""
+    return {"format": parsed.format, "entries": [_entry_payload(e) for e in parsed.entries]}
+
+
+def _entry_payload(e) -> dict:
+    payload = {
+        "key": e.key,
+        "kind": e.kind,
+        "title": e.title,
+        "link": e.link,
+        "updates": [
+            {"status": u.status, "at": iso_minute(u.at), "text": u.text} for u in e.updates
         ],
     }
+    if e.time_doubts:
+        payload["time_doubt"] = list(e.time_doubts)
+    return payload
 
 
 @feed_cli.command("inspect")
@@ -129,6 +132,8 @@ def feed_inspect(source: str, as_json: bool):
         for u in entry["updates"]:
             text = u["text"] if len(u["text"]) <= 70 else u["text"][:69] + "…"
             click.echo(f"  {u['at']}  {u['status']:<13}  {text}")
+        for doubt in entry.get("time_doubt", ()):
+            click.echo(f"  time doubt: {doubt}")
     for problem in parsed.problems:
         click.echo(f"warning: {problem}", err=True)
 

@@ -15,16 +15,19 @@ Refusing it keeps the previous state, and the next good body is read as usual.
 
 from __future__ import annotations
 
-import calendar
 import functools
 import hashlib
 import html
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import feedparser
+
+from . import zones
+from .stamps import EntryDates, Reading, Stamp, Stated, page_zones, read_update, read_window
+from .stamps import stated_date as _stated_date
 
 MAINTENANCE_STATUSES = frozenset({"scheduled", "in_progress", "verifying", "completed"})
 INCIDENT_STATUSES = frozenset(
@@ -38,67 +41,13 @@ _STATUS_ALIASES = {
     "inprogress": "in_progress",
 }
 
-# Abbreviations Statuspage prints (Rails strftime %Z of the page's zone). Each one names a fixed
-# offset, DST included, so no zone database is needed. Ambiguous ones (CST, IST, BST) follow the
-# zones Statuspage pages commonly use: US Central, India, British Summer Time.
-TZ_OFFSETS_HOURS: dict[str, float] = {
-    "UTC": 0,
-    "GMT": 0,
-    "Z": 0,
-    "WET": 0,
-    "WEST": 1,
-    "BST": 1,
-    "IST": 5.5,
-    "CET": 1,
-    "CEST": 2,
-    "MET": 1,
-    "MEST": 2,
-    "EET": 2,
-    "EEST": 3,
-    "MSK": 3,
-    "TRT": 3,
-    "SAST": 2,
-    "GST": 4,
-    "PKT": 5,
-    "NPT": 5.75,
-    "ICT": 7,
-    "WIB": 7,
-    "SGT": 8,
-    "HKT": 8,
-    "AWST": 8,
-    "PHT": 8,
-    "JST": 9,
-    "KST": 9,
-    "ACST": 9.5,
-    "ACDT": 10.5,
-    "AEST": 10,
-    "AEDT": 11,
-    "NZST": 12,
-    "NZDT": 13,
-    "HST": -10,
-    "AKST": -9,
-    "AKDT": -8,
-    "PST": -8,
-    "PDT": -7,
-    "MST": -7,
-    "MDT": -6,
-    "CST": -6,
-    "CDT": -5,
-    "EST": -5,
-    "EDT": -4,
-    "AST": -4,
-    "ADT": -3,
-    "NST": -3.5,
-    "NDT": -2.5,
-    "BRT": -3,
-    "ART": -3,
-    "CLT": -4,
-    "CLST": -3,
-    "COT": -5,
-    "PET": -5,
-}
-MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
-
+# What an abbreviation stands for when nothing else is known (tz_offset): the IANA database's
+# meaning when it has only one (notifier.zones), else the zone Statuspage pages most commonly use,
+# as the parser's earlier hand-kept table had it. Feed entries are read with notifier.stamps,
+# which lets the page's own stated offsets decide instead.
+USUAL_MEANING_HOURS: dict[str, float] = {"CST": -6, "IST": 5.5, "PST": -8, "BST": 1}
+_USUAL_DATE = datetime(2026, 1, 15, 12, 0)  # a winter and a summer day to ask the database about
+_USUAL_SUMMER = datetime(2026, 7, 15, 12, 0)
 _VAR_TAG = re.compile(r"</?var\b[^>]*>", re.I)
 _STAMP = re.compile(
     r"<small>\s*(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})\s*,?\s*"
@@ -108,14 +57,33 @@ _STAMP = re.compile(
 )
 _BANNER = re.compile(
     r"THIS IS A SCHEDULED EVENT\s+(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})\s*,?\s*"
-    r"(?P<hh>\d{1,2}):(?P<mm>\d{2})\s*(?P<tz1>[A-Za-z]{1,5}(?=\s*-))?\s*-\s*"
+    r"(?P<hh>\d{1,2}):(?P<mm>\d{2})\s*(?P<tz1>(?:[A-Za-z]{1,5}|[+-]\d{2}(?::?\d{2})?)(?=\s*-))?"
+    r"\s*-\s*"
     r"(?:(?P<mon2>[A-Za-z]{3})[a-z]*\.?\s+(?P<day2>\d{1,2})\s*,?\s*)?"
     r"(?P<hh2>\d{1,2}):(?P<mm2>\d{2})\s*(?P<tz>[A-Za-z]{1,5}|[+-]\d{2}(?::?\d{2})?)?",
     re.I,
 )
 _INCIDENT_CODE = re.compile(r"/incidents/([A-Za-z0-9_-]+)")
 _LINK = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>", re.I | re.S)
-_TAG = re.compile(r"<[^>]+>")
+# What an HTML parser takes for markup: a tag starts with "<" and a letter (or "</" and one), a
+# comment with "<!--"; any other "<" is text ("a <-> b", "< 5%"), as browsers show it (HTML
+# Living Standard, 13.2.5.6 "Tag open state").
+_TAG = re.compile(r"<!--.*?-->|<[!?][^>]*>|</?[A-Za-z][^>]*>", re.S)
+# Elements of HTML (HTML Living Standard, "Index of elements", plus the obsolete ones of its
+# section 16): in a title that is plain text, only these are markup left over; "<POST /x>" is text.
+HTML_ELEMENTS = frozenset(
+    """a abbr acronym address applet area article aside audio b base basefont bdi bdo bgsound
+    big blink blockquote body br button canvas caption center cite code col colgroup data
+    datalist dd del details dfn dialog dir div dl dt em embed fieldset figcaption figure font
+    footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe img input
+    ins isindex kbd keygen label legend li link listing main map mark marquee math menu
+    menuitem meta meter multicol nav nextid nobr noembed noframes noscript object ol optgroup
+    option output p param picture plaintext pre progress q rb rp rt rtc ruby s samp script
+    search section select slot small source spacer span strike strong style sub summary sup
+    svg table tbody td template textarea tfoot th thead time title tr track tt u ul var video
+    wbr xmp""".split()  # noqa: SIM905 - a word list reads better than 140 quoted strings
+)
+_ELEMENT_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)\b[^<>]*>")
 _SAFE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>]+$", re.I)
 _SPACE = re.compile(r"\s+")
 
@@ -143,6 +111,8 @@ class Entry:
     updated: datetime | None = None
     scheduled_start: datetime | None = None
     scheduled_end: datetime | None = None
+    # Times read with doubt (notifier.stamps): one line each, naming the stamp and what was used.
+    time_doubts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,20 +133,32 @@ def normalize_status(word: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def tz_offset(abbreviation: str | None) -> timedelta | None:
-    """The UTC offset a Statuspage zone abbreviation or numeric offset stands for."""
+    """The usual UTC offset of a zone abbreviation ('CEST' -> 2 h) or a numeric one ('+0530').
+
+    None for None and for names no zone uses. Ambiguous names give USUAL_MEANING_HOURS; a feed's
+    stamps are not read with this but with notifier.stamps, where the page's offsets decide.
+    """
     if not abbreviation:
         return None
+    numeric = zones.numeric_offset(abbreviation)
+    if numeric is not None:
+        return numeric
     abbr = abbreviation.strip().upper()
-    if abbr[:1] in "+-" and abbr[1:3].isdigit():
-        digits = abbr[1:].replace(":", "")
-        minutes = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) >= 4 else 0)
-        return timedelta(minutes=minutes if abbr[0] == "+" else -minutes)
-    hours = TZ_OFFSETS_HOURS.get(abbr)
-    return None if hours is None else timedelta(hours=hours)
+    if abbr in USUAL_MEANING_HOURS:
+        return timedelta(hours=USUAL_MEANING_HOURS[abbr])
+    for local in (_USUAL_DATE, _USUAL_SUMMER):
+        offsets = {m.offset for m in zones.meanings(abbr, local)}
+        if offsets:
+            return min(offsets)  # one in practice; min() keeps the answer stable if not
+    return None
 
 
 def plain_text(fragment: str) -> str:
-    """HTML fragment -> inert plain text: tags dropped, links kept as 'label (url)'."""
+    """HTML fragment -> inert plain text: tags dropped, links kept as 'label (url)'.
+
+    Only what an HTML parser takes for a tag is dropped (see _TAG); entities are decoded once,
+    so an escaped '&lt;b&gt;' stays the text '<b>'. Whitespace collapses to single spaces.
+    """
 
     def link(match: re.Match) -> str:
         url, label = html.unescape(match.group(2)).strip(), _TAG.sub("", match.group(3)).strip()
@@ -195,6 +177,30 @@ def plain_text(fragment: str) -> str:
     return " ".join(text.split())
 
 
+def title_text(title: str, html_type: bool = False) -> str:
+    """An entry or feed title -> one line of text; `html_type` when the feed marks it as HTML.
+
+    feedparser has already decoded the XML, so a title is text: '<', '>' and '&' in it are the
+    page's own characters ("Errors on <POST /x> in EU", "Sinch <-> Meta", "AT&T") and stay. Only
+    tags of real HTML elements are dropped (a template's leftover markup); an HTML title is read
+    as HTML (plain_text).
+    """
+    if html_type:
+        return plain_text(title)
+
+    def tag(match: re.Match) -> str:
+        return " " if match.group(1).lower() in HTML_ELEMENTS else match.group(0)
+
+    text = _ELEMENT_TAG.sub(tag, title) if "<" in title else title
+    return " ".join(text.split())
+
+
+def _title(raw) -> str:
+    detail = raw.get("title_detail") or {}
+    html_type = detail.get("type") in ("text/html", "application/xhtml+xml")
+    return title_text(raw.get("title", "") or "", html_type)
+
+
 def _own(item, key: str):
     """item[key] without feedparser's deprecated fallback from updated_* to published_*."""
     # RSS has no <updated>; feedparser's get()/[] then answer with pubDate and a
@@ -208,101 +214,84 @@ def _struct_to_dt(value) -> datetime | None:
     return datetime(*value[:6], tzinfo=UTC)
 
 
-@functools.lru_cache(maxsize=64)
-def _zone(offset: timedelta) -> timezone:
-    return timezone(offset)
-
-
-def _infer(mon: str, day: str, hh: str, mm: str, offset: timedelta, bound: datetime) -> datetime:
-    """The latest date with that month/day/time that is not after `bound`."""
-    month = MONTHS.get(mon[:3].lower())
-    if month is None:
-        raise ValueError(f"unknown month {mon!r}")
-    zone = _zone(offset)
-    for year in (bound.year + 1, bound.year, bound.year - 1, bound.year - 2):
-        try:
-            local = datetime(year, month, int(day), int(hh), int(mm), tzinfo=zone)
-        except ValueError:  # Feb 29 in a non-leap year
-            continue
-        at = local.astimezone(UTC)
-        if at <= bound:
-            return at
-    raise ValueError(f"cannot place {mon} {day} {hh}:{mm} before {bound:%Y-%m-%d}")
-
-
 def parse_updates(
-    content: str, reference: datetime, problems: list[str] | None = None
+    content: str,
+    reference: datetime,
+    problems: list[str] | None = None,
+    *,
+    dates: EntryDates | None = None,
+    doubts: list[str] | None = None,
 ) -> tuple[tuple[Update, ...], tuple[datetime, datetime] | None]:
-    """Updates (newest first) and the scheduled window of an entry's HTML content.
+    """Updates (newest first) and the scheduled window (UTC) of an entry's HTML content.
 
-    `reference` is the newest date the entry carries; updates are never later than it (plus a
-    day of slack for zone abbreviations), which is how the missing year is inferred, December
-    updates seen in January included.
+    `reference` is the newest date the entry carries (UTC); `dates` all it states (its dates with
+    the offsets they were written in, the feed's own date; default: `reference` alone). Years
+    and zones are read by notifier.stamps: the year nearest to the entry's dates, the meaning of
+    an abbreviation that agrees with the page's stated offsets. A time read with doubt adds one
+    line to `doubts`; an unknown zone also one to `problems`. ValueError for a date that does
+    not exist (an unknown month name).
     """
+    dates = dates or EntryDates(references=(reference,))
     content = _VAR_TAG.sub("", content)
     matches = list(_STAMP.finditer(content))
+    stamps = [Stamp(m["mon"], m["day"], m["hh"], m["mm"], m["tz"]) for m in matches]
+    # Numeric stamps ("+03") are offsets the page states itself, like its dates.
+    numeric = [read_update(s, dates) for s in stamps if s.zone and s.zone[0] in "+-"]
+    dates = dates.with_stated(Stated(r.at, r.offset) for r in numeric)
+    readings = [read_update(s, dates) for s in stamps]
+    if any(r.doubt for r in readings):
+        # A page has one zone: what its sure stamps were read in can settle the others.
+        within = page_zones(readings, dates)
+        if within:
+            readings = [
+                read_update(s, dates, within) if r.doubt else r
+                for s, r in zip(stamps, readings, strict=True)
+            ]
     updates: list[Update] = []
-    bound = reference + timedelta(days=1)
-    page_offset = None
-    for i, match in enumerate(matches):
+    for i, (match, reading) in enumerate(zip(matches, readings, strict=True)):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(content)
-        offset = tz_offset(match["tz"])
-        if offset is None:
-            if problems is not None:
-                problems.append(f"unknown time zone {match['tz']!r}, read as UTC")
-            offset = timedelta(0)
-        page_offset = offset if page_offset is None else page_offset
-        at = _infer(match["mon"], match["day"], match["hh"], match["mm"], offset, bound)
-        # Newest first: an older paragraph cannot be later than the one above it (a day of
-        # slack because pages may backdate an update by a little).
-        bound = at + timedelta(days=1)
+        _note(reading, problems, doubts)
         text = plain_text(content[match.end() : end])
-        updates.append(Update(status=normalize_status(match["status"]), at=at, text=text))
-    window = _banner_window(content, reference, page_offset)
+        updates.append(Update(status=normalize_status(match["status"]), at=reading.at, text=text))
+    page = readings[0] if readings else None
+    window = _banner_window(content, reference, dates, page, problems, doubts)
     return tuple(updates), window
 
 
+def _note(reading: Reading, problems: list[str] | None, doubts: list[str] | None) -> None:
+    if reading.problem and problems is not None and reading.problem not in problems:
+        problems.append(reading.problem)
+    if reading.doubt and doubts is not None and reading.doubt not in doubts:
+        doubts.append(reading.doubt)
+
+
 def _banner_window(
-    content: str, reference: datetime, page_offset: timedelta | None
+    content: str,
+    reference: datetime,
+    dates: EntryDates,
+    page: Reading | None,
+    problems: list[str] | None,
+    doubts: list[str] | None,
 ) -> tuple[datetime, datetime] | None:
     banner = _BANNER.search(content)
     if not banner:
         return None
-    # "Oct 5, 04:00 - 05:00 UTC" names one zone for both ends; a window across a DST switch
-    # reads "Mar 27, 22:00 CET - Mar 28, 04:00 CEST". A zero offset (UTC, GMT) is a real answer,
-    # so test for None, not for truth.
-    end_offset = _first_offset(tz_offset(banner["tz"]), page_offset)
-    start_offset = _first_offset(tz_offset(banner["tz1"]), end_offset)
-    # The window lies ahead of the entry's dates: place it after (reference - 1 day).
-    floor = reference - timedelta(days=1)
-    start = _infer_after(
-        banner["mon"], banner["day"], banner["hh"], banner["mm"], start_offset, floor
-    )
-    end = _infer_after(
+    # "Oct 5, 04:00 - 05:00 UTC" names one zone for both ends, and "Mar 28, 01:00 - 04:00 CEST"
+    # too although 01:00 is still CET there: the start is read in the end's zone, not with its
+    # offset. A window across days names both: "Mar 27, 22:00 CET - Mar 28, 04:00 CEST".
+    start = Stamp(banner["mon"], banner["day"], banner["hh"], banner["mm"], banner["tz1"])
+    end = Stamp(
         banner["mon2"] or banner["mon"],
         banner["day2"] or banner["day"],
         banner["hh2"],
         banner["mm2"],
-        end_offset,
-        start,
+        banner["tz"],
     )
-    return start, end
-
-
-def _first_offset(*offsets: timedelta | None) -> timedelta:
-    return next((o for o in offsets if o is not None), timedelta(0))
-
-
-def _infer_after(mon, day, hh, mm, offset: timedelta, floor: datetime) -> datetime:
-    month = MONTHS[mon[:3].lower()]
-    for year in (floor.year - 1, floor.year, floor.year + 1, floor.year + 2):
-        try:
-            at = datetime(year, month, int(day), int(hh), int(mm), tzinfo=timezone(offset))
-        except ValueError:
-            continue
-        if at.astimezone(UTC) >= floor:
-            return at.astimezone(UTC)
-    raise ValueError(f"cannot place {mon} {day} after {floor:%Y-%m-%d}")
+    # The window lies ahead of the entry's dates: it is placed after (reference - 1 day).
+    first, last = read_window(start, end, dates, reference - timedelta(days=1), page)
+    for reading in (first, last):
+        _note(reading, problems, doubts)
+    return first.at, last.at
 
 
 def _rfc822(value: str) -> datetime | None:
@@ -326,22 +315,37 @@ def _entry_content(raw) -> str:
     return raw.get("summary", "") or raw.get("description", "")
 
 
-def _parse_entry(raw, fallback_time: datetime, problems: list[str]) -> Entry | None:
+def _entry_dates(raw, published, updated, feed: EntryDates) -> EntryDates:
+    """The entry's dates with their written offsets; the feed's when it states none itself."""
+    own = tuple(d for d in (published, updated) if d)
+    if not own:
+        return feed
+    stated = (_stated_date(raw.get("published")), _stated_date(_own(raw, "updated")))
+    return EntryDates(
+        references=own, stated=tuple(s for s in stated if s), latest=feed.latest or updated
+    )
+
+
+def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | None:
     link = raw.get("link", "") or ""
     key = incident_key(link) or incident_key(raw.get("id", ""))
-    title = plain_text(raw.get("title", "")) or "(untitled)"
+    title = _title(raw) or "(untitled)"
     if not key:
         problems.append(f"entry {title[:60]!r} has no /incidents/<code> link; skipped")
         return None
     published = _struct_to_dt(raw.get("published_parsed"))
     updated = _struct_to_dt(_own(raw, "updated_parsed"))
-    reference = max((d for d in (published, updated) if d), default=fallback_time)
+    dates = _entry_dates(raw, published, updated, feed_dates)
+    reference = max(dates.references)
     content = _entry_content(raw)
+    found: list[str] = []
+    doubts: list[str] = []
     try:
-        updates, window = parse_updates(content, reference, problems)
+        updates, window = parse_updates(content, reference, found, dates=dates, doubts=doubts)
     except ValueError as exc:
         problems.append(f"entry {key}: {exc}; skipped")
         return None
+    problems.extend(f"entry {key}: {problem}" for problem in found)
     unknown = sorted({u.status for u in updates} - KNOWN_STATUSES)
     if unknown:
         # Statuspage has a fixed set of status words; anything else means a template or page
@@ -370,6 +374,7 @@ def _parse_entry(raw, fallback_time: datetime, problems: list[str]) -> Entry | N
         updated=updated,
         scheduled_start=window[0] if window else None,
         scheduled_end=window[1] if window else None,
+        time_doubts=tuple(doubts),
     )
 
 
@@ -404,15 +409,21 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         raise FeedError(refusal)
     fmt = "atom" if parsed["version"].startswith("atom") else "rss"
     feed_meta = parsed.get("feed", {})
-    fallback = (
-        _struct_to_dt(_own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed"))
-        or now
-        or datetime.now(UTC)
+    feed_date = _struct_to_dt(
+        _own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed")
+    )
+    # The feed's own date: what entries without dates are read near, and after which nothing
+    # on the page can have been posted. `now` only stands in for a missing one.
+    stated = _stated_date(_own(feed_meta, "updated") or feed_meta.get("published"))
+    feed_dates = EntryDates(
+        references=(feed_date or now or datetime.now(UTC),),
+        stated=(stated,) if stated else (),
+        latest=feed_date,
     )
     problems: list[str] = []
     entries: dict[str, Entry] = {}
     for raw in parsed.entries:
-        entry = _parse_entry(raw, fallback, problems)
+        entry = _parse_entry(raw, feed_dates, problems)
         if entry is None:
             continue
         if entry.key in entries:
@@ -421,7 +432,7 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         entries[entry.key] = entry
     return ParsedFeed(
         format=fmt,
-        title=plain_text(feed_meta.get("title", "")),
+        title=_title(feed_meta),
         link=feed_meta.get("link", ""),
         entries=tuple(entries.values()),
         problems=tuple(problems),

@@ -54,6 +54,7 @@ def incident_content(store, change: dict, incident: dict, names: dict[str, str])
         updates=(
             (u["status"], u["posted_at"], u["text"]) for u in store.incident_updates(incident["id"])
         ),
+        time_doubt=incident.get("time_doubt") or (),
     )
 
 

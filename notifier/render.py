@@ -48,7 +48,9 @@ def render_email(content: dict, language: str, timezone: str) -> Email:
     if build is None:
         raise ValueError(f"unknown email kind {kind!r}")
     message = escape_placeholders(build(dict(content), language, timezone))
-    subject = text.truncate(text.single_line(message.subject), incident.SUBJECT_LIMIT)
+    # The builders made the subject from cleaned values; it only has to be one line here (a
+    # second markup pass would eat a feed title's own "<POST /x>").
+    subject = text.truncate(text.tidy_line(message.subject), incident.SUBJECT_LIMIT)
     return Email(subject=subject, text=render_text(message), html=render_html(message))
 
 
@@ -68,10 +70,19 @@ def incident_content(
     change: str,
     new_updates: int,
     updates: Iterable[tuple[str, datetime, str]],
+    time_doubt: Iterable[str] = (),
 ) -> dict:
     """The JSON-able incident/maintenance content dict; `updates` are (status, at, text),
-    newest first. The one place this shape is built (feed entries, stored incidents)."""
-    return {
+    newest first. The one place this shape is built (feed entries, stored incidents).
+
+    Two keys appear only when they matter, so ordinary snapshots stay as they were:
+    `incident.time_doubt`, the parser's doubts about the times (notifier.stamps), and
+    `text_format: "plain"` when a feed text holds '<' (the parser made title and texts plain
+    text; the mail must escape that '<', not strip it as markup). Content without the key is
+    read as possibly marked up, as content stored before it existed was.
+    """
+    updates = [{"status": s, "at": iso_utc(at), "text": t} for s, at, t in updates]
+    content = {
         "kind": kind,
         "page_name": page_name,
         "page_url": page_url,
@@ -87,8 +98,14 @@ def incident_content(
         "status": status,
         "change": change,
         "new_updates": new_updates,
-        "updates": [{"status": s, "at": iso_utc(at), "text": t} for s, at, t in updates],
+        "updates": updates,
     }
+    doubts = list(time_doubt or ())
+    if doubts:
+        content["incident"]["time_doubt"] = doubts
+    if "<" in title or any("<" in u["text"] for u in updates):
+        content["text_format"] = "plain"
+    return content
 
 
 def content_from_entry(
@@ -120,6 +137,7 @@ def content_from_entry(
         change=change,
         new_updates=new_updates,
         updates=((u.status, u.at, u.text) for u in entry.updates),
+        time_doubt=entry.time_doubts,
     )
 
 

@@ -13,10 +13,12 @@ so a test states the truth in UTC and the parser has to find it again.
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from importlib import resources
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -60,6 +62,9 @@ class Page:
     name: str = "Sinch"
     url: str = "https://status.sinch.com"
     zone: str = "UTC"
+    # Printed instead of the zone's own abbreviation: a page on an older tz database prints
+    # names the database has since retired ("UZT" for Asia/Tashkent, now "+05").
+    abbreviation: str | None = None
 
     @property
     def title(self) -> str:
@@ -81,45 +86,57 @@ def display_status(status: str) -> str:
     return status.replace("_", " ").capitalize()
 
 
-def _stamp(at: datetime, zone: ZoneInfo) -> str:
-    local = at.astimezone(zone)
+@functools.cache
+def zone_of(name: str) -> ZoneInfo:
+    """The zone from the pinned tzdata package (requirements.txt), as the parser reads it, so a
+    generated page and the parser never disagree because the system's tz database is older."""
+    path = resources.files("tzdata").joinpath("zoneinfo", *name.split("/"))
+    with path.open("rb") as f:
+        return ZoneInfo.from_file(f, key=name)
+
+
+def _abbr(local: datetime, page: Page) -> str:
+    return page.abbreviation or local.tzname()
+
+
+def _stamp(at: datetime, page: Page) -> str:
+    local = at.astimezone(zone_of(page.zone))
     # Rails' %e: the day is space-padded (`> 8<`), as in the real stamps.
     return (
         f"{local:%b} <var data-var='date'>{local.day:>2}</var>, "
-        f"<var data-var='time'>{local:%H:%M}</var> {local:%Z}"
+        f"<var data-var='time'>{local:%H:%M}</var> {_abbr(local, page)}"
     )
 
 
-def _banner(window: tuple[datetime, datetime], zone: ZoneInfo) -> str:
-    start, end = (t.astimezone(zone) for t in window)
+def _banner(window: tuple[datetime, datetime], page: Page) -> str:
+    start, end = (t.astimezone(zone_of(page.zone)) for t in window)
     first = f"{start:%b} <var data-var='date'>{start.day}</var>, "
     first += f"<var data-var='time'>{start:%H:%M}</var>"
     if start.date() == end.date():
-        rest = f" - <var data-var='time'>{end:%H:%M}</var> {end:%Z}"
+        rest = f" - <var data-var='time'>{end:%H:%M}</var> {_abbr(end, page)}"
     else:
         rest = (
-            f" {start:%Z} - {end:%b} <var data-var='date'>{end.day}</var>, "
-            f"<var data-var='time'>{end:%H:%M}</var> {end:%Z}"
+            f" {_abbr(start, page)} - {end:%b} <var data-var='date'>{end.day}</var>, "
+            f"<var data-var='time'>{end:%H:%M}</var> {_abbr(end, page)}"
         )
     return f"<strong>THIS IS A SCHEDULED EVENT {first}{rest}</strong>"
 
 
 def content_html(page: Page, incident: Incident, variant: str = "old") -> str:
     """The entry's HTML (before XML escaping)."""
-    zone = ZoneInfo(page.zone)
     paragraphs = []
     if incident.window:
-        paragraphs.append(_banner(incident.window, zone))
+        paragraphs.append(_banner(incident.window, page))
     for post in incident.posts:
         text = post.text if post.html else html.escape(post.text)
         status = display_status(post.status)
         if variant == "new":
             paragraphs.append(
-                f" <small>{_stamp(post.at, zone)}</small><br> <strong>{status}</strong> - {text} "
+                f" <small>{_stamp(post.at, page)}</small><br> <strong>{status}</strong> - {text} "
             )
         else:
             paragraphs.append(
-                f"<small>{_stamp(post.at, zone)}</small><br><strong>{status}</strong> - {text}"
+                f"<small>{_stamp(post.at, page)}</small><br><strong>{status}</strong> - {text}"
             )
     joiner = " " if variant == "new" else ""
     return joiner.join(f"<p>{p}</p>" for p in paragraphs)
@@ -153,7 +170,7 @@ def _number(incident: Incident) -> int:
 
 def atom(page: Page, incidents, *, variant: str = "old", updated: datetime | None = None) -> bytes:
     """A /history.atom body."""
-    zone = ZoneInfo(page.zone)
+    zone = zone_of(page.zone)
     host = page.url.split("://", 1)[-1]
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -190,7 +207,7 @@ def _rfc822(at: datetime, zone: ZoneInfo) -> str:
 
 def rss(page: Page, incidents, *, variant: str = "old", updated: datetime | None = None) -> bytes:
     """A /history.rss body."""
-    zone = ZoneInfo(page.zone)
+    zone = zone_of(page.zone)
     entities = {"'": "&apos;"}
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n'

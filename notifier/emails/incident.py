@@ -50,7 +50,9 @@ def build(content: dict, lang: str, tz: str) -> Message:
     incident = content.get("incident") or {}
     override = ((content.get("overrides") or {}).get(lang)) or {}
     words = labels.WORDS[lang]
-    updates = _updates(content.get("updates") or [])
+    # Content built from a parsed feed says its feed texts are plain (see render.incident_content).
+    plain = content.get("text_format") == "plain"
+    updates = _updates(content.get("updates") or [], plain)
     if not updates:
         # A feed change is always a new update; a mail without one would say nothing true.
         raise ValueError(f"{kind} content has no updates")
@@ -59,7 +61,8 @@ def build(content: dict, lang: str, tz: str) -> Message:
     page_name = text.single_line(content.get("page_name")) or "Sinch"
     components = [text.single_line(c.get("name")) for c in incident.get("components") or []]
     components = [name for name in components if name]
-    title = text.single_line(override.get("title") or incident.get("title")) or page_name
+    feed_title = (text.tidy_line if plain else text.single_line)(incident.get("title"))
+    title = text.single_line(override.get("title")) or feed_title or page_name
     start, end, planned_end = _span(kind, phase, incident, updates)
 
     def when(at: datetime | None) -> str:
@@ -113,12 +116,13 @@ def build(content: dict, lang: str, tz: str) -> Message:
     )
 
 
-def _updates(raw: list) -> list[_Update]:
+def _updates(raw: list, plain: bool = False) -> list[_Update]:
+    cleaned = text.tidy_text if plain else text.plain_text
     updates = [
         _Update(
             status=str(u.get("status") or "update"),
             at=times.parse_time(u.get("at")),
-            text=text.plain_text(u.get("text")),
+            text=cleaned(u.get("text")),
         )
         for u in raw
         if isinstance(u, dict)

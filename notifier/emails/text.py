@@ -5,6 +5,10 @@ text (scripts and styles dropped with their content, other tags dropped, links k
 `label (url)` when they are http(s)), so the text part never shows markup either. The HTML part
 then escapes that plain text and links only http(s) URLs and our own placeholders; the result
 goes through nh3 once more with a tiny allowlist, so a bug in here cannot open a hole.
+
+Text known to be plain already (a feed's titles and update texts, which the parser has reduced
+to text: see `tidy_text`) skips the reduction, so its own '<' and '>' ("Errors on <POST /x>")
+are shown as written and escaped in the HTML part, never taken for tags.
 """
 
 from __future__ import annotations
@@ -39,6 +43,19 @@ def single_line(value: object) -> str:
     return " ".join(text.split())
 
 
+def tidy_line(value: object) -> str:
+    """Text that is plain already, as one line: line breaks, tabs and controls become spaces."""
+    return " ".join(tidy_text(value).split())
+
+
+def tidy_text(value: object) -> str:
+    """Text that is plain already: control characters dropped, spaces and blank lines folded,
+    nothing else touched ('<', '>' and '&' are the text's own; escaping is the HTML part's job)."""
+    text = _CONTROL.sub("", _LINE_BREAKS.sub("\n", str(value or "")))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
 def truncate(text: str, limit: int) -> str:
     """At most `limit` characters, cut at a word boundary with an ellipsis when cut."""
     if len(text) <= limit:
@@ -61,9 +78,7 @@ def plain_text(value: object) -> str:
         text = _LINK_TAG.sub(_link_as_text, text)
         text = _PARA_TAGS.sub("\n\n", _BREAK_TAGS.sub("\n", text))
         text = html.unescape(nh3.clean(text, tags=set()))
-    text = _CONTROL.sub("", text)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return tidy_text(text)
 
 
 def _link_as_text(match: re.Match) -> str:

@@ -166,8 +166,8 @@ class FeedQueries:
         if diff.seen is None:
             row = self._query_one(
                 "INSERT INTO incidents (feed_id, key, kind, title, link, scheduled_start_at, "
-                "scheduled_end_at, content_hash, first_seen_at, last_changed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "scheduled_end_at, content_hash, time_doubt, first_seen_at, last_changed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [
                     feed_id,
                     e.key,
@@ -177,6 +177,7 @@ class FeedQueries:
                     e.scheduled_start,
                     e.scheduled_end,
                     e.content_hash,
+                    _doubt(e),
                     now,
                     now,
                 ],
@@ -185,7 +186,7 @@ class FeedQueries:
         self._execute(
             "UPDATE incidents SET kind = ?, title = ?, link = ?, "
             "scheduled_start_at = COALESCE(?, scheduled_start_at), "
-            "scheduled_end_at = COALESCE(?, scheduled_end_at), content_hash = ?, "
+            "scheduled_end_at = COALESCE(?, scheduled_end_at), content_hash = ?, time_doubt = ?, "
             "last_changed_at = COALESCE(?, last_changed_at), edited_at = COALESCE(?, edited_at) "
             "WHERE id = ?",
             [
@@ -195,6 +196,7 @@ class FeedQueries:
                 e.scheduled_start,
                 e.scheduled_end,
                 e.content_hash,
+                _doubt(e),
                 now if diff.new_updates else None,
                 now if (diff.edited_updates or diff.title_changed) else None,
                 diff.seen.id,
@@ -225,6 +227,7 @@ class FeedQueries:
         row = self._query_one("SELECT * FROM incidents WHERE id = ?", [incident_id])
         if row is not None:
             row["components"] = loads(row["components"])
+            row["time_doubt"] = loads(row["time_doubt"])
         return row
 
     def incident_updates(self, incident_id: int) -> list[dict]:
@@ -311,3 +314,8 @@ class FeedQueries:
             f"FROM components {where} ORDER BY feed_id, position, name",
             params,
         )
+
+
+def _doubt(entry) -> str | None:
+    """The entry's time doubts as stored: a JSON list, NULL when the parser was sure."""
+    return dumps(list(entry.time_doubts)) if entry.time_doubts else None

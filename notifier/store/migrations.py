@@ -306,6 +306,14 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
                    'dropped: duplicate message')""",
         ],
     ),
+    (
+        "0008_time_doubt",
+        [
+            # Times the feed parser read with doubt (notifier.stamps), as a JSON list of lines;
+            # NULL when it was sure. The ops review page marks such incidents.
+            "ALTER TABLE incidents ADD COLUMN time_doubt TEXT",
+        ],
+    ),
 ]
 
 

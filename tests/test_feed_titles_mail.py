@@ -1,0 +1,45 @@
+"""Titles and texts with literal '<', '>' and '&' from a feed on their way into mails: escaped in
+the HTML part, kept in the subject and the text part, never stripped (issue 10)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from notifier.feed import parse_feed
+from notifier.render import content_from_entry, render_email
+
+from .feedcases import TITLES
+from .feedgen import FORMATS
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_title_with_brackets_is_escaped_not_stripped_in_both_mail_parts(fmt):
+    parsed = parse_feed(TITLES.body(fmt)).entries[0]
+    content = content_from_entry(parsed, "Sinch", "https://status.sinch.com")
+    email = render_email(content, "en", "UTC")
+    assert email.subject == "[Investigating] Sinch: Errors on <POST /xms/v1/batches> in EU"
+    assert "Sinch: Errors on <POST /xms/v1/batches> in EU" in email.text
+    assert "> Calls to <POST /xms/v1/batches> fail with 500 & are retried." in email.text
+    assert "<title>[Investigating] Sinch: Errors on &lt;POST /xms/v1/batches&gt; in EU</title>" in (
+        email.html
+    )
+    assert re.findall(r"<h1[^>]*>(.*?)</h1>", email.html) == [
+        "Sinch: Errors on &lt;POST /xms/v1/batches&gt; in EU"
+    ]
+    assert "Calls to &lt;POST /xms/v1/batches&gt; fail with 500 &amp; are retried." in email.html
+    assert "<POST" not in email.html
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_arrow_and_ampersands_reach_the_german_mail_as_written(fmt):
+    arrow, ampersand = parse_feed(TITLES.body(fmt)).entries[1:]
+    for entry, subject in (
+        (arrow, "[Wird beobachtet] Sinch: Sinch <-> Meta: delayed WhatsApp messages"),
+        (ampersand, "[Behoben] Sinch: SMS & MMS: delays for AT&T customers"),
+    ):
+        content = content_from_entry(entry, "Sinch", "https://status.sinch.com")
+        email = render_email(content, "de", "Europe/Berlin")
+        assert email.subject == subject
+        assert entry.updates[0].text in email.text
