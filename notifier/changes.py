@@ -5,6 +5,13 @@ An update is identified by its (time, status) pair and its occurrence number amo
 content bytes move on edits and template changes; they are never triggers. Text edits of an
 existing update and renamed titles are stored but are not events. Entries that leave the feed
 are not events either.
+
+A stored update whose time changed is re-timed, not new: when a parse finds an update that is
+not stored and a stored one of the same entry is gone, the two are one post if they have the
+same status and the same text, or if what is left unpaired on both sides has the same statuses
+in the same order (the whole entry read with another offset or year: a status page editing a
+post's time, or a parser that now reads an ambiguous zone right). Re-timed updates are stored
+with their new time and never mailed: their readers already had that post.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ class IncidentDiff:
     updates: tuple[NumberedUpdate, ...]  # all of the entry's updates, newest first
     new_updates: tuple[NumberedUpdate, ...] = ()  # newest first
     edited_updates: tuple[NumberedUpdate, ...] = ()
+    # (as stored, as now parsed): one post whose time changed; stored with the new time
+    retimed_updates: tuple[tuple[NumberedUpdate, NumberedUpdate], ...] = ()
     title_changed: bool = False
     silent: bool = False  # baseline: store, never report
 
@@ -77,7 +86,12 @@ class IncidentDiff:
         """Anything to write: a new incident, new updates, edits, or a new content hash."""
         return (
             self.seen is None
-            or bool(self.new_updates or self.edited_updates or self.title_changed)
+            or bool(
+                self.new_updates
+                or self.edited_updates
+                or self.retimed_updates
+                or self.title_changed
+            )
             or self.seen.content_hash != self.entry.content_hash
         )
 
@@ -118,15 +132,44 @@ def diff_entry(entry: Entry, seen: SeenIncident | None, silent: bool = False) ->
     known = {u.ident: u.text for u in seen.updates}
     new = tuple(u for u in numbered if u.ident not in known)
     edited = tuple(u for u in numbered if u.ident in known and known[u.ident] != u.text)
+    current = {u.ident for u in numbered}
+    gone = tuple(u for u in seen.updates if u.ident not in current)
+    new, retimed = _pair_retimed(new, gone)
     return IncidentDiff(
         entry,
         seen,
         numbered,
         new_updates=new,
         edited_updates=edited,
+        retimed_updates=retimed,
         title_changed=seen.title != entry.title,
         silent=silent,
     )
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def _pair_retimed(
+    new: tuple[NumberedUpdate, ...], gone: tuple[NumberedUpdate, ...]
+) -> tuple[tuple[NumberedUpdate, ...], tuple[tuple[NumberedUpdate, NumberedUpdate], ...]]:
+    """(really new updates, (stored, re-timed) pairs); both inputs newest first."""
+    if not new or not gone:
+        return new, ()
+    left = list(gone)
+    pairs, unpaired = [], []
+    for u in new:
+        match = next((g for g in left if g.status == u.status and _same_text(g.text, u.text)), None)
+        if match is None:
+            unpaired.append(u)
+        else:
+            left.remove(match)
+            pairs.append((match, u))
+    if unpaired and [u.status for u in unpaired] == [g.status for g in left]:
+        pairs.extend(zip(left, unpaired, strict=True))
+        unpaired = []
+    return tuple(unpaired), tuple(pairs)
 
 
 def detect_changes(

@@ -21,11 +21,12 @@ from notifier.changes import (
     diff_entry,
     number_updates,
 )
-from notifier.feed import Entry, Update
+from notifier.feed import Entry, Update, parse_feed
 from notifier.poller import ingest, parse_usable
+from notifier.store.base import from_db_time, to_db_time
 
 from .feedgen import FORMATS, Incident, Page, Post, expected_inspect, render, utc
-from .helpers import raw_rows
+from .helpers import atom, raw_rows
 
 # --- the pure core ----------------------------------------------------------------------------
 
@@ -104,6 +105,50 @@ def test_updates_gone_from_the_feed_are_not_events():
     resolved = Update("resolved", T0 + timedelta(minutes=5), "ok")
     diff = diff_entry(entry(resolved), seen_with(resolved, INV))
     assert (diff.event, diff.new_updates, diff.edited_updates) == (None, (), ())
+
+
+def test_an_entry_read_with_another_offset_is_retimed_not_new():
+    """The same posts, every time shifted (a parser that now reads CST as China, not US
+    Central): stored with the new times, no event."""
+    shift = timedelta(hours=-14)
+    resolved = Update("resolved", T0 + timedelta(hours=1), "ok")
+    stored = seen_with(resolved, INV)
+    diff = diff_entry(entry(*(replace(u, at=u.at + shift) for u in (resolved, INV))), stored)
+    assert (diff.event, diff.new_updates, diff.changed) == (None, (), True)
+    assert diff.retimed_updates == (
+        (NumberedUpdate("resolved", resolved.at, 0, "ok"),
+         NumberedUpdate("resolved", resolved.at + shift, 0, "ok")),
+        (NumberedUpdate("investigating", T0, 0, "first"),
+         NumberedUpdate("investigating", T0 + shift, 0, "first")),
+    )  # fmt: skip
+
+
+def test_a_retimed_post_next_to_a_really_new_one_reports_only_the_new_one():
+    late = Update("postmortem", T0 + timedelta(days=2), "report")
+    moved = replace(INV, at=INV.at - timedelta(days=365))  # last year's reading corrected
+    resolved = Update("resolved", T0 + timedelta(hours=1), "ok")
+    diff = diff_entry(entry(late, resolved, moved), seen_with(resolved, INV))
+    assert diff.new_updates == (NumberedUpdate("postmortem", late.at, 0, "report"),)
+    assert diff.retimed_updates == (
+        (NumberedUpdate("investigating", T0, 0, "first"),
+         NumberedUpdate("investigating", moved.at, 0, "first")),
+    )  # fmt: skip
+    assert (diff.event.type, diff.event.status, diff.event.count) == ("new_update", "postmortem", 1)
+
+
+def test_a_moved_post_whose_text_changed_too_pairs_by_status_order():
+    moved = Update("investigating", T0 + timedelta(hours=8), "first, now with details")
+    diff = diff_entry(entry(moved), seen_with(INV))
+    assert (diff.event, diff.new_updates) == (None, ())
+    assert [new.text for _old, new in diff.retimed_updates] == ["first, now with details"]
+
+
+def test_a_new_post_while_another_left_the_feed_is_still_new():
+    """Different statuses: not one post moved, but one gone and one new."""
+    resolved = Update("resolved", T0 + timedelta(hours=1), "ok")
+    diff = diff_entry(entry(resolved), seen_with(INV))
+    assert diff.new_updates == (NumberedUpdate("resolved", resolved.at, 0, "ok"),)
+    assert diff.retimed_updates == ()
 
 
 # --- scenario helpers ---------------------------------------------------------------------------
@@ -462,3 +507,43 @@ def test_an_entry_leaving_and_coming_back_unchanged_is_not_an_event(runner, tmp_
     events = replay_and_inspect(runner, tmp_path, fmt, UTC_PAGE, snapshots)
     # Only the post that appeared while the entry was away is new when it returns.
     assert events == [event(4, "p0stm0rt3m01", "new_update", "postmortem", utc(2026, 11, 6, 8, 0))]
+
+
+def test_a_whole_incident_read_with_corrected_times_keeps_its_rows_and_mails_nothing(db, clock):
+    """What the first poll after a parser fix sees on a page whose times were misread: the
+    same posts at other times. The rows move (the change record still points at its update),
+    nothing is reported; a post that is really new next to them still is."""
+    feed_id = db.ensure_feed("https://status.example.com/history.atom", clock())["id"]
+    t0 = clock() - timedelta(hours=3)
+    posts = [(t0, "Investigating", "Looking into it."), (t0 + timedelta(hours=1), "Resolved", "ok")]
+    old_post = (t0 - timedelta(days=3), "Resolved", "x")
+    other = {"key": "other0000001", "title": "Other", "updates": [old_post]}
+    ingest(db, feed_id, parse_feed(atom([other])), clock())  # baseline
+    incident = {"key": "abc000000001", "title": "SMS delays", "updates": posts}
+    clock.advance(minutes=1)
+    first = ingest(db, feed_id, parse_feed(atom([incident, other])), clock())
+    assert [c["type"] for c in first.changes] == ["new_incident"]
+    before = table(db, "SELECT id, posted_at, status, seq, text FROM updates ORDER BY id")
+    changes = table(db, "SELECT * FROM changes ORDER BY id")
+
+    shift = timedelta(hours=-8)
+    moved = {**incident, "updates": [(at + shift, status, text) for at, status, text in posts]}
+    clock.advance(minutes=1)
+    again = ingest(db, feed_id, parse_feed(atom([moved, other])), clock())
+    assert again.changes == ()
+    after = table(db, "SELECT id, posted_at, status, seq, text FROM updates ORDER BY id")
+    assert [r["id"] for r in after] == [r["id"] for r in before]
+    assert [(r["status"], r["text"]) for r in after] == [(r["status"], r["text"]) for r in before]
+    assert [r["posted_at"] for r in after] == [
+        to_db_time(from_db_time(r["posted_at"]) + shift) if r["text"] != "x" else r["posted_at"]
+        for r in before
+    ]
+    assert table(db, "SELECT * FROM changes ORDER BY id") == changes
+
+    report = (t0 + timedelta(days=1), "Postmortem", "What happened.")
+    latest = {**moved, "updates": [*moved["updates"], report]}
+    clock.advance(minutes=1)
+    third = ingest(db, feed_id, parse_feed(atom([latest, other])), clock())
+    assert [(c["type"], c["status"], c["count"]) for c in third.changes] == [
+        ("new_update", "postmortem", 1)
+    ]

@@ -198,7 +198,9 @@ class FeedQueries:
                 e.content_hash,
                 _doubt(e),
                 now if diff.new_updates else None,
-                now if (diff.edited_updates or diff.title_changed) else None,
+                now
+                if (diff.edited_updates or diff.retimed_updates or diff.title_changed)
+                else None,
                 diff.seen.id,
             ],
         )
@@ -206,6 +208,21 @@ class FeedQueries:
 
     def _save_updates(self, incident_id: int, diff: IncidentDiff, now: datetime) -> dict:
         inserted = {}
+        if diff.retimed_updates:  # first: a new post may take a time a moved one leaves
+            # The same rows (their change records point at them) move to their new times, in
+            # two steps: a negative seq first, so no move collides with a row not moved yet.
+            where = "WHERE incident_id = ? AND posted_at = ? AND status = ? AND seq = ?"
+            pairs = list(enumerate(diff.retimed_updates, 1))
+            self._executemany(
+                f"UPDATE updates SET seq = ? {where}",
+                [[-i, incident_id, old.at, old.status, old.seq] for i, (old, _) in pairs],
+            )
+            self._executemany(
+                "UPDATE updates SET posted_at = ?, seq = ?, text = ?, edited_at = ? "
+                "WHERE incident_id = ? AND status = ? AND seq = ?",
+                [[new.at, new.seq, new.text, now, incident_id, old.status, -i]
+                 for i, (old, new) in pairs],
+            )  # fmt: skip
         for u in diff.new_updates:
             row = self._query_one(
                 "INSERT INTO updates (incident_id, posted_at, status, seq, text, first_seen_at) "
