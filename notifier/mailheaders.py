@@ -17,7 +17,8 @@ every `=?` is broken with U+2060 WORD JOINER, which is invisible, so a reader se
 the status page wrote it, but nobody's parser sees an encoded word. Addresses, list ids and
 URLs are refused (UnsafeHeader) unless they are plain: a recipient address must be a bare
 addr-spec (RFC 5322 section 3.4.1, dot-atom local part, no comments, no quotes, no encoded
-words), a List-Unsubscribe value a `<https://…>` list (RFC 2369 section 2).
+words), a List-Unsubscribe value a list of `<http(s)://…>` or `<mailto:…>` (RFC 2369
+section 2).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                      r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")  # fmt: skip
 _LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+$")
-_URL = re.compile(r"^(https://|mailto:)[\x21-\x7e]+$")
+# http too: development runs on http://localhost (production start-up demands https there).
+_URL = re.compile(r"^(https?://|mailto:)[\x21-\x7e]+$")
 ONE_CLICK_VALUE = "List-Unsubscribe=One-Click"  # RFC 8058 section 3.1: exactly this
 TEXT_HEADERS = frozenset({"subject"})
 ID_HEADERS = frozenset({"x-notifier-notification-id", "x-notifier-delivery-id"})

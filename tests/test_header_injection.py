@@ -293,6 +293,9 @@ def test_text_headers_keep_what_the_reader_sees_on_one_line():
         '"Sinch \\"Status\\", EU" <status@sinch.example>'
     )
     assert neutral_text("a =?b?= c") == "a =\u2060?b?= c"
+    assert header_value(
+        "List-Unsubscribe", "<http://localhost:5000/unsubscribe/one-click/a.b>"
+    ) == ("<http://localhost:5000/unsubscribe/one-click/a.b>")
     assert plain_address("anna.b+status@xn--bcher-kva.example") == (
         "anna.b+status@xn--bcher-kva.example"
     )
