@@ -214,22 +214,9 @@ def erase(token: str):
 
 
 # --- unsubscribe and undo ------------------------------------------------------------
-def _left_already(token: str) -> bool:
-    """A valid link from a mail sent before its subscriber left; the page speaks their language."""
-    row = subscriptions.left_via_old_link(context.store(), context.settings(), token, context.now())
-    if row is not None:
-        g.subscriber_language = row["language"]
-    return row is not None
-
-
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str):
-    try:
-        subscriber = _link(tokens.MANAGE, token)
-    except InvalidLink:
-        if _left_already(token):  # a link from a mail before the unsubscribe
-            return redirect(url_for(".unsubscribed"), 303)
-        raise
+    subscriber = _link(tokens.MANAGE, token)
     if request.method != "POST":
         return render_template("unsubscribe.html", token=token, subscriber=subscriber)
     subscriptions.unsubscribe(context.store(), subscriber["id"], context.now(), "page")
@@ -244,8 +231,6 @@ def one_click(token: str):
     try:
         subscriber = _link(tokens.MANAGE, token)
     except InvalidLink:
-        if _left_already(token):  # a provider retrying: the answer stays the same
-            return Response(_("You are unsubscribed.") + "\n", 200, mimetype="text/plain")
         return Response(
             _("This link is invalid or has expired.") + "\n", 404, mimetype="text/plain"
         )

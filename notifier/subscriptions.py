@@ -25,12 +25,6 @@ queues a receipt with an undo link (a shared mailbox like noc@… may have click
 the undo restores it without a new opt-in for UNDO_WINDOW, because it was confirmed before and
 the undo link only ever went to that mailbox. A pending sign-up that is unsubscribed is simply
 called off: no receipt, as that address never opted in to any mail.
-
-Unsubscribe and undo both rotate the link nonce. After an unsubscribe, the links in earlier
-mails are dead (the receipt, built at send time, carries the new nonce); after an undo, the
-receipt's undo link is dead, so an old receipt can never re-subscribe someone who has since
-unsubscribed again on purpose. A repeated one-click POST with an old, validly signed link is
-still answered "unsubscribed" (`left_via_old_link`): RFC 8058 senders may retry.
 """
 
 from __future__ import annotations
@@ -172,17 +166,6 @@ def subscriber_for_link(store, settings: Settings, purpose: str, token: str, now
     return row
 
 
-def left_via_old_link(store, settings: Settings, token: str, now: datetime) -> dict | None:
-    """The subscriber behind a validly signed preferences/unsubscribe link who has left
-    (unsubscribed or suppressed) since it was made, or None; nothing is changed."""
-    try:
-        data = tokens.read_token(settings.verification_keys, tokens.MANAGE, token, now=now)
-    except tokens.TokenError:
-        return None
-    row = store.get_subscriber(data.subscriber_id)
-    return row if row is not None and row["state"] in ("unsubscribed", "suppressed") else None
-
-
 def manage_token(settings: Settings, subscriber: dict, now: datetime) -> str:
     """A fresh preferences/unsubscribe token for a page we just showed the subscriber."""
     return tokens.make_token(
@@ -249,7 +232,6 @@ def unsubscribe(store, subscriber_id: int, now: datetime, source: str) -> bool:
             subscriber_id,
             state="unsubscribed",
             token_nonce=None,
-            link_nonce=tokens.new_nonce(),
             unsubscribed_at=now,
             updated_at=now,
         )
@@ -272,13 +254,7 @@ def undo_unsubscribe(store, settings: Settings, token: str, now: datetime) -> di
     """Re-activate from the receipt's undo link (no new opt-in); InvalidLink otherwise."""
     with store.write():
         row = subscriber_for_link(store, settings, tokens.UNDO, token, now)
-        store.update_subscriber(
-            row["id"],
-            state="confirmed",
-            link_nonce=tokens.new_nonce(),  # this undo link (and the receipt's) dies
-            unsubscribed_at=None,
-            updated_at=now,
-        )
+        store.update_subscriber(row["id"], state="confirmed", unsubscribed_at=None, updated_at=now)
         store.set_consent_withdrawn(row["id"], None)
         # A receipt still queued would now say the opposite of the truth.
         store.cancel_pending_for_subscriber(row["id"], "unsubscribe undone", now, ("receipt",))
