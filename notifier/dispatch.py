@@ -187,6 +187,7 @@ class Dispatcher:
             sub.get("link_nonce") or "",
             confirm_nonce=sub.get("token_nonce") if kind == "confirmation" else None,
             undo=kind == "receipt",
+            unsubscribed_at=sub.get("unsubscribed_at"),
         )
         substitutions = {
             PLACEHOLDERS[name]: url for name, url in links.items() if name in PLACEHOLDERS

@@ -25,6 +25,11 @@ queues a receipt with an undo link (a shared mailbox like noc@… may have click
 the undo restores it without a new opt-in for UNDO_WINDOW, because it was confirmed before and
 the undo link only ever went to that mailbox. A pending sign-up that is unsubscribed is simply
 called off: no receipt, as that address never opted in to any mail.
+
+An undo link belongs to one unsubscribe (tokens.undo_nonce): it works once, and an old
+receipt never undoes a later unsubscribe. The link nonce itself is not rotated by unsubscribe
+or undo, so the unsubscribe and preferences links in mails the subscriber already has keep
+working (mailbox providers use the RFC 8058 one-click URL of any earlier mail).
 """
 
 from __future__ import annotations
@@ -156,7 +161,12 @@ def subscriber_for_link(store, settings: Settings, purpose: str, token: str, now
     row = store.get_subscriber(data.subscriber_id)
     if row is None:
         raise InvalidLink
-    nonce = row["token_nonce"] if purpose == tokens.CONFIRM else row["link_nonce"]
+    if purpose == tokens.CONFIRM:
+        nonce = row["token_nonce"]
+    elif purpose == tokens.UNDO:  # bound to this unsubscribe: an older receipt's link is dead
+        nonce = tokens.undo_nonce(row["link_nonce"], row["unsubscribed_at"])
+    else:
+        nonce = row["link_nonce"]
     if not tokens.nonce_matches(nonce, data.nonce):
         raise InvalidLink
     if purpose == tokens.CONFIRM and row["state"] != "pending":

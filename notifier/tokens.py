@@ -8,10 +8,11 @@ The database never holds a token, and a nonce alone is useless without the secre
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
@@ -99,6 +100,22 @@ def read_token(
     return TokenData(value[0], value[1])
 
 
+def undo_nonce(link_nonce: str | None, unsubscribed_at: datetime | None) -> str | None:
+    """The nonce of an undo link: bound to one unsubscribe, not only to the subscriber.
+
+    An undo link must work once, for the unsubscribe its receipt reported, and never for a
+    later one: an old receipt must not bring back someone who has since left again on
+    purpose. Deriving the nonce from the link nonce and the time of this unsubscribe does
+    that without rotating the link nonce, which would kill every unsubscribe link (RFC 8058
+    one-click included) in the mails the subscriber already has. None when not unsubscribed.
+    """
+    if not link_nonce or unsubscribed_at is None:
+        return None
+    moment = unsubscribed_at.astimezone(UTC).isoformat(timespec="microseconds")
+    digest = hmac.new(link_nonce.encode(), f"undo:{moment}".encode(), "sha256").digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
 def nonce_matches(expected: str | None, given: str) -> bool:
     return expected is not None and hmac.compare_digest(expected.encode(), given.encode())
 
@@ -110,8 +127,13 @@ def recipient_links(
     *,
     confirm_nonce: str | None = None,
     undo: bool = False,
+    unsubscribed_at: datetime | None = None,
 ) -> dict[str, str]:
-    """Absolute URLs for one recipient; built in the worker, so no request context is needed."""
+    """Absolute URLs for one recipient; built in the worker, so no request context is needed.
+
+    With `undo`, an undo link for the unsubscribe at `unsubscribed_at` (see undo_nonce); one
+    that can never work when the subscriber is no longer unsubscribed.
+    """
     base = settings.public_base_url
     manage = make_token(settings.secret_key, MANAGE, subscriber_id, link_nonce)
     links = {
@@ -123,6 +145,7 @@ def recipient_links(
         confirm = make_token(settings.secret_key, CONFIRM, subscriber_id, confirm_nonce)
         links["confirm_url"] = f"{base}/confirm/{confirm}"
     if undo:
-        undo_token = make_token(settings.secret_key, UNDO, subscriber_id, link_nonce)
+        nonce = undo_nonce(link_nonce, unsubscribed_at) or new_nonce()  # new_nonce: dead
+        undo_token = make_token(settings.secret_key, UNDO, subscriber_id, nonce)
         links["undo_url"] = f"{base}/unsubscribe/undo/{undo_token}"
     return links

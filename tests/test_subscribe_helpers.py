@@ -83,8 +83,15 @@ def subscriber(db, email: str = "ada@example.com") -> dict:
 
 
 def link(settings, purpose: str, row: dict, now: datetime) -> str:
-    """The path of a signed link, as the mail would carry it."""
-    nonce = row["token_nonce"] if purpose == tokens.CONFIRM else row["link_nonce"]
+    """The path of a signed link, as the mail would carry it (an undo link: the receipt of the
+    unsubscribe `row` shows, so pass the row as it is after that unsubscribe)."""
+    if purpose == tokens.CONFIRM:
+        nonce = row["token_nonce"]
+    elif purpose == tokens.UNDO:
+        nonce = tokens.undo_nonce(row["link_nonce"], row["unsubscribed_at"])
+        assert nonce, "an undo link needs the row after its unsubscribe"
+    else:
+        nonce = row["link_nonce"]
     token = tokens.make_token(settings.secret_key, purpose, row["id"], nonce, now=now)
     prefix = {
         tokens.CONFIRM: "/confirm/",

@@ -139,7 +139,7 @@ def undo_path(settings, row, now) -> str:
 def test_undo_restores_the_subscription_without_a_new_opt_in(client, settings, db, clock):
     row = confirmed_subscriber(client, settings, db, clock)
     client.post(f"/unsubscribe/one-click/{manage_token(settings, row, clock)}")
-    path = undo_path(settings, row, clock())
+    path = undo_path(settings, subscriber(db), clock())  # as the receipt carries it
     clock.advance(days=6)
     before = snapshot(db)
     page = client.get(path)
@@ -164,7 +164,7 @@ def test_undo_restores_the_subscription_without_a_new_opt_in(client, settings, d
 def test_undo_links_die_after_seven_days_use_or_a_fresh_sign_up(client, settings, db, clock):
     row = confirmed_subscriber(client, settings, db, clock)
     client.post(f"/unsubscribe/one-click/{manage_token(settings, row, clock)}")
-    path = undo_path(settings, row, clock())
+    path = undo_path(settings, subscriber(db), clock())
     csrf = form_tokens(client)["csrf_token"]
 
     clock.advance(days=7, seconds=1)
@@ -185,3 +185,46 @@ def test_undo_links_die_after_seven_days_use_or_a_fresh_sign_up(client, settings
     assert client.post(fresh, data={"csrf_token": csrf}).status_code == 404
     assert subscriber(db)["state"] == "pending"
     assert confirm(client, settings, db, clock).status_code == 303
+
+
+def test_an_old_receipt_cannot_undo_a_later_deliberate_unsubscribe(client, settings, db, clock):
+    """Unsubscribe, undo, unsubscribe again on purpose: the first receipt's undo link (still
+    inside its seven days) must not bring the address back; the second receipt's does."""
+    row = confirmed_subscriber(client, settings, db, clock)
+    one_click = f"/unsubscribe/one-click/{manage_token(settings, row, clock)}"
+    client.post(one_click)
+    first_undo = undo_path(settings, subscriber(db), clock())
+    csrf = form_tokens(client)["csrf_token"]
+    assert client.post(first_undo, data={"csrf_token": csrf}).status_code == 303
+    clock.advance(hours=1)
+    assert subscriber(db)["state"] == "confirmed"
+    assert client.post(one_click).status_code == 200  # the very same mail's link, again
+    clock.advance(hours=1)
+    before = snapshot(db)
+    for method in ("GET", "HEAD", "POST"):
+        response = client.open(first_undo, method=method, data={"csrf_token": csrf})
+        assert response.status_code == 404, method
+    assert snapshot(db) == before
+    assert subscriber(db)["state"] == "unsubscribed"
+    second_undo = undo_path(settings, subscriber(db), clock())
+    assert client.post(second_undo, data={"csrf_token": csrf}).status_code == 303
+    assert subscriber(db)["state"] == "confirmed"
+
+
+def test_after_an_undo_every_earlier_mail_can_still_unsubscribe(app, settings, db, clock):
+    """The undo kills only its own link: the one-click URL and the unsubscribe and preferences
+    links of mails from before (and of the receipt) keep working, as mailbox providers expect."""
+    client = app.test_client()
+    row = confirmed_subscriber(client, settings, db, clock)
+    token = manage_token(settings, row, clock)
+    assert client.post(f"/unsubscribe/one-click/{token}").status_code == 200
+    csrf = form_tokens(client)["csrf_token"]
+    undo = undo_path(settings, subscriber(db), clock())
+    assert client.post(undo, data={"csrf_token": csrf}).status_code == 303
+    clock.advance(days=2)
+    assert client.get(f"/preferences/{token}").status_code == 200
+    assert client.get(f"/unsubscribe/{token}").status_code == 200
+    provider = app.test_client()
+    response = provider.post(f"/unsubscribe/one-click/{token}")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "Du bist abgemeldet.\n")
+    assert subscriber(db)["state"] == "unsubscribed"

@@ -63,7 +63,7 @@ class DispatchQueries:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             for r in self._query(
-                "SELECT id, link_nonce, token_nonce FROM subscribers "
+                "SELECT id, link_nonce, token_nonce, unsubscribed_at FROM subscribers "
                 f"WHERE id IN ({_marks(chunk)})",
                 chunk,
             ):

@@ -28,7 +28,13 @@ def subscriber_row(server, address: str) -> dict:
 
 
 def token_for(row: dict, purpose: str) -> str:
-    nonce = row["token_nonce"] if purpose == tokens.CONFIRM else row["link_nonce"]
+    """A link as the mails carry it (an undo link: the receipt of the unsubscribe in `row`)."""
+    if purpose == tokens.CONFIRM:
+        nonce = row["token_nonce"]
+    elif purpose == tokens.UNDO:
+        nonce = tokens.undo_nonce(row["link_nonce"], row["unsubscribed_at"])
+    else:
+        nonce = row["link_nonce"]
     return tokens.make_token(SECRET_KEY, purpose, row["id"], nonce)
 
 
