@@ -19,9 +19,13 @@ from email.utils import formataddr, getaddresses
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from notifier import jobs
 from notifier.announcements import normalize
+from notifier.emails.message import PLACEHOLDERS, escape_text, escape_url
 from notifier.feed import parse_feed
 from notifier.mailer import apply_substitutions
 from notifier.mailheaders import UnsafeHeader, header_value, neutral_text, plain_address
@@ -32,7 +36,7 @@ from .helpers import add_subscriber, atom, table
 from .test_subscribe_helpers import signup
 
 ENCODED = "=?utf-8?q?=0D=0ABcc:_x@example.net?="
-LIVE = "-unsubscribe_url- -preferences_url- -confirm_url- -undo_url-"
+LIVE = "-unsubscribe_url- -preferences_url- -confirm_url- -undo_url-preferences_url-"
 PAYLOAD = f"Outage {ENCODED} {LIVE}\u2028Cc: y@example.net"
 # What a reader must see of that payload: the same characters, on one line.
 SHOWN = f"Outage {ENCODED} {LIVE} Cc: y@example.net"
@@ -299,3 +303,14 @@ def test_text_headers_keep_what_the_reader_sees_on_one_line():
     assert plain_address("anna.b+status@xn--bcher-kva.example") == (
         "anna.b+status@xn--bcher-kva.example"
     )
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*PLACEHOLDERS.values(), "-", "_url", "x", "--", " "])))
+def test_no_text_keeps_a_live_placeholder_and_every_text_reads_the_same(parts):
+    text = "".join(parts)
+    escaped = escape_text(text)
+    assert not any(p in escaped for p in PLACEHOLDERS.values())
+    assert visible(escaped) == text
+    url = escape_url("https://status.example.com/" + text.replace(" ", ""))
+    assert not any(p in url for p in PLACEHOLDERS.values())

@@ -21,7 +21,11 @@ PLACEHOLDERS = {
     "undo_url": "-undo_url-",
 }
 WORD_JOINER = "\u2060"  # invisible: the text reads the same, the bytes no longer match
-_LIVE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+# The '-' that opens a placeholder, found by lookahead: copies that share a '-'
+# ("-undo_url-preferences_url-") are each broken, which non-overlapping matching would miss.
+_LIVE = re.compile(
+    "-(?=(?:" + "|".join(re.escape(p[1:]) for p in PLACEHOLDERS.values()) + "))"
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class Message:
 
 def escape_text(text: str) -> str:
     """`text` with no live placeholder: each copy gets a WORD JOINER after its first '-'."""
-    return _LIVE.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+    return _LIVE.sub("-" + WORD_JOINER, text)
 
 
 def escape_url(url: str) -> str:
@@ -105,7 +109,7 @@ def escape_url(url: str) -> str:
     same URL to a server (RFC 3986 section 2.3) but no longer the placeholder's bytes."""
     if url in PLACEHOLDERS.values():
         return url
-    return _LIVE.sub(lambda m: "%2D" + m.group(0)[1:], url)
+    return _LIVE.sub("%2D", url)
 
 
 def escape_placeholders(value):
