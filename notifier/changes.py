@@ -6,12 +6,15 @@ content bytes move on edits and template changes; they are never triggers. Text 
 existing update and renamed titles are stored but are not events. Entries that leave the feed
 are not events either.
 
-A stored update whose time changed is re-timed, not new: when a parse finds an update that is
-not stored and a stored one of the same entry is gone, the two are one post if they have the
-same status and the same text, or if what is left unpaired on both sides has the same statuses
-in the same order (the whole entry read with another offset or year: a status page editing a
-post's time, or a parser that now reads an ambiguous zone right). Re-timed updates are stored
-with their new time and never mailed: their readers already had that post.
+A stored update whose time changed is re-timed, not new (a status page editing a post's time,
+or a parser that now reads an ambiguous zone or a year right): a parsed update that is not
+stored pairs with a stored one that vanished from the entry in this same parse (one already
+gone at an earlier poll never pairs: a post deleted then written again later is new), when the
+time moved by what a misread zone or year explains (a multiple of 15 minutes, within 26 hours,
+or a year give or take that), and either status and text are the same, or at least two posts
+are left unpaired on both sides with the same statuses in the same order, all moved by the
+same amount. Re-timed updates are stored with their new time and never mailed. When in doubt
+an update is new: a missed incident mail is worse than a second one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .feed import Entry, Update
 
@@ -30,6 +33,7 @@ class NumberedUpdate:
     at: datetime
     seq: int
     text: str
+    gone: bool = field(default=False, compare=False)  # stored, and missing from the feed since
 
     @property
     def ident(self) -> tuple[datetime, str, int]:
@@ -65,6 +69,8 @@ class IncidentDiff:
     edited_updates: tuple[NumberedUpdate, ...] = ()
     # (as stored, as now parsed): one post whose time changed; stored with the new time
     retimed_updates: tuple[tuple[NumberedUpdate, NumberedUpdate], ...] = ()
+    vanished_updates: tuple[NumberedUpdate, ...] = ()  # stored, missing from this parse
+    returned_updates: tuple[NumberedUpdate, ...] = ()  # marked gone earlier, back now
     title_changed: bool = False
     silent: bool = False  # baseline: store, never report
 
@@ -90,6 +96,8 @@ class IncidentDiff:
                 self.new_updates
                 or self.edited_updates
                 or self.retimed_updates
+                or self.vanished_updates
+                or self.returned_updates
                 or self.title_changed
             )
             or self.seen.content_hash != self.entry.content_hash
@@ -133,8 +141,9 @@ def diff_entry(entry: Entry, seen: SeenIncident | None, silent: bool = False) ->
     new = tuple(u for u in numbered if u.ident not in known)
     edited = tuple(u for u in numbered if u.ident in known and known[u.ident] != u.text)
     current = {u.ident for u in numbered}
-    gone = tuple(u for u in seen.updates if u.ident not in current)
-    new, retimed = _pair_retimed(new, gone)
+    vanishing = tuple(u for u in seen.updates if u.ident not in current and not u.gone)
+    new, retimed = _pair_retimed(new, vanishing)
+    moved = {old.ident for old, _new in retimed}
     return IncidentDiff(
         entry,
         seen,
@@ -142,9 +151,24 @@ def diff_entry(entry: Entry, seen: SeenIncident | None, silent: bool = False) ->
         new_updates=new,
         edited_updates=edited,
         retimed_updates=retimed,
+        vanished_updates=tuple(u for u in vanishing if u.ident not in moved),
+        returned_updates=tuple(u for u in seen.updates if u.gone and u.ident in current),
         title_changed=seen.title != entry.title,
         silent=silent,
     )
+
+
+QUARTER_HOUR = timedelta(minutes=15)
+MAX_ZONE_SHIFT = timedelta(hours=26)  # UTC-12 read as UTC+14, or the other way round
+YEAR_SHIFTS = (timedelta(days=365), timedelta(days=366))
+
+
+def plausible_shift(delta: timedelta) -> bool:
+    """Whether a post's time could have moved by `delta` through a misread zone or year."""
+    if not delta or delta % QUARTER_HOUR:
+        return False
+    size = abs(delta)
+    return size <= MAX_ZONE_SHIFT or any(abs(size - y) <= MAX_ZONE_SHIFT for y in YEAR_SHIFTS)
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -152,21 +176,35 @@ def _same_text(a: str, b: str) -> bool:
 
 
 def _pair_retimed(
-    new: tuple[NumberedUpdate, ...], gone: tuple[NumberedUpdate, ...]
+    new: tuple[NumberedUpdate, ...], vanishing: tuple[NumberedUpdate, ...]
 ) -> tuple[tuple[NumberedUpdate, ...], tuple[tuple[NumberedUpdate, NumberedUpdate], ...]]:
     """(really new updates, (stored, re-timed) pairs); both inputs newest first."""
-    if not new or not gone:
+    if not new or not vanishing:
         return new, ()
-    left = list(gone)
+    left = list(vanishing)
     pairs, unpaired = [], []
     for u in new:
-        match = next((g for g in left if g.status == u.status and _same_text(g.text, u.text)), None)
+        match = next(
+            (
+                g
+                for g in left
+                if g.status == u.status
+                and _same_text(g.text, u.text)
+                and plausible_shift(u.at - g.at)
+            ),
+            None,
+        )
         if match is None:
             unpaired.append(u)
         else:
             left.remove(match)
             pairs.append((match, u))
-    if unpaired and [u.status for u in unpaired] == [g.status for g in left]:
+    if (
+        len(unpaired) >= 2
+        and [u.status for u in unpaired] == [g.status for g in left]
+        and len({u.at - g.at for u, g in zip(unpaired, left, strict=True)}) == 1
+        and plausible_shift(unpaired[0].at - left[0].at)
+    ):
         pairs.extend(zip(left, unpaired, strict=True))
         unpaired = []
     return tuple(unpaired), tuple(pairs)

@@ -136,11 +136,47 @@ def test_a_retimed_post_next_to_a_really_new_one_reports_only_the_new_one():
     assert (diff.event.type, diff.event.status, diff.event.count) == ("new_update", "postmortem", 1)
 
 
-def test_a_moved_post_whose_text_changed_too_pairs_by_status_order():
-    moved = Update("investigating", T0 + timedelta(hours=8), "first, now with details")
-    diff = diff_entry(entry(moved), seen_with(INV))
+def test_moved_posts_whose_texts_changed_too_pair_only_when_they_move_together():
+    """Two posts, texts edited, both moved by the same 8 hours: one entry re-read. A single
+    post with another text at another time is a new post (when in doubt, mail)."""
+    shift = timedelta(hours=8)
+    resolved = Update("resolved", T0 + timedelta(hours=1), "ok")
+    moved = (replace(resolved, at=resolved.at + shift, text="ok, fixed"),
+             replace(INV, at=INV.at + shift, text="first, with details"))  # fmt: skip
+    diff = diff_entry(entry(*moved), seen_with(resolved, INV))
     assert (diff.event, diff.new_updates) == (None, ())
-    assert [new.text for _old, new in diff.retimed_updates] == ["first, now with details"]
+    assert [new.text for _old, new in diff.retimed_updates] == ["ok, fixed", "first, with details"]
+    alone = replace(INV, at=INV.at + shift, text="first, with details")
+    diff = diff_entry(entry(alone), seen_with(INV))
+    assert diff.new_updates == (NumberedUpdate("investigating", alone.at, 0, alone.text),)
+    assert diff.retimed_updates == ()
+
+
+def test_only_shifts_a_misread_zone_or_year_explains_pair():
+    for delta, plausible in (
+        (timedelta(hours=-14), True), (timedelta(minutes=45), True),
+        (timedelta(days=365, hours=-8), True), (timedelta(days=-366), True),
+        (timedelta(minutes=7), False), (timedelta(hours=27), False),
+        (timedelta(days=40), False), (timedelta(days=-2, minutes=-30), False),
+    ):  # fmt: skip
+        diff = diff_entry(entry(replace(INV, at=INV.at + delta)), seen_with(INV))
+        assert bool(diff.retimed_updates) is plausible, delta
+        assert bool(diff.new_updates) is not plausible, delta
+
+
+def test_a_post_deleted_at_one_poll_is_not_the_same_as_one_written_later():
+    """A premature 'resolved' removed by the page at one poll; the real one, hours later with
+    the same boilerplate, is new: only a post vanishing in the same parse may pair."""
+    early = Update("resolved", T0 + timedelta(hours=1), "This incident has been resolved.")
+    real = Update("resolved", T0 + timedelta(hours=4), "This incident has been resolved.")
+    stored = seen_with(early, INV)
+    gone = replace(
+        stored,
+        updates=tuple(replace(u, gone=u.status == "resolved") for u in stored.updates),
+    )
+    diff = diff_entry(entry(real, INV), gone)
+    assert diff.new_updates == (NumberedUpdate("resolved", real.at, 0, real.text),)
+    assert (diff.event.type, diff.retimed_updates) == ("new_update", ())
 
 
 def test_a_new_post_while_another_left_the_feed_is_still_new():
@@ -538,7 +574,9 @@ def test_a_whole_incident_read_with_corrected_times_keeps_its_rows_and_mails_not
         to_db_time(from_db_time(r["posted_at"]) + shift) if r["text"] != "x" else r["posted_at"]
         for r in before
     ]
-    assert table(db, "SELECT * FROM changes ORDER BY id") == changes
+    assert table(db, "SELECT * FROM changes ORDER BY id") == [
+        {**c, "posted_at": to_db_time(from_db_time(c["posted_at"]) + shift)} for c in changes
+    ]
 
     report = (t0 + timedelta(days=1), "Postmortem", "What happened.")
     latest = {**moved, "updates": [*moved["updates"], report]}
@@ -547,3 +585,25 @@ def test_a_whole_incident_read_with_corrected_times_keeps_its_rows_and_mails_not
     assert [(c["type"], c["status"], c["count"]) for c in third.changes] == [
         ("new_update", "postmortem", 1)
     ]
+
+
+def test_a_premature_resolution_removed_then_posted_again_is_mailed(db, clock):
+    """The page posts 'resolved' too early (mailed), deletes it, and hours later resolves for
+    real with the same boilerplate: the second one is a new update, on both databases."""
+    feed_id = db.ensure_feed("https://status.example.com/history.atom", clock())["id"]
+    t0 = clock() - timedelta(hours=6)
+    inv = (t0, "Investigating", "Looking into it.")
+    done = "This incident has been resolved."
+    key = {"key": "prem00000001", "title": "SMS delays"}
+    ingest(db, feed_id, parse_feed(atom([{**key, "updates": [inv]}])), clock())  # baseline
+    polls = [
+        [inv, (t0 + timedelta(hours=1), "Resolved", done)],  # too early: mailed
+        [inv],  # deleted by the page
+        [inv, (t0 + timedelta(hours=5), "Resolved", done)],  # the real one
+    ]
+    reported = []
+    for updates in polls:
+        clock.advance(minutes=5)
+        result = ingest(db, feed_id, parse_feed(atom([{**key, "updates": updates}])), clock())
+        reported.append([(c["type"], c["status"]) for c in result.changes])
+    assert reported == [[("new_update", "resolved")], [], [("new_update", "resolved")]]

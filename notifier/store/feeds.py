@@ -102,14 +102,16 @@ class FeedQueries:
             return {}
         marks = ",".join("?" * len(incident_ids))
         rows = self._query(
-            f"SELECT incident_id, status, posted_at, seq, text FROM updates "
+            f"SELECT incident_id, status, posted_at, seq, text, gone_at FROM updates "
             f"WHERE incident_id IN ({marks}) ORDER BY posted_at DESC, seq DESC",
             list(incident_ids),
         )
         grouped: dict[int, list] = {i: [] for i in incident_ids}
         for r in rows:
             grouped[r["incident_id"]].append(
-                NumberedUpdate(r["status"], r["posted_at"], r["seq"], r["text"])
+                NumberedUpdate(
+                    r["status"], r["posted_at"], r["seq"], r["text"], r["gone_at"] is not None
+                )
             )
         return {k: tuple(v) for k, v in grouped.items()}
 
@@ -223,6 +225,11 @@ class FeedQueries:
                 [[new.at, new.seq, new.text, now, incident_id, old.status, -i]
                  for i, (old, new) in pairs],
             )  # fmt: skip
+            self._executemany(
+                "UPDATE changes SET posted_at = ? WHERE update_id IN (SELECT id FROM updates "
+                f"{where})",
+                [[new.at, incident_id, new.at, new.status, new.seq] for _, (_, new) in pairs],
+            )
         for u in diff.new_updates:
             row = self._query_one(
                 "INSERT INTO updates (incident_id, posted_at, status, seq, text, first_seen_at) "
@@ -236,6 +243,16 @@ class FeedQueries:
             "UPDATE updates SET text = ?, edited_at = ? "
             "WHERE incident_id = ? AND posted_at = ? AND status = ? AND seq = ?",
             [[u.text, now, incident_id, u.at, u.status, u.seq] for u in diff.edited_updates],
+        )
+        # Which stored posts the feed no longer shows, and which came back: only a post that
+        # vanishes in the same parse as another appears can be the same post re-timed.
+        marks = [(now, u) for u in diff.vanished_updates] + [
+            (None, u) for u in diff.returned_updates
+        ]
+        self._executemany(
+            "UPDATE updates SET gone_at = ? "
+            "WHERE incident_id = ? AND posted_at = ? AND status = ? AND seq = ?",
+            [[gone, incident_id, u.at, u.status, u.seq] for gone, u in marks],
         )
         return inserted
 

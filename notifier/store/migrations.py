@@ -314,6 +314,15 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             "ALTER TABLE incidents ADD COLUMN time_doubt TEXT",
         ],
     ),
+    (
+        "0009_update_gone_at",
+        [
+            # When a stored post went missing from its entry (NULL: still shown). Only a post
+            # that vanishes in the same poll as another appears may be taken for that post
+            # re-timed (notifier/changes.py); existing rows start as shown.
+            "ALTER TABLE updates ADD COLUMN gone_at TEXT",
+        ],
+    ),
 ]
 
 
