@@ -323,12 +323,17 @@ def secret_key_weakness(key: str) -> str | None:
     return None
 
 
+def _is_dev_key(key: str) -> bool:
+    """The public development key, also with stray spaces or another case around it."""
+    return key.strip().lower() == DEV_SECRET_KEY.lower()
+
+
 def _secret_key_errors(settings: Settings) -> list[str]:
     # Every fallback verifies tokens as well as SECRET_KEY does, so each one must be as strong.
     errors = []
     key = settings.secret_key
     weakness = secret_key_weakness(key)
-    if not key or key == DEV_SECRET_KEY:
+    if not key.strip() or _is_dev_key(key):
         errors.append(
             "SECRET_KEY is missing or is the public development key: set a random value of "
             f"at least {MIN_SECRET_BYTES} bytes ({MAKE_KEY})."
@@ -341,7 +346,7 @@ def _secret_key_errors(settings: Settings) -> list[str]:
     for number, fallback in enumerate(settings.secret_key_fallbacks, start=1):
         name = f"SECRET_KEY_FALLBACKS entry {number}"
         weakness = secret_key_weakness(fallback)
-        if fallback == DEV_SECRET_KEY:
+        if _is_dev_key(fallback):
             errors.append(
                 f"{name} is the public development key: anyone can sign tokens with it "
                 "(remove it from the list)."

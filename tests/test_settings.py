@@ -264,6 +264,11 @@ WEBHOOK_FIX = (
             f"least 32 bytes ({MAKE_KEY}).",
         ),
         (
+            {"SECRET_KEY": f" {DEV_SECRET_KEY.upper()} "},
+            "SECRET_KEY is missing or is the public development key: set a random value of at "
+            f"least 32 bytes ({MAKE_KEY}).",
+        ),
+        (
             {"SECRET_KEY": "0123456789abcdef"},
             f"SECRET_KEY is too weak: 16 bytes, at least 32 needed; {WEAK_KEY_FIX}",
         ),

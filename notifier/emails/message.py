@@ -23,9 +23,7 @@ PLACEHOLDERS = {
 WORD_JOINER = "\u2060"  # invisible: the text reads the same, the bytes no longer match
 # The '-' that opens a placeholder, found by lookahead: copies that share a '-'
 # ("-undo_url-preferences_url-") are each broken, which non-overlapping matching would miss.
-_LIVE = re.compile(
-    "-(?=(?:" + "|".join(re.escape(p[1:]) for p in PLACEHOLDERS.values()) + "))"
-)
+_LIVE = re.compile("-(?=(?:" + "|".join(re.escape(p[1:]) for p in PLACEHOLDERS.values()) + "))")
 
 
 @dataclass(frozen=True)

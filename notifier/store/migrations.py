@@ -294,16 +294,20 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
         [
             # Before 0006 every SendGrid 'dropped' event suppressed its address, also for
             # reasons about the message (notifier/hooks.py DROP_REASON_IS_ADDRESS): one flagged
-            # incident mail could silence the whole list. Lift exactly those suppressions, as
+            # incident mail could silence the whole list. Lift every drop suppression the
+            # webhook would not make today (all but the four address reasons; a bare or unknown
+            # reason included, as the webhook no longer suppresses for those either), as
             # ops' "unsuppress" would for an address that had opted in; updated_at is left as
             # it was (no portable "now" in the stored format), suppressed_at/reason are cleared.
             """UPDATE subscribers SET state = CASE WHEN unsubscribed_at IS NULL
                    OR unsubscribed_at < confirmed_at THEN 'confirmed' ELSE 'unsubscribed' END,
                    suppressed_at = NULL, suppressed_reason = NULL
                WHERE state = 'suppressed' AND confirmed_at IS NOT NULL
-               AND lower(suppressed_reason) IN ('dropped: spam content',
-                   'dropped: invalid smtpapi header', 'dropped: recipient list over package quota',
-                   'dropped: duplicate message')""",
+               AND (lower(suppressed_reason) = 'dropped'
+                    OR lower(suppressed_reason) LIKE 'dropped: %')
+               AND lower(suppressed_reason) NOT IN ('dropped: bounced address',
+                   'dropped: spam reporting address', 'dropped: unsubscribed address',
+                   'dropped: invalid')""",
         ],
     ),
     (
