@@ -91,9 +91,8 @@ def hidden(html: str, name: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture(name="mail")
-def mail_through_fake_sendgrid(app, settings, sendgrid):
-    """The app sends through the fake SendGrid; returns the fake."""
+def send_through(app, settings, sendgrid) -> None:
+    """Point the app's mail at the fake SendGrid (the official library, a local server)."""
     app.extensions["settings"] = replace(
         settings,
         email_backend="sendgrid",
@@ -102,6 +101,12 @@ def mail_through_fake_sendgrid(app, settings, sendgrid):
         sendgrid_timeout_seconds=2.0,
         mail_from="Sinch Status <status@sinch.example>",
     )
+
+
+@pytest.fixture(name="mail")
+def mail_through_fake_sendgrid(app, settings, sendgrid):
+    """The app sends through the fake SendGrid; returns the fake."""
+    send_through(app, settings, sendgrid)
     return sendgrid
 
 

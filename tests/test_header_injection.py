@@ -10,7 +10,6 @@ trusts its input would write it: the neutralising has to happen in our code, bef
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -33,6 +32,7 @@ from notifier.notifications import notify_changes
 from notifier.poller import ingest
 
 from .helpers import add_subscriber, atom, table
+from .test_admin_helpers import send_through
 from .test_subscribe_helpers import signup
 
 ENCODED = "=?utf-8?q?=0D=0ABcc:_x@example.net?="
@@ -158,17 +158,6 @@ def sendgrid_mails(sendgrid) -> dict[str, list[dict]]:
     return found
 
 
-def sendgrid_app(app, settings, sendgrid):
-    app.extensions["settings"] = replace(
-        settings,
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-    )
-
-
 def split(mails: list[dict]) -> tuple[dict, dict]:
     """(the payload mail, the control mail) of one reader."""
     [bad] = [m for m in mails if ENCODED in visible(m["subject"])]
@@ -181,7 +170,7 @@ def test_feed_title_and_text_cannot_add_headers_or_move_links(
     app, settings, sendgrid, incident, backend
 ):
     if backend == "sendgrid":
-        sendgrid_app(app, settings, sendgrid)
+        send_through(app, settings, sendgrid)
     jobs.dispatch(app)
     found = outbox_mails(settings) if backend == "outbox" else sendgrid_mails(sendgrid)
     assert sorted(found) == ["anna@example.de", "ben@example.com"]
@@ -201,7 +190,7 @@ def test_announcement_title_and_body_cannot_add_headers_or_move_links(
     app, db, settings, sendgrid, clock, backend
 ):
     if backend == "sendgrid":
-        sendgrid_app(app, settings, sendgrid)
+        send_through(app, settings, sendgrid)
     add_subscriber(db, "anna@example.de", now=clock(), language="de")
     add_subscriber(db, "ben@example.com", now=clock(), language="en")
     title = f"Wartung {ENCODED} {LIVE}"
@@ -243,7 +232,7 @@ def test_a_stored_encoded_word_address_fails_alone(
 ):
     """Stored before the form refused it: that row fails with its reason, the rest go."""
     if backend == "sendgrid":
-        sendgrid_app(app, settings, sendgrid)
+        send_through(app, settings, sendgrid)
     bad_id = add_subscriber(db, ENCODED_ADDRESSES[1], now=clock(), language="en")
     notify_changes(db, settings, clock())  # nothing new: the incident was notified already
     db._execute(
