@@ -2,7 +2,9 @@
 
 A page's zone decides everything the parser sees about time: its stamps carry the zone's own
 abbreviation at that moment (CST, IST, "+03", ChST, …, as Rails' %Z prints them) and its entry
-dates carry the zone's real offset. Dates are drawn uniformly from 2001-2036, or right around one
+dates carry the zone's real offset, or are written in UTC ("Z"), as Statuspage's Atom writes them
+whatever the page's zone; then only the dates' instants can tell the zone (the newest update is
+the item date, a page has one zone). Dates are drawn uniformly from 2001-2036, or right around one
 of the zone's own offset changes (DST switches, found by bisection), or around New Year; some
 incidents get a postmortem days or weeks after their item date, some are maintenance windows.
 Stamps the page itself prints ambiguously (a time in a repeated hour whose two readings share
@@ -119,7 +121,7 @@ def pages(draw):
         published=published,
         window=window,
     )
-    return Page(zone=key), incident
+    return Page(zone=key, dates=draw(st.sampled_from(("local", "utc")))), incident
 
 
 @settings(
