@@ -69,21 +69,20 @@ _LINK = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>", re.
 # comment with "<!--"; any other "<" is text ("a <-> b", "< 5%"), as browsers show it (HTML
 # Living Standard, 13.2.5.6 "Tag open state").
 _TAG = re.compile(r"<!--.*?-->|<[!?][^>]*>|</?[A-Za-z][^>]*>", re.S)
-# Elements of HTML (HTML Living Standard, "Index of elements", plus the obsolete ones of its
-# section 16): in a title that is plain text, only these are markup left over; "<POST /x>" is text.
-HTML_ELEMENTS = frozenset(
-    """a abbr acronym address applet area article aside audio b base basefont bdi bdo bgsound
-    big blink blockquote body br button canvas caption center cite code col colgroup data
-    datalist dd del details dfn dialog dir div dl dt em embed fieldset figcaption figure font
-    footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe img input
-    ins isindex kbd keygen label legend li link listing main map mark marquee math menu
-    menuitem meta meter multicol nav nextid nobr noembed noframes noscript object ol optgroup
-    option output p param picture plaintext pre progress q rb rp rt rtc ruby s samp script
-    search section select slot small source spacer span strike strong style sub summary sup
-    svg table tbody td template textarea tfoot th thead time title tr track tt u ul var video
-    wbr xmp""".split()  # noqa: SIM905 - a word list reads better than 140 quoted strings
+# The elements a title marked as HTML may carry for formatting: the HTML Living Standard's
+# "Text-level semantics" (section 4.5) that format text, and the obsolete big/font/strike/tt of its
+# section 16. Only their well-formed tags leave a title; "<Video>", "<HEAD /x>", "<Data API>" stay.
+INLINE_ELEMENTS = frozenset(
+    {"a", "abbr", "b", "bdi", "bdo", "big", "br", "cite", "code", "del", "dfn", "em", "font"}
+    | {"i", "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub"}
+    | {"sup", "tt", "u", "var", "wbr"}
 )
-_ELEMENT_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)\b[^<>]*>")
+# A start tag with valid attribute syntax (HTML Living Standard, 13.1.2.3 "Attributes": names
+# without spaces, quotes, '>', '/' or '='; unquoted, single- or double-quoted values); an end tag.
+_ATTRIBUTE = r"""\s+[^\s"'<>/=\x00-\x1f\x7f]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
+_INLINE_TAG = re.compile(
+    rf"<(?P<open>[A-Za-z][A-Za-z0-9]*)(?:{_ATTRIBUTE})*\s*/?>|</(?P<close>[A-Za-z][A-Za-z0-9]*)\s*>"
+)
 _SAFE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>]+$", re.I)
 _SPACE = re.compile(r"\s+")
 
@@ -178,21 +177,27 @@ def plain_text(fragment: str) -> str:
 
 
 def title_text(title: str, html_type: bool = False) -> str:
-    """An entry or feed title -> one line of text; `html_type` when the feed marks it as HTML.
+    """An entry or feed title -> one line of text; `html_type` when feedparser reports it as
+    markup (Atom type="html" or "xhtml"; an RSS title its heuristic takes for HTML).
 
-    feedparser has already decoded the XML, so a title is text: '<', '>' and '&' in it are the
-    page's own characters ("Errors on <POST /x> in EU", "Sinch <-> Meta", "AT&T") and stay. Only
-    tags of real HTML elements are dropped (a template's leftover markup); an HTML title is read
-    as HTML (plain_text).
+    feedparser has already decoded the XML, so a text title is text: '<', '>' and '&' in it are
+    the page's own ("Errors on <HEAD /x> in EU", "Sinch <-> Meta", "AT&T") and nothing is
+    stripped. From a markup title only well-formed tags of INLINE_ELEMENTS go (<br> becomes a
+    space) and entities are decoded once; any other '<…>' stays as written (issue 10).
     """
     if html_type:
-        return plain_text(title)
+        if "<" in title:
+            title = _INLINE_TAG.sub(_inline_tag, title)
+        if "&" in title:
+            title = html.unescape(title)
+    return " ".join(title.split())
 
-    def tag(match: re.Match) -> str:
-        return " " if match.group(1).lower() in HTML_ELEMENTS else match.group(0)
 
-    text = _ELEMENT_TAG.sub(tag, title) if "<" in title else title
-    return " ".join(text.split())
+def _inline_tag(match: re.Match) -> str:
+    name = (match["open"] or match["close"]).lower()
+    if name not in INLINE_ELEMENTS:
+        return match.group(0)
+    return " " if name == "br" else ""
 
 
 def _title(raw) -> str:
