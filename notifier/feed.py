@@ -48,6 +48,11 @@ _STATUS_ALIASES = {
 USUAL_MEANING_HOURS: dict[str, float] = {"CST": -6, "IST": 5.5, "PST": -8, "BST": 1}
 _USUAL_DATE = datetime(2026, 1, 15, 12, 0)  # a winter and a summer day to ask the database about
 _USUAL_SUMMER = datetime(2026, 7, 15, 12, 0)
+# The instants a feed's dates and times may name. Statuspage pages date from 2013 on; the rest of
+# the system writes years with four digits (%Y) and moves times by up to 14 h into subscribers'
+# zones, which fails near year 1 and year 9999. An entry beyond these is skipped, not the feed.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 _VAR_TAG = re.compile(r"</?var\b[^>]*>", re.I)
 _STAMP = re.compile(
     r"<small>\s*(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})\s*,?\s*"
@@ -214,9 +219,13 @@ def _own(item, key: str):
 
 
 def _struct_to_dt(value) -> datetime | None:
+    """feedparser's UTC struct_time -> aware datetime; OverflowError outside the years 1-9999."""
     if not value:
         return None
-    return datetime(*value[:6], tzinfo=UTC)
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except ValueError as exc:  # "year 0 is out of range": what a date of year 1 east of UTC gives
+        raise OverflowError(str(exc)) from None
 
 
 def parse_updates(
@@ -234,7 +243,7 @@ def parse_updates(
     and zones are read by notifier.stamps: the year nearest to the entry's dates, the meaning of
     an abbreviation that agrees with the page's stated offsets. A time read with doubt adds one
     line to `doubts`; an unknown zone also one to `problems`. ValueError for a date that does
-    not exist (an unknown month name).
+    not exist (an unknown month name), OverflowError for a time outside the years 1-9999.
     """
     dates = dates or EntryDates(references=(reference,))
     content = _VAR_TAG.sub("", content)
@@ -300,6 +309,7 @@ def _banner_window(
 
 
 def _rfc822(value: str) -> datetime | None:
+    """An RFC 822 date -> UTC; None when unreadable, OverflowError outside the years 1-9999."""
     try:
         parsed = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError):
@@ -321,11 +331,15 @@ def _entry_content(raw) -> str:
 
 
 def _entry_dates(raw, published, updated, feed: EntryDates) -> EntryDates:
-    """The entry's dates with their written offsets; the feed's when it states none itself."""
+    """The entry's dates with their written offsets; the feed's when it states none itself.
+
+    OverflowError when one lies outside the years 1-9999 (read as written: feedparser makes
+    nothing, or another year, of some of those).
+    """
+    stated = (_stated_date(raw.get("published")), _stated_date(_own(raw, "updated")))
     own = tuple(d for d in (published, updated) if d)
     if not own:
         return feed
-    stated = (_stated_date(raw.get("published")), _stated_date(_own(raw, "updated")))
     return EntryDates(
         references=own, stated=tuple(s for s in stated if s), latest=feed.latest or updated
     )
@@ -338,6 +352,19 @@ def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | No
     if not key:
         problems.append(f"entry {title[:60]!r} has no /incidents/<code> link; skipped")
         return None
+    try:
+        return _read_entry(raw, key, link, title, feed_dates, problems)
+    except OverflowError:
+        # A date of year 1 or 9999, or a stamp read next to one (see EARLIEST): one such entry
+        # must not cost the feed its other entries.
+        problems.append(f"entry {key}: a date or time is outside the years 1970-9998; skipped")
+        return None
+
+
+def _read_entry(
+    raw, key: str, link: str, title: str, feed_dates: EntryDates, problems: list[str]
+) -> Entry | None:
+    """The rest of _parse_entry; OverflowError for a date or time outside EARLIEST..LATEST."""
     published = _struct_to_dt(raw.get("published_parsed"))
     updated = _struct_to_dt(_own(raw, "updated_parsed"))
     dates = _entry_dates(raw, published, updated, feed_dates)
@@ -362,6 +389,7 @@ def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | No
         end = _rfc822(end_date)
         if end and published:
             window = (published, end)
+    _within_range(published, updated, *(u.at for u in updates), *(window or ()))
     statuses = {u.status for u in updates}
     kind = "maintenance" if (window or statuses & MAINTENANCE_STATUSES) else "incident"
     # The end date lives outside the content in RSS; a moved window must count as a change.
@@ -381,6 +409,12 @@ def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | No
         scheduled_end=window[1] if window else None,
         time_doubts=tuple(doubts),
     )
+
+
+def _within_range(*values: datetime | None) -> None:
+    """OverflowError unless every value given lies in [EARLIEST, LATEST)."""
+    if any(v is not None and not EARLIEST <= v < LATEST for v in values):
+        raise OverflowError("outside the years 1970-9998")
 
 
 def _refusal(parsed, body: bytes) -> str | None:
@@ -414,18 +448,24 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         raise FeedError(refusal)
     fmt = "atom" if parsed["version"].startswith("atom") else "rss"
     feed_meta = parsed.get("feed", {})
-    feed_date = _struct_to_dt(
-        _own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed")
-    )
+    problems: list[str] = []
     # The feed's own date: what entries without dates are read near, and after which nothing
     # on the page can have been posted. `now` only stands in for a missing one.
-    stated = _stated_date(_own(feed_meta, "updated") or feed_meta.get("published"))
+    text = _own(feed_meta, "updated") or feed_meta.get("published")
+    try:
+        stated = _stated_date(text)
+        feed_date = _struct_to_dt(
+            _own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed")
+        )
+        _within_range(feed_date, stated.at if stated else None)
+    except OverflowError:
+        problems.append(f"the feed's own date {text!r} is outside the years 1970-9998; ignored")
+        stated = feed_date = None
     feed_dates = EntryDates(
         references=(feed_date or now or datetime.now(UTC),),
         stated=(stated,) if stated else (),
         latest=feed_date,
     )
-    problems: list[str] = []
     entries: dict[str, Entry] = {}
     for raw in parsed.entries:
         entry = _parse_entry(raw, feed_dates, problems)

@@ -74,7 +74,10 @@ class EntryDates:
     def _ceiling(self) -> datetime | None:
         if self.latest is None:
             return None
-        return (self.latest + _LATEST_SLACK).astimezone(UTC).replace(tzinfo=None)
+        try:
+            return (self.latest + _LATEST_SLACK).astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # a feed dated Dec 30, 9999 or later: nothing lies after it
+            return None
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,10 @@ class Reading:
 
 
 def stated_date(value: str | None) -> Stated | None:
-    """An Atom (RFC 3339) or RSS (RFC 822) date string -> Stated; None without a usable offset."""
+    """An Atom (RFC 3339) or RSS (RFC 822) date string -> Stated; None without a usable offset.
+
+    OverflowError when its instant in UTC lies outside the years 1-9999.
+    """
     text = (value or "").strip()
     if not text:
         return None
