@@ -26,7 +26,17 @@ from email.utils import parsedate_to_datetime
 import feedparser
 
 from . import zones
-from .stamps import EntryDates, Reading, Stamp, Stated, page_zones, read_update, read_window
+from .stamps import (
+    EntryDates,
+    Reading,
+    Stamp,
+    Stated,
+    page_zones,
+    read_stamps,
+    read_update,
+    read_window,
+    window_zones,
+)
 from .stamps import stated_date as _stated_date
 
 MAINTENANCE_STATUSES = frozenset({"scheduled", "in_progress", "verifying", "completed"})
@@ -252,23 +262,23 @@ def parse_updates(
     # Numeric stamps ("+03") are offsets the page states itself, like its dates.
     numeric = [read_update(s, dates) for s in stamps if s.zone and s.zone[0] in "+-"]
     dates = dates.with_stated(Stated(r.at, r.offset) for r in numeric)
-    readings = [read_update(s, dates) for s in stamps]
-    if any(r.doubt for r in readings):
-        # A page has one zone: what its sure stamps were read in can settle the others.
-        within = page_zones(readings, dates)
-        if within:
-            readings = [
-                read_update(s, dates, within) if r.doubt else r
-                for s, r in zip(stamps, readings, strict=True)
-            ]
+    # The entry is published at its newest update (a postmortem comes days later), an upcoming
+    # maintenance at its window's start.
+    statuses = [normalize_status(m["status"]) for m in matches]
+    anchor = next((i for i, status in enumerate(statuses) if status != "postmortem"), 0)
+    banner = _banner(content)
+    # The window lies ahead of the entry's dates: it is placed after (reference - 1 day).
+    hint = window_zones(*banner, dates, reference - timedelta(days=1)) if banner else None
+    if hint and statuses and statuses[anchor] == "scheduled":
+        anchor = None
+    readings = read_stamps(stamps, dates, anchor, hint)
     updates: list[Update] = []
     for i, (match, reading) in enumerate(zip(matches, readings, strict=True)):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(content)
         _note(reading, problems, doubts)
         text = plain_text(content[match.end() : end])
-        updates.append(Update(status=normalize_status(match["status"]), at=reading.at, text=text))
-    page = readings[0] if readings else None
-    window = _banner_window(content, reference, dates, page, problems, doubts)
+        updates.append(Update(status=statuses[i], at=reading.at, text=text))
+    window = _banner_window(banner, reference, dates, readings, hint, problems, doubts)
     return tuple(updates), window
 
 
@@ -279,14 +289,8 @@ def _note(reading: Reading, problems: list[str] | None, doubts: list[str] | None
         doubts.append(reading.doubt)
 
 
-def _banner_window(
-    content: str,
-    reference: datetime,
-    dates: EntryDates,
-    page: Reading | None,
-    problems: list[str] | None,
-    doubts: list[str] | None,
-) -> tuple[datetime, datetime] | None:
+def _banner(content: str) -> tuple[Stamp, Stamp] | None:
+    """The (start, end) stamps of a "THIS IS A SCHEDULED EVENT" banner, or None."""
     banner = _BANNER.search(content)
     if not banner:
         return None
@@ -301,8 +305,24 @@ def _banner_window(
         banner["mm2"],
         banner["tz"],
     )
-    # The window lies ahead of the entry's dates: it is placed after (reference - 1 day).
-    first, last = read_window(start, end, dates, reference - timedelta(days=1), page)
+    return start, end
+
+
+def _banner_window(
+    banner: tuple[Stamp, Stamp] | None,
+    reference: datetime,
+    dates: EntryDates,
+    readings: list[Reading],
+    hint: frozenset[str] | None,
+    problems: list[str] | None,
+    doubts: list[str] | None,
+) -> tuple[datetime, datetime] | None:
+    if banner is None:
+        return None
+    page = readings[0] if readings else None
+    # The page's zone, as its updates tell it (or, failing them, the window's own start).
+    within = page_zones(readings, dates) or hint
+    first, last = read_window(*banner, dates, reference - timedelta(days=1), page, within)
     for reading in (first, last):
         _note(reading, problems, doubts)
     return first.at, last.at

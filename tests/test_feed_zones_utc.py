@@ -12,7 +12,7 @@ import pytest
 from notifier.feed import parse_feed
 
 from .feedcases import ASIA_ATOM, US_ATOM, ZONES, Case
-from .feedgen import VARIANTS, utc
+from .feedgen import VARIANTS, Incident, Page, Post, utc
 from .test_feed_zones import ZONE_ENTRIES, entry, inspect
 
 # Each case as served (Atom, UTC dates), and the same page in RSS and Atom with its own offsets.
@@ -214,3 +214,59 @@ def test_an_unknown_abbreviation_in_utc_dates_takes_the_stated_offset_and_is_fla
             )
         ],
     }
+
+
+# Found by the property: Havana (CST, -05:00) posts a maintenance one hour before its window.
+# Read as US Central (-06:00) the post falls on the item date, which for an upcoming window is its
+# start; read as Havana the window's start does. The window decides while it lies ahead; once it
+# is over, the item date is the newest update again (here a window of one hour, completed on
+# time, whose start read as US Central falls on the item date).
+HAVANA = Page(zone="America/Havana", dates="utc")
+HAVANA_WINDOW = (utc(2026, 1, 15, 1, 0), utc(2026, 1, 15, 2, 0))  # Jan 14, 20:00 - 21:00 CST
+HAVANA_CASES = {
+    "scheduled": Incident(
+        key="havana000001",
+        title="Database maintenance",
+        kind="maintenance",
+        posts=(Post("scheduled", utc(2026, 1, 15, 0, 0), "We will upgrade it."),),
+        window=HAVANA_WINDOW,
+    ),
+    "completed": Incident(
+        key="havana000002",
+        title="Database maintenance",
+        kind="maintenance",
+        posts=(
+            Post("completed", utc(2026, 1, 15, 2, 0), "Done."),
+            Post("in_progress", utc(2026, 1, 15, 1, 0), "Started."),
+            Post("scheduled", utc(2026, 1, 15, 0, 0), "We will upgrade it."),
+        ),
+        published=utc(2026, 1, 15, 2, 0),
+        window=HAVANA_WINDOW,
+    ),
+}
+HAVANA_UPDATES = {
+    "scheduled": [("scheduled", "2026-01-15T00:00:00Z", "We will upgrade it.")],
+    "completed": [
+        ("completed", "2026-01-15T02:00:00Z", "Done."),
+        ("in_progress", "2026-01-15T01:00:00Z", "Started."),
+        ("scheduled", "2026-01-15T00:00:00Z", "We will upgrade it."),
+    ],
+}
+
+
+@pytest.mark.parametrize(("fmt", "dates"), SHAPES)
+@pytest.mark.parametrize("name", HAVANA_CASES)
+def test_a_window_an_hour_after_its_post_is_read_in_the_pages_zone(
+    runner, tmp_path, name, fmt, dates
+):
+    case = Case(replace(HAVANA, dates=dates), (HAVANA_CASES[name],))
+    key = HAVANA_CASES[name].key
+    assert inspect(runner, tmp_path, case, fmt) == {
+        "format": fmt,
+        "entries": [entry(key, "Database maintenance", HAVANA_UPDATES[name], kind="maintenance")],
+    }
+    (parsed,) = parse_feed(case.body(fmt)).entries
+    assert (parsed.scheduled_start, parsed.scheduled_end, parsed.time_doubts) == (
+        *HAVANA_WINDOW,
+        (),
+    )
