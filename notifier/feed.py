@@ -26,7 +26,17 @@ from email.utils import parsedate_to_datetime
 import feedparser
 
 from . import zones
-from .stamps import EntryDates, Reading, Stamp, Stated, page_zones, read_update, read_window
+from .stamps import (
+    EntryDates,
+    Reading,
+    Stamp,
+    Stated,
+    page_zones,
+    read_stamps,
+    read_update,
+    read_window,
+    window_zones,
+)
 from .stamps import stated_date as _stated_date
 
 MAINTENANCE_STATUSES = frozenset({"scheduled", "in_progress", "verifying", "completed"})
@@ -48,6 +58,11 @@ _STATUS_ALIASES = {
 USUAL_MEANING_HOURS: dict[str, float] = {"CST": -6, "IST": 5.5, "PST": -8, "BST": 1}
 _USUAL_DATE = datetime(2026, 1, 15, 12, 0)  # a winter and a summer day to ask the database about
 _USUAL_SUMMER = datetime(2026, 7, 15, 12, 0)
+# The instants a feed's dates and times may name. Statuspage pages date from 2013 on; the rest of
+# the system writes years with four digits (%Y) and moves times by up to 14 h into subscribers'
+# zones, which fails near year 1 and year 9999. An entry beyond these is skipped, not the feed.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 _VAR_TAG = re.compile(r"</?var\b[^>]*>", re.I)
 _STAMP = re.compile(
     r"<small>\s*(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})\s*,?\s*"
@@ -69,21 +84,20 @@ _LINK = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>", re.
 # comment with "<!--"; any other "<" is text ("a <-> b", "< 5%"), as browsers show it (HTML
 # Living Standard, 13.2.5.6 "Tag open state").
 _TAG = re.compile(r"<!--.*?-->|<[!?][^>]*>|</?[A-Za-z][^>]*>", re.S)
-# Elements of HTML (HTML Living Standard, "Index of elements", plus the obsolete ones of its
-# section 16): in a title that is plain text, only these are markup left over; "<POST /x>" is text.
-HTML_ELEMENTS = frozenset(
-    """a abbr acronym address applet area article aside audio b base basefont bdi bdo bgsound
-    big blink blockquote body br button canvas caption center cite code col colgroup data
-    datalist dd del details dfn dialog dir div dl dt em embed fieldset figcaption figure font
-    footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe img input
-    ins isindex kbd keygen label legend li link listing main map mark marquee math menu
-    menuitem meta meter multicol nav nextid nobr noembed noframes noscript object ol optgroup
-    option output p param picture plaintext pre progress q rb rp rt rtc ruby s samp script
-    search section select slot small source spacer span strike strong style sub summary sup
-    svg table tbody td template textarea tfoot th thead time title tr track tt u ul var video
-    wbr xmp""".split()  # noqa: SIM905 - a word list reads better than 140 quoted strings
+# The elements a title marked as HTML may carry for formatting: the HTML Living Standard's
+# "Text-level semantics" (section 4.5) that format text, and the obsolete big/font/strike/tt of its
+# section 16. Only their well-formed tags leave a title; "<Video>", "<HEAD /x>", "<Data API>" stay.
+INLINE_ELEMENTS = frozenset(
+    {"a", "abbr", "b", "bdi", "bdo", "big", "br", "cite", "code", "del", "dfn", "em", "font"}
+    | {"i", "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub"}
+    | {"sup", "tt", "u", "var", "wbr"}
 )
-_ELEMENT_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)\b[^<>]*>")
+# A start tag with valid attribute syntax (HTML Living Standard, 13.1.2.3 "Attributes": names
+# without spaces, quotes, '>', '/' or '='; unquoted, single- or double-quoted values); an end tag.
+_ATTRIBUTE = r"""\s+[^\s"'<>/=\x00-\x1f\x7f]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
+_INLINE_TAG = re.compile(
+    rf"<(?P<open>[A-Za-z][A-Za-z0-9]*)(?:{_ATTRIBUTE})*\s*/?>|</(?P<close>[A-Za-z][A-Za-z0-9]*)\s*>"
+)
 _SAFE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>]+$", re.I)
 _SPACE = re.compile(r"\s+")
 
@@ -178,21 +192,27 @@ def plain_text(fragment: str) -> str:
 
 
 def title_text(title: str, html_type: bool = False) -> str:
-    """An entry or feed title -> one line of text; `html_type` when the feed marks it as HTML.
+    """An entry or feed title -> one line of text; `html_type` when feedparser reports it as
+    markup (Atom type="html" or "xhtml"; an RSS title its heuristic takes for HTML).
 
-    feedparser has already decoded the XML, so a title is text: '<', '>' and '&' in it are the
-    page's own characters ("Errors on <POST /x> in EU", "Sinch <-> Meta", "AT&T") and stay. Only
-    tags of real HTML elements are dropped (a template's leftover markup); an HTML title is read
-    as HTML (plain_text).
+    feedparser has already decoded the XML, so a text title is text: '<', '>' and '&' in it are
+    the page's own ("Errors on <HEAD /x> in EU", "Sinch <-> Meta", "AT&T") and nothing is
+    stripped. From a markup title only well-formed tags of INLINE_ELEMENTS go (<br> becomes a
+    space) and entities are decoded once; any other '<…>' stays as written (issue 10).
     """
     if html_type:
-        return plain_text(title)
+        if "<" in title:
+            title = _INLINE_TAG.sub(_inline_tag, title)
+        if "&" in title:
+            title = html.unescape(title)
+    return " ".join(title.split())
 
-    def tag(match: re.Match) -> str:
-        return " " if match.group(1).lower() in HTML_ELEMENTS else match.group(0)
 
-    text = _ELEMENT_TAG.sub(tag, title) if "<" in title else title
-    return " ".join(text.split())
+def _inline_tag(match: re.Match) -> str:
+    name = (match["open"] or match["close"]).lower()
+    if name not in INLINE_ELEMENTS:
+        return match.group(0)
+    return " " if name == "br" else ""
 
 
 def _title(raw) -> str:
@@ -209,9 +229,13 @@ def _own(item, key: str):
 
 
 def _struct_to_dt(value) -> datetime | None:
+    """feedparser's UTC struct_time -> aware datetime; OverflowError outside the years 1-9999."""
     if not value:
         return None
-    return datetime(*value[:6], tzinfo=UTC)
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except ValueError as exc:  # "year 0 is out of range": what a date of year 1 east of UTC gives
+        raise OverflowError(str(exc)) from None
 
 
 def parse_updates(
@@ -229,7 +253,7 @@ def parse_updates(
     and zones are read by notifier.stamps: the year nearest to the entry's dates, the meaning of
     an abbreviation that agrees with the page's stated offsets. A time read with doubt adds one
     line to `doubts`; an unknown zone also one to `problems`. ValueError for a date that does
-    not exist (an unknown month name).
+    not exist (an unknown month name), OverflowError for a time outside the years 1-9999.
     """
     dates = dates or EntryDates(references=(reference,))
     content = _VAR_TAG.sub("", content)
@@ -238,23 +262,23 @@ def parse_updates(
     # Numeric stamps ("+03") are offsets the page states itself, like its dates.
     numeric = [read_update(s, dates) for s in stamps if s.zone and s.zone[0] in "+-"]
     dates = dates.with_stated(Stated(r.at, r.offset) for r in numeric)
-    readings = [read_update(s, dates) for s in stamps]
-    if any(r.doubt for r in readings):
-        # A page has one zone: what its sure stamps were read in can settle the others.
-        within = page_zones(readings, dates)
-        if within:
-            readings = [
-                read_update(s, dates, within) if r.doubt else r
-                for s, r in zip(stamps, readings, strict=True)
-            ]
+    # The entry is published at its newest update (a postmortem comes days later), an upcoming
+    # maintenance at its window's start.
+    statuses = [normalize_status(m["status"]) for m in matches]
+    anchor = next((i for i, status in enumerate(statuses) if status != "postmortem"), 0)
+    banner = _banner(content)
+    # The window lies ahead of the entry's dates: it is placed after (reference - 1 day).
+    hint = window_zones(*banner, dates, reference - timedelta(days=1)) if banner else None
+    if hint and statuses and statuses[anchor] == "scheduled":
+        anchor = None
+    readings = read_stamps(stamps, dates, anchor, hint)
     updates: list[Update] = []
     for i, (match, reading) in enumerate(zip(matches, readings, strict=True)):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(content)
         _note(reading, problems, doubts)
         text = plain_text(content[match.end() : end])
-        updates.append(Update(status=normalize_status(match["status"]), at=reading.at, text=text))
-    page = readings[0] if readings else None
-    window = _banner_window(content, reference, dates, page, problems, doubts)
+        updates.append(Update(status=statuses[i], at=reading.at, text=text))
+    window = _banner_window(banner, reference, dates, readings, hint, problems, doubts)
     return tuple(updates), window
 
 
@@ -265,14 +289,8 @@ def _note(reading: Reading, problems: list[str] | None, doubts: list[str] | None
         doubts.append(reading.doubt)
 
 
-def _banner_window(
-    content: str,
-    reference: datetime,
-    dates: EntryDates,
-    page: Reading | None,
-    problems: list[str] | None,
-    doubts: list[str] | None,
-) -> tuple[datetime, datetime] | None:
+def _banner(content: str) -> tuple[Stamp, Stamp] | None:
+    """The (start, end) stamps of a "THIS IS A SCHEDULED EVENT" banner, or None."""
     banner = _BANNER.search(content)
     if not banner:
         return None
@@ -287,14 +305,31 @@ def _banner_window(
         banner["mm2"],
         banner["tz"],
     )
-    # The window lies ahead of the entry's dates: it is placed after (reference - 1 day).
-    first, last = read_window(start, end, dates, reference - timedelta(days=1), page)
+    return start, end
+
+
+def _banner_window(
+    banner: tuple[Stamp, Stamp] | None,
+    reference: datetime,
+    dates: EntryDates,
+    readings: list[Reading],
+    hint: frozenset[str] | None,
+    problems: list[str] | None,
+    doubts: list[str] | None,
+) -> tuple[datetime, datetime] | None:
+    if banner is None:
+        return None
+    page = readings[0] if readings else None
+    # The page's zone, as its updates tell it (or, failing them, the window's own start).
+    within = page_zones(readings, dates) or hint
+    first, last = read_window(*banner, dates, reference - timedelta(days=1), page, within)
     for reading in (first, last):
         _note(reading, problems, doubts)
     return first.at, last.at
 
 
 def _rfc822(value: str) -> datetime | None:
+    """An RFC 822 date -> UTC; None when unreadable, OverflowError outside the years 1-9999."""
     try:
         parsed = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError):
@@ -316,11 +351,15 @@ def _entry_content(raw) -> str:
 
 
 def _entry_dates(raw, published, updated, feed: EntryDates) -> EntryDates:
-    """The entry's dates with their written offsets; the feed's when it states none itself."""
+    """The entry's dates with their written offsets; the feed's when it states none itself.
+
+    OverflowError when one lies outside the years 1-9999 (read as written: feedparser makes
+    nothing, or another year, of some of those).
+    """
+    stated = (_stated_date(raw.get("published")), _stated_date(_own(raw, "updated")))
     own = tuple(d for d in (published, updated) if d)
     if not own:
         return feed
-    stated = (_stated_date(raw.get("published")), _stated_date(_own(raw, "updated")))
     return EntryDates(
         references=own, stated=tuple(s for s in stated if s), latest=feed.latest or updated
     )
@@ -333,6 +372,19 @@ def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | No
     if not key:
         problems.append(f"entry {title[:60]!r} has no /incidents/<code> link; skipped")
         return None
+    try:
+        return _read_entry(raw, key, link, title, feed_dates, problems)
+    except OverflowError:
+        # A date of year 1 or 9999, or a stamp read next to one (see EARLIEST): one such entry
+        # must not cost the feed its other entries.
+        problems.append(f"entry {key}: a date or time is outside the years 1970-9998; skipped")
+        return None
+
+
+def _read_entry(
+    raw, key: str, link: str, title: str, feed_dates: EntryDates, problems: list[str]
+) -> Entry | None:
+    """The rest of _parse_entry; OverflowError for a date or time outside EARLIEST..LATEST."""
     published = _struct_to_dt(raw.get("published_parsed"))
     updated = _struct_to_dt(_own(raw, "updated_parsed"))
     dates = _entry_dates(raw, published, updated, feed_dates)
@@ -357,6 +409,7 @@ def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | No
         end = _rfc822(end_date)
         if end and published:
             window = (published, end)
+    _within_range(published, updated, *(u.at for u in updates), *(window or ()))
     statuses = {u.status for u in updates}
     kind = "maintenance" if (window or statuses & MAINTENANCE_STATUSES) else "incident"
     # The end date lives outside the content in RSS; a moved window must count as a change.
@@ -376,6 +429,12 @@ def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | No
         scheduled_end=window[1] if window else None,
         time_doubts=tuple(doubts),
     )
+
+
+def _within_range(*values: datetime | None) -> None:
+    """OverflowError unless every value given lies in [EARLIEST, LATEST)."""
+    if any(v is not None and not EARLIEST <= v < LATEST for v in values):
+        raise OverflowError("outside the years 1970-9998")
 
 
 def _refusal(parsed, body: bytes) -> str | None:
@@ -409,18 +468,24 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         raise FeedError(refusal)
     fmt = "atom" if parsed["version"].startswith("atom") else "rss"
     feed_meta = parsed.get("feed", {})
-    feed_date = _struct_to_dt(
-        _own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed")
-    )
+    problems: list[str] = []
     # The feed's own date: what entries without dates are read near, and after which nothing
     # on the page can have been posted. `now` only stands in for a missing one.
-    stated = _stated_date(_own(feed_meta, "updated") or feed_meta.get("published"))
+    text = _own(feed_meta, "updated") or feed_meta.get("published")
+    try:
+        stated = _stated_date(text)
+        feed_date = _struct_to_dt(
+            _own(feed_meta, "updated_parsed") or feed_meta.get("published_parsed")
+        )
+        _within_range(feed_date, stated.at if stated else None)
+    except OverflowError:
+        problems.append(f"the feed's own date {text!r} is outside the years 1970-9998; ignored")
+        stated = feed_date = None
     feed_dates = EntryDates(
         references=(feed_date or now or datetime.now(UTC),),
         stated=(stated,) if stated else (),
         latest=feed_date,
     )
-    problems: list[str] = []
     entries: dict[str, Entry] = {}
     for raw in parsed.entries:
         entry = _parse_entry(raw, feed_dates, problems)

@@ -51,6 +51,8 @@ class Incident:
     maintenance_end: datetime | None = None  # RSS <maintenanceEndDate>
     link: str | None = None  # default: page url + /incidents/<key>; "" = no link at all
     number: int | None = None  # Atom "Incident/<n>" id; default derived from the key
+    # "html": the title is HTML markup (Atom type="html"; RSS has no type, feedparser guesses).
+    title_type: str = "text"
 
     def with_posts(self, *posts: Post, **changes) -> Incident:
         """The same incident with `posts` added on top (newest first)."""
@@ -65,6 +67,10 @@ class Page:
     # Printed instead of the zone's own abbreviation: a page on an older tz database prints
     # names the database has since retired ("UZT" for Asia/Tashkent, now "+05").
     abbreviation: str | None = None
+    # How the feed writes its dates: "local" in the page's own offset (Statuspage's RSS, e.g.
+    # staffbase's "+0100"), "utc" in UTC (Statuspage's Atom writes "…Z" whatever the page's zone,
+    # see ../shared/fixtures/statuspage/*.atom; RSS then says "+0000").
+    dates: str = "local"
 
     @property
     def title(self) -> str:
@@ -106,6 +112,16 @@ def _stamp(at: datetime, page: Page) -> str:
         f"{local:%b} <var data-var='date'>{local.day:>2}</var>, "
         f"<var data-var='time'>{local:%H:%M}</var> {_abbr(local, page)}"
     )
+
+
+def _date_zone(page: Page):
+    return UTC if page.dates == "utc" else zone_of(page.zone)
+
+
+def _iso(at: datetime, page: Page) -> str:
+    if page.dates == "utc":
+        return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(zone_of(page.zone)).isoformat()
 
 
 def _banner(window: tuple[datetime, datetime], page: Page) -> str:
@@ -170,7 +186,6 @@ def _number(incident: Incident) -> int:
 
 def atom(page: Page, incidents, *, variant: str = "old", updated: datetime | None = None) -> bytes:
     """A /history.atom body."""
-    zone = zone_of(page.zone)
     host = page.url.split("://", 1)[-1]
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -179,7 +194,7 @@ def atom(page: Page, incidents, *, variant: str = "old", updated: datetime | Non
         f'  <link rel="alternate" type="text/html" href="{escape(page.url)}"/>\n'
         f'  <link rel="self" type="application/atom+xml" href="{escape(page.url)}/history.atom"/>\n'
         f"  <title>{escape(page.title)}</title>\n"
-        f"  <updated>{_feed_updated(incidents, updated).astimezone(zone).isoformat()}</updated>\n"
+        f"  <updated>{_iso(_feed_updated(incidents, updated), page)}</updated>\n"
         f"  <author>\n    <name>{escape(page.name)}</name>\n  </author>\n"
     ]
     for incident in incidents:
@@ -190,15 +205,19 @@ def atom(page: Page, incidents, *, variant: str = "old", updated: datetime | Non
         parts.append(
             "  <entry>\n"
             f"    <id>tag:{host},2005:Incident/{_number(incident)}</id>\n"
-            f"    <published>{published_of(incident).astimezone(zone).isoformat()}</published>\n"
-            f"    <updated>{updated_of(incident).astimezone(zone).isoformat()}</updated>\n"
+            f"    <published>{_iso(published_of(incident), page)}</published>\n"
+            f"    <updated>{_iso(updated_of(incident), page)}</updated>\n"
             f"{link_line}"
-            f"    <title>{escape(incident.title)}</title>\n"
+            f"    <title{_title_type(incident)}>{escape(incident.title)}</title>\n"
             f'    <content type="html">{escape(content_html(page, incident, variant))}</content>\n'
             "  </entry>\n"
         )
     parts.append("</feed>\n")
     return "".join(parts).encode()
+
+
+def _title_type(incident: Incident) -> str:
+    return ' type="html"' if incident.title_type == "html" else ""
 
 
 def _rfc822(at: datetime, zone: ZoneInfo) -> str:
@@ -207,7 +226,7 @@ def _rfc822(at: datetime, zone: ZoneInfo) -> str:
 
 def rss(page: Page, incidents, *, variant: str = "old", updated: datetime | None = None) -> bytes:
     """A /history.rss body."""
-    zone = zone_of(page.zone)
+    zone = _date_zone(page)
     entities = {"'": "&apos;"}
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n'

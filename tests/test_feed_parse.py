@@ -232,8 +232,10 @@ def test_html_in_titles_and_texts_becomes_inert_text(fmt):
         ),
     )
     (entry,) = parse_feed(render(fmt, Page(), [incident])).entries
+    # The title is text (escaped in the XML): kept as written, escaped wherever it becomes HTML
+    # (issue 10, "Titles are text"); the update is HTML and becomes inert text.
     assert (entry.title, entry.updates[0].text) == (
-        'SMS alert("t") & MMS',
+        'SMS <script>alert("t")</script> & MMS',
         "Delays now <i> & more",
     )
 

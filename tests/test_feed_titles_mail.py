@@ -3,6 +3,7 @@ the HTML part, kept in the subject and the text part, never stripped (issue 10).
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from notifier.feed import parse_feed
 from notifier.render import content_from_entry, render_email
 
-from .feedcases import TITLES
+from .feedcases import BRACKET_TITLES, BRACKETS, TITLES
 from .feedgen import FORMATS
 
 
@@ -43,3 +44,20 @@ def test_an_arrow_and_ampersands_reach_the_german_mail_as_written(fmt):
         email = render_email(content, "de", "Europe/Berlin")
         assert email.subject == subject
         assert entry.updates[0].text in email.text
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("n", range(len(BRACKET_TITLES)))
+def test_titles_that_look_like_html_tags_reach_the_mail_as_text(fmt, n):
+    title = BRACKET_TITLES[n]
+    parsed = parse_feed(BRACKETS.body(fmt)).entries[n]
+    content = content_from_entry(parsed, "Sinch", "https://status.sinch.com")
+    email = render_email(content, "en", "UTC")
+    escaped = html.escape(title, quote=False)
+    assert email.subject == f"[Investigating] Sinch: {title}"
+    assert f"Sinch: {title}" in email.text
+    assert f"> Calls to {title} fail." in email.text
+    assert f"<title>[Investigating] Sinch: {escaped}</title>" in email.html
+    assert re.findall(r"<h1[^>]*>(.*?)</h1>", email.html) == [f"Sinch: {escaped}"]
+    assert f"Calls to {escaped} fail." in email.html
+    assert title not in email.html

@@ -10,7 +10,7 @@ import pytest
 from notifier.feed import parse_feed
 from notifier.render import content_from_entry, render_email
 
-from .feedcases import TITLES, WINDOWS, YEARS, ZONES, Case
+from .feedcases import BRACKET_TITLES, BRACKETS, HTML_TITLES, TITLES, WINDOWS, YEARS, ZONES, Case
 from .feedgen import FORMATS, VARIANTS, Incident, Page, Post, utc
 
 LINK = "https://status.sinch.com/incidents/"
@@ -207,6 +207,52 @@ def test_brackets_and_ampersands_in_titles_and_texts_are_kept(runner, tmp_path, 
                 "SMS & MMS: delays for AT&T customers",
                 [("resolved", "2026-11-01T08:00:00Z", "Fixed for AT&T & T-Mobile.")],
             ),
+        ],
+    }
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_text_titles_keep_what_looks_like_tags_of_html_elements(runner, tmp_path, fmt):
+    assert inspect(runner, tmp_path, BRACKETS, fmt) == {
+        "format": fmt,
+        "entries": [
+            entry(
+                f"bracket{n:05d}",
+                title,
+                [("investigating", f"2026-11-03T09:{n:02d}:00Z", f"Calls to {title} fail.")],
+            )
+            for n, title in enumerate(BRACKET_TITLES)
+        ],
+    }
+
+
+HTML_TITLE_TEXTS = {
+    # Atom type="html": inline formatting tags go, entities are decoded, "<Video>" (an element,
+    # but no formatting), "<HEAD …>", "<Data API>" and the malformed "<b =x>" stay as written.
+    "atom": [
+        "Delays on <Voice> and <Video> APIs for AT&T",
+        "Errors on <HEAD /xms/v1/batches> in EU & US",
+        "Outage of <Data API> & <b =x>the portal",
+    ],
+    # RSS titles have no type; feedparser calls the first HTML (a close tag, only tags it knows)
+    # and the others text, and a text title is never stripped.
+    "rss": [
+        "Delays on <Voice> and <Video> APIs for AT&T",
+        "Errors on <HEAD /xms/v1/batches> in <em>EU</em> &amp; US<br/>",
+        "<i>Outage</i> of <Data API> &amp; <b =x>the <a href=x>portal</a>",
+    ],
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_html_titles_lose_only_inline_formatting_tags(runner, tmp_path, fmt):
+    times = ["2026-11-03T09:00:00Z", "2026-11-03T08:00:00Z", "2026-11-03T07:00:00Z"]
+    keys = ["htmltitle001", "htmltitle002", "htmltitle003"]
+    assert inspect(runner, tmp_path, HTML_TITLES, fmt) == {
+        "format": fmt,
+        "entries": [
+            entry(key, title, [("investigating", at, "Calls fail.")])
+            for key, title, at in zip(keys, HTML_TITLE_TEXTS[fmt], times, strict=True)
         ],
     }
 

@@ -74,8 +74,10 @@ def dates(*stated: tuple[datetime, timedelta]) -> EntryDates:
     )
 
 
-def test_an_ambiguity_the_stated_offsets_cannot_settle_is_read_with_them_and_flagged():
-    # A page that states its dates in UTC but prints CST: neither -06:00 nor +08:00 agrees.
+def test_dates_stated_in_utc_never_make_an_ambiguous_stamp_read_as_utc():
+    # Atom states its dates in UTC ("Z") whatever the page's zone: +00:00 is none of CST's
+    # meanings (+08:00 China, -06:00 Central America in July), so it is no evidence for either.
+    # The stamp takes the meaning nearest to the entry's dates, flagged (nothing settles it).
     problems: list[str] = []
     doubts: list[str] = []
     updates, _ = parse_updates(
@@ -86,12 +88,34 @@ def test_an_ambiguity_the_stated_offsets_cannot_settle_is_read_with_them_and_fla
         doubts=doubts,
     )
     assert (updates, problems, doubts) == (
-        (Update("update", utc(2026, 7, 14, 10, 0), "x"),),
+        (Update("update", utc(2026, 7, 14, 16, 0), "x"),),
         [],
         [
             "Jul 14, 10:00 CST: CST means +08:00, -06:00 and none agrees with the entry's dates;"
-            " read with the entry's offset +00:00"
+            " read with -06:00, nearest to the entry's dates"
         ],
+    )
+
+
+def test_an_update_on_the_item_date_settles_the_zone_of_the_others_in_utc_dates():
+    # /tmp/rv/pst.py: published 18:30Z is "10:30 PST" in Los Angeles, so the page is US Pacific
+    # and "09:00 PST" is 17:00Z, not 09:00Z (UTC) and not 01:00Z (Manila).
+    content = "".join(
+        stamp("Jan", 14, hhmm, "PST", status, status)
+        for hhmm, status in (("10:30", "Resolved"), ("09:00", "Identified"), ("08:00", "Found"))
+    )
+    doubts: list[str] = []
+    published = utc(2026, 1, 14, 18, 30)
+    updates, _ = parse_updates(
+        content, published, dates=dates((published, timedelta(0))), doubts=doubts
+    )
+    assert (updates, doubts) == (
+        (
+            Update("resolved", utc(2026, 1, 14, 18, 30), "Resolved"),
+            Update("identified", utc(2026, 1, 14, 17, 0), "Identified"),
+            Update("found", utc(2026, 1, 14, 16, 0), "Found"),
+        ),
+        [],
     )
 
 
