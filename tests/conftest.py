@@ -56,7 +56,9 @@ def clock() -> Clock:
 
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
-PG_TEMPLATE = "notifier_test_template"
+# One template per pytest-xdist worker: CREATE DATABASE … TEMPLATE needs the template to have no
+# other session, and two workers must not drop each other's.
+PG_TEMPLATE = "notifier_test_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _pg_admin():

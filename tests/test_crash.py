@@ -228,8 +228,10 @@ def test_kill_9_mid_request_then_expiry_then_resend_flags_every_duplicate(
     flagged, on the expired row and on its resent copy."""
     emails = seed(database_url, 30)
     store = open_store(load_settings({"DATABASE_URL": database_url}))
+    # Far enough that a slow process start on a loaded machine never expires it early; the
+    # outage below moves it into the past instead of sleeping through a short TTL.
     store._execute(
-        "UPDATE notifications SET expires_at = ?", [datetime.now(UTC) + timedelta(seconds=4)]
+        "UPDATE notifications SET expires_at = ?", [datetime.now(UTC) + timedelta(seconds=60)]
     )
     store.close()
     sendgrid.hang_seconds = 30
@@ -248,7 +250,10 @@ def test_kill_9_mid_request_then_expiry_then_resend_flags_every_duplicate(
     proc.stderr.close()
     in_flight = {r["email"] for r in sendgrid.accepted_recipients()}
     assert len(in_flight) == 10
-    time.sleep(4.5)  # down past the TTL (and the lease)
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    store._execute("UPDATE notifications SET expires_at = ?", [datetime.now(UTC)])
+    store.close()
+    time.sleep(1.5)  # down past the TTL (now in the past) and the 1 s dispatch lease
 
     proc = dispatch_once(env)
     _, err = proc.communicate(timeout=60)
