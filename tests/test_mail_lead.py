@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from notifier import jobs
+from notifier.admin.previews import render_preview
 from notifier.render import render_email
 
 from .helpers import add_subscriber, atom
@@ -328,3 +329,8 @@ def test_a_backdated_update_leads_the_mail_marked_new(world, db, sendgrid, feed_
         # What dispatch sent is what the preview (and review) renders from the same content.
         assert body["content"][1]["value"] == render_email(content, lang, tz).html
         assert body["content"][0]["value"] == render_email(content, lang, tz).text
+    # Ops reviewing it (or a resend, which copies the content) see the same lead.
+    with world.app_context():
+        _, preview = render_preview(content, "en")
+    quote = re.search(r'<blockquote class="quote".*?</blockquote>', preview, re.S).group(0)
+    assert "Correction: the delays began at 09:50" in quote

@@ -274,7 +274,7 @@ def _more(cut: bool, link: str, words: dict) -> Link | None:
 
 
 def _omitted(shown: Selection, link: str, words: dict) -> Link | None:
-    """ "N earlier updates on the status page", when the mail left some out."""
+    """The link that counts the earlier updates the mail left out; None when it left none."""
     if not shown.omitted:
         return None
     label = words["omitted_one"] if shown.omitted == 1 else words["omitted"]
