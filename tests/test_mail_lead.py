@@ -334,3 +334,42 @@ def test_a_backdated_update_leads_the_mail_marked_new(world, db, sendgrid, feed_
         _, preview = render_preview(content, "en")
     quote = re.search(r'<blockquote class="quote".*?</blockquote>', preview, re.S).group(0)
     assert "Correction: the delays began at 09:50" in quote
+
+
+def test_several_new_updates_lead_newest_first_then_the_rest_by_time(
+    world, db, sendgrid, feed_server, clock
+):
+    add_subscriber(db, "ben@example.com", now=clock(), language="en")
+    t0 = clock() - timedelta(hours=2)
+    at = lambda minutes: t0 + timedelta(minutes=minutes)  # noqa: E731
+    known = [
+        (at(0), "Investigating", "Post A."),
+        (at(30), "Identified", "Post B."),
+    ]
+    _cycle(world, feed_server, known)
+    # One poll brings two posts: one shown at 10:40, one backdated to 10:10.
+    clock.advance(minutes=1)
+    _cycle(world, feed_server, [*known, (at(10), "Investigating", "Post C."),
+                                (at(40), "Monitoring", "Post D.")])  # fmt: skip
+
+    [row] = db.recent_notifications()
+    content = db.get_notification(row["id"])["content"]
+    assert [(u["text"], u.get("new", False)) for u in content["updates"]] == [
+        ("Post D.", True),
+        ("Post B.", False),
+        ("Post C.", True),
+        ("Post A.", False),
+    ]
+    text = _sent(sendgrid)["ben@example.com"]["content"][0]["value"]
+    lines = [line for line in text.splitlines() if re.search(r"posted|UTC –|^> Post", line)]
+    assert lines == [
+        "Monitoring · posted November 26, 2026, 10:40 UTC (new)",
+        "> Post D.",
+        "November 26, 2026, 10:10 UTC – Investigating (new)",
+        "> Post C.",
+        "November 26, 2026, 10:30 UTC – Identified",
+        "> Post B.",
+        "November 26, 2026, 10:00 UTC – Investigating",
+        "> Post A.",
+    ]
+    assert "There have been 2 new posts since our last email." in text
