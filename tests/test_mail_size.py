@@ -27,6 +27,8 @@ from notifier.render import PLACEHOLDERS, incident_content, render_email
 from notifier.settings import Settings
 from notifier.tokens import recipient_links
 
+from .test_render import _balanced
+
 LIMIT = 90_000
 UNSUBSCRIBE_WITHIN = 20_000
 LINK = "https://status.sinch.com/incidents/k1p9d2xq7v3m"
@@ -128,6 +130,7 @@ def test_long_incidents_stay_under_the_clip_with_the_links_up_top(scenario, coun
 
     assert len(data) < LIMIT
     assert len(text.encode("utf-8")) < LIMIT
+    assert _balanced(html) == []  # cut texts never leave a tag open
     assert 0 <= data.find(links["unsubscribe_url"].encode()) < UNSUBSCRIBE_WITHIN
     assert 0 <= data.find(links["preferences_url"].encode()) < UNSUBSCRIBE_WITHIN
     # The footer keeps its links too.
