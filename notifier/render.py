@@ -48,6 +48,10 @@ class Email:
 def render_email(content: dict, language: str, timezone: str) -> Email:
     """Render one notification for readers of `language` in `timezone` (an IANA name).
 
+    Incident and maintenance mails are fitted under Gmail's clip: their HTML part is at most
+    HTML_TARGET_BYTES (UTF-8) before substitution, so under HTML_LIMIT_BYTES as sent (see
+    notifier/emails/timeline.py for what is shortened first).
+
     ValueError for an unknown kind, language or zone; the message says which.
     """
     if language not in labels.LANGUAGES:
@@ -70,8 +74,8 @@ def render_email(content: dict, language: str, timezone: str) -> Email:
 
 def _fitted(content: dict, language: str, timezone: str) -> tuple[Message, str]:
     """The incident Message and its HTML on the first rung of the size ladder whose HTML part
-    fits HTML_TARGET_BYTES (UTF-8); the last rung when none does (logged: only an incident
-    with hundreds of new updates at once gets there)."""
+    fits HTML_TARGET_BYTES (UTF-8); the last rung when none does, logged (new updates are never
+    left out: tests/test_mail_size.py fits 200 new long ones at once, more may not fit)."""
     for limits in LADDER:
         message = escape_placeholders(incident.build(content, language, timezone, limits))
         html = render_html(message)
