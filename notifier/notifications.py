@@ -33,8 +33,11 @@ def page_name(feed: dict) -> str:
 
 
 def incident_content(store, change: dict, incident: dict, names: dict[str, str]) -> dict:
-    """The JSON snapshot a notification carries: incident, components, the whole timeline."""
+    """The JSON snapshot a notification carries: incident, components, the whole timeline, and
+    which updates triggered it (`"new": true` on each; see new_update_ids)."""
     feed = store.feed_by_id(incident["feed_id"])
+    rows = store.incident_updates(incident["id"])
+    new_ids = new_update_ids(change, rows)
     return render.incident_content(
         kind=incident["kind"],
         page_name=page_name(feed),
@@ -51,11 +54,21 @@ def incident_content(store, change: dict, incident: dict, names: dict[str, str])
         status=change["status"],
         change=change["type"],
         new_updates=change["count"],
-        updates=(
-            (u["status"], u["posted_at"], u["text"]) for u in store.incident_updates(incident["id"])
-        ),
+        updates=((u["status"], u["posted_at"], u["text"], u["id"] in new_ids) for u in rows),
         time_doubt=incident.get("time_doubt") or (),
     )
+
+
+def new_update_ids(change: dict, updates: list[dict]) -> set[int]:
+    """The ids of the stored updates a change row reports: those first seen by the same poll
+    (`first_seen_at` equals the change's `detected_at`; store.save_detection writes both from one
+    clock reading), and always the row the change points at. Display times do not decide:
+    Statuspage lets a post be shown earlier than it was made (issue 16), and such a post is
+    still what the mail is about."""
+    new = {u["id"] for u in updates if u.get("first_seen_at") == change.get("detected_at")}
+    if change.get("update_id") is not None:
+        new.add(change["update_id"])
+    return new
 
 
 def notify_changes(store, settings: Settings, now: datetime) -> list[int]:

@@ -8,6 +8,7 @@ changes by `content_from_entry`; the pieces live in notifier/emails/ and templat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,9 +16,18 @@ from datetime import UTC, datetime
 from .emails import incident, labels, notices, text, times
 from .emails.message import PLACEHOLDERS, Message, escape_placeholders
 from .emails.templates import render_html, render_text
+from .emails.timeline import LADDER
 from .feed import Entry
 
 __all__ = ["PLACEHOLDERS", "Email", "content_from_entry", "render_email"]
+
+log = logging.getLogger(__name__)
+
+# Gmail clips an HTML part past ~102 KB, hiding the footer's preferences and unsubscribe links
+# (issue 16): the rule is 90 KB as sent. Sending swaps each of the four link placeholders for a
+# per-recipient URL (~150 bytes), so the rendered part keeps a few KB below that.
+HTML_LIMIT_BYTES = 90_000
+HTML_TARGET_BYTES = HTML_LIMIT_BYTES - 4_000
 
 KINDS: dict[str, Callable[[dict, str, str], Message]] = {
     "incident": incident.build,
@@ -38,6 +48,10 @@ class Email:
 def render_email(content: dict, language: str, timezone: str) -> Email:
     """Render one notification for readers of `language` in `timezone` (an IANA name).
 
+    Incident and maintenance mails are fitted under Gmail's clip: their HTML part is at most
+    HTML_TARGET_BYTES (UTF-8) before substitution, so under HTML_LIMIT_BYTES as sent (see
+    notifier/emails/timeline.py for what is shortened first).
+
     ValueError for an unknown kind, language or zone; the message says which.
     """
     if language not in labels.LANGUAGES:
@@ -47,11 +61,30 @@ def render_email(content: dict, language: str, timezone: str) -> Email:
     build = KINDS.get(kind)
     if build is None:
         raise ValueError(f"unknown email kind {kind!r}")
-    message = escape_placeholders(build(dict(content), language, timezone))
+    if build is incident.build:
+        message, html = _fitted(dict(content), language, timezone)
+    else:
+        message = escape_placeholders(build(dict(content), language, timezone))
+        html = render_html(message)
     # The builders made the subject from cleaned values; it only has to be one line here (a
     # second markup pass would eat a feed title's own "<POST /x>").
     subject = text.truncate(text.tidy_line(message.subject), incident.SUBJECT_LIMIT)
-    return Email(subject=subject, text=render_text(message), html=render_html(message))
+    return Email(subject=subject, text=render_text(message), html=html)
+
+
+def _fitted(content: dict, language: str, timezone: str) -> tuple[Message, str]:
+    """The incident Message and its HTML on the first rung of the size ladder whose HTML part
+    fits HTML_TARGET_BYTES (UTF-8); the last rung when none does, logged (new updates are never
+    left out: tests/test_mail_size.py fits 200 new long ones at once, more may not fit)."""
+    for limits in LADDER:
+        message = escape_placeholders(incident.build(content, language, timezone, limits))
+        html = render_html(message)
+        size = len(html.encode("utf-8"))
+        if size <= HTML_TARGET_BYTES:
+            break
+    else:
+        log.warning("incident mail HTML is %s bytes even at its shortest (%s)", size, language)
+    return message, html
 
 
 def incident_content(
@@ -69,11 +102,17 @@ def incident_content(
     status: str,
     change: str,
     new_updates: int,
-    updates: Iterable[tuple[str, datetime, str]],
+    updates: Iterable[tuple],
     time_doubt: Iterable[str] = (),
 ) -> dict:
-    """The JSON-able incident/maintenance content dict; `updates` are (status, at, text),
-    newest first. The one place this shape is built (feed entries, stored incidents).
+    """The JSON-able incident/maintenance content dict; `updates` are (status, at, text) or
+    (status, at, text, is_new), newest first. The one place this shape is built (feed entries,
+    stored incidents).
+
+    An update that triggered the notification carries `"new": true` (notifications built from
+    change rows mark them; the mail leads with them, whatever their display times). Content
+    without any such mark (stored before issue 16, or built from a feed entry) is read as
+    before: the newest `new_updates` updates are the new ones.
 
     Two keys appear only when they matter, so ordinary snapshots stay as they were:
     `incident.time_doubt`, the parser's doubts about the times (notifier.stamps), and
@@ -81,7 +120,7 @@ def incident_content(
     text; the mail must escape that '<', not strip it as markup). Content without the key is
     read as possibly marked up, as content stored before it existed was.
     """
-    updates = [{"status": s, "at": iso_utc(at), "text": t} for s, at, t in updates]
+    updates = [_update_dict(*u) for u in updates]
     content = {
         "kind": kind,
         "page_name": page_name,
@@ -106,6 +145,13 @@ def incident_content(
     if "<" in title or any("<" in u["text"] for u in updates):
         content["text_format"] = "plain"
     return content
+
+
+def _update_dict(status: str, at: datetime, text: str, new: bool = False) -> dict:
+    update = {"status": status, "at": iso_utc(at), "text": text}
+    if new:
+        update["new"] = True
+    return update
 
 
 def content_from_entry(

@@ -48,7 +48,13 @@ def test_the_doubt_is_stored_and_carried_in_the_notification(db, waiting):
     )
     assert waiting["content"]["incident"]["time_doubt"] == [DOUBT]
     assert waiting["content"]["updates"] == [
-        {"status": "investigating", "at": "2026-11-26T11:50:00Z", "text": "Calls fail."}
+        # The update that made the notification is marked new (issue 16).
+        {
+            "status": "investigating",
+            "at": "2026-11-26T11:50:00Z",
+            "text": "Calls fail.",
+            "new": True,
+        }
     ]
 
 

@@ -121,8 +121,19 @@ def test_notification_content_is_the_whole_snapshot(db, feed, settings, clock):
         "change": "new_incident",
         "new_updates": 2,
         "updates": [
-            {"status": "identified", "at": "2026-11-26T10:30:00Z", "text": "Identified text"},
-            {"status": "investigating", "at": "2026-11-26T10:00:00Z", "text": "Investigating text"},
+            # Both posts came with the change (issue 16: the mail leads with what is new).
+            {
+                "status": "identified",
+                "at": "2026-11-26T10:30:00Z",
+                "text": "Identified text",
+                "new": True,
+            },
+            {
+                "status": "investigating",
+                "at": "2026-11-26T10:00:00Z",
+                "text": "Investigating text",
+                "new": True,
+            },
         ],
     }
     assert notification["expires_at"] == T0 + timedelta(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from . import labels, text, times
 from .message import PLACEHOLDERS, QA, Fact, Latest, Link, Message, Post
 from .templates import Copy
+from .timeline import LADDER, Limits, Selection, Update, mark_new, select
 
 # Which questions a mail answers, by kind and phase; the wording lives in the copy templates.
 FAQ = {
@@ -28,16 +28,8 @@ _PHASES = {
     },
 }
 _DEFAULT_PHASE = {"incident": "ongoing", "maintenance": "in_progress"}
-TIMELINE_LIMIT = 40
 PRODUCTS_IN_SUBJECT = 60
 SUBJECT_LIMIT = 200
-
-
-@dataclass(frozen=True)
-class _Update:
-    status: str
-    at: datetime | None
-    text: str
 
 
 def phase_of(kind: str, status: str) -> str:
@@ -45,7 +37,9 @@ def phase_of(kind: str, status: str) -> str:
     return _PHASES[kind].get(status, _DEFAULT_PHASE[kind])
 
 
-def build(content: dict, lang: str, tz: str) -> Message:
+def build(content: dict, lang: str, tz: str, limits: Limits = LADDER[0]) -> Message:
+    """The Message for an incident or maintenance content dict; `limits` bound the texts and
+    the timeline (notifier.emails.timeline). ValueError for content without updates."""
     kind = content["kind"]
     incident = content.get("incident") or {}
     override = ((content.get("overrides") or {}).get(lang)) or {}
@@ -56,6 +50,8 @@ def build(content: dict, lang: str, tz: str) -> Message:
     if not updates:
         # A feed change is always a new update; a mail without one would say nothing true.
         raise ValueError(f"{kind} content has no updates")
+    updates = mark_new(updates, _count(content.get("new_updates")))
+    shown = select(updates, limits)
     status = str(content.get("status") or updates[0].status)
     phase = phase_of(kind, status)
     page_name = text.single_line(content.get("page_name")) or "Sinch"
@@ -85,7 +81,7 @@ def build(content: dict, lang: str, tz: str) -> Message:
         "end": when(end),
         "planned_end": when(planned_end),
         "window": _window(phase, start, end or planned_end, lang, tz),
-        "new_updates": _new_count(content, updates),
+        "new_updates": sum(u.new for u in updates),
         "zone": tz,
     }
     copy = Copy(lang, kind, values)
@@ -101,28 +97,32 @@ def build(content: dict, lang: str, tz: str) -> Message:
         intro=text.plain_text(summary) if summary else copy("intro"),
         summary_heading=words["summary"],
         summary=_summary(kind, phase, values, words),
-        latest=_latest(updates, content, override, values, copy, lang, tz),
+        latest=_latest(shown, content, override, values, copy, lang, tz),
         button=Link(words[f"link_{kind}"], values["link"]) if values["link"] else None,
         faq_heading=words["more"],
         q_prefix=words["q"],
         faq=_faq(copy, FAQ[(kind, phase)], override.get("qa")),
         timeline_heading=words["timeline"],
-        timeline_note=_timeline_note(updates, words),
-        timeline=_timeline(updates, values["new_updates"], lang, tz),
+        timeline_note=words["timeline_note"] if shown.posts else "",
+        timeline=_timeline(shown, values["link"], lang, tz),
+        timeline_more=_omitted(shown, values["link"], words),
         new_label=words["new"],
+        manage_label=words["manage"],
+        manage_links=footer_links(lang),
         signoff=words["signoff"],
         footer=copy("footer"),
         footer_links=footer_links(lang),
     )
 
 
-def _updates(raw: list, plain: bool = False) -> list[_Update]:
+def _updates(raw: list, plain: bool = False) -> list[Update]:
     cleaned = text.tidy_text if plain else text.plain_text
     updates = [
-        _Update(
+        Update(
             status=str(u.get("status") or "update"),
             at=times.parse_time(u.get("at")),
             text=cleaned(u.get("text")),
+            new=u.get("new") is True,
         )
         for u in raw
         if isinstance(u, dict)
@@ -131,12 +131,12 @@ def _updates(raw: list, plain: bool = False) -> list[_Update]:
     return sorted(updates, key=lambda u: u.at.timestamp() if u.at else 0, reverse=True)
 
 
-def _new_count(content: dict, updates: list[_Update]) -> int:
+def _count(value) -> int:
+    """`new_updates` of content stored before the updates carried their own `new` marks."""
     try:
-        count = int(content.get("new_updates") or 1)
+        return max(1, int(value or 1))
     except (TypeError, ValueError):
-        count = 1
-    return max(1, min(count, len(updates) or 1))
+        return 1
 
 
 def _span(kind, phase, incident, updates):
@@ -210,8 +210,8 @@ def _summary(kind, phase, values, words) -> tuple[Fact, ...]:
     return tuple(facts)
 
 
-def _latest(updates, content, override, values, copy, lang, tz) -> Latest:
-    newest = updates[0]
+def _latest(shown: Selection, content, override, values, copy, lang, tz) -> Latest:
+    newest = shown.lead.update
     words = labels.WORDS[lang]
     meta = labels.status_label(lang, newest.status)
     if newest.at:
@@ -223,7 +223,9 @@ def _latest(updates, content, override, values, copy, lang, tz) -> Latest:
         note=copy("new_updates_note") if several else "",
         translation=text.plain_text(override.get("text")),
         quote_label=words["original"],
-        quote=newest.text,
+        quote=shown.lead.text,
+        new=True,
+        more=_more(shown.lead.cut, values["link"], words),
     )
 
 
@@ -252,26 +254,31 @@ def _same_question(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
-def _timeline(updates, new_count, lang, tz) -> tuple[Post, ...]:
-    posts = [
+def _timeline(shown: Selection, link: str, lang: str, tz: str) -> tuple[Post, ...]:
+    words = labels.WORDS[lang]
+    return tuple(
         Post(
-            when=times.format_time(u.at, lang, tz) if u.at else "",
-            status=labels.status_label(lang, u.status),
-            text=u.text,
-            new=index < new_count,
+            when=times.format_time(p.update.at, lang, tz) if p.update.at else "",
+            status=labels.status_label(lang, p.update.status),
+            text=p.text,
+            new=p.update.new,
+            more=Link(words["post_more"], link) if p.cut and link else None,
         )
-        for index, u in enumerate(updates[1 : TIMELINE_LIMIT + 1], start=1)
-    ]
-    return tuple(posts)
+        for p in shown.posts
+    )
 
 
-def _timeline_note(updates, words) -> str:
-    if len(updates) <= 1:
-        return ""
-    hidden = len(updates) - 1 - TIMELINE_LIMIT
-    if hidden <= 0:
-        return words["timeline_note"]
-    return f"{words['timeline_note']} {words['timeline_more'].format(n=hidden)}"
+def _more(cut: bool, link: str, words: dict) -> Link | None:
+    """Where a shortened text is whole: the incident on the status page."""
+    return Link(words["read_more"], link) if cut and link else None
+
+
+def _omitted(shown: Selection, link: str, words: dict) -> Link | None:
+    """The link that counts the earlier updates the mail left out; None when it left none."""
+    if not shown.omitted:
+        return None
+    label = words["omitted_one"] if shown.omitted == 1 else words["omitted"]
+    return Link(label.format(n=shown.omitted), link)
 
 
 def footer_links(lang: str) -> tuple[Link, ...]:

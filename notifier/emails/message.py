@@ -54,11 +54,13 @@ class Post:
     status: str
     text: str
     new: bool = False
+    more: Link | None = None  # the text was shortened: where the whole post is
 
 
 @dataclass(frozen=True)
 class Latest:
-    """The newest update: our translation (if ops wrote one) and the quoted original."""
+    """The update the mail is about (the newest new one): our translation (if ops wrote one)
+    and the quoted original."""
 
     heading: str
     meta: str
@@ -67,6 +69,8 @@ class Latest:
     quote_label: str
     quote: str
     quote_lang: str = "en"
+    new: bool = False
+    more: Link | None = None  # the quote was shortened: where the whole post is
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,11 @@ class Message:
     timeline_heading: str = ""
     timeline_note: str = ""
     timeline: tuple[Post, ...] = ()
+    timeline_more: Link | None = None  # "N earlier updates on the status page"
     new_label: str = ""
+    # A short line near the top of the HTML part, so the links survive a clipped mail.
+    manage_label: str = ""
+    manage_links: tuple[Link, ...] = ()
     signoff: str = ""
     footer: str = ""
     footer_links: tuple[Link, ...] = ()

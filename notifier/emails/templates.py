@@ -34,6 +34,7 @@ env.filters.update(
     wrap=text.wrap,
     paras=text.html_paragraphs,
     inline=text.html_inline,
+    lines=text.html_lines,
 )
 
 # Inline every rule into style attributes (clients that drop <style> still get the look) but
@@ -70,10 +71,21 @@ def render_text(message: Message) -> str:
 
 
 def render_html(message: Message) -> str:
-    document = env.get_template("layout.html").render(m=message, css=_stylesheet())
-    return _inliner.inline(document)
+    """The HTML document: email.css inlined, timeline.css kept once in <head>."""
+    document = env.get_template("layout.html").render(m=message, css=_stylesheet("email.css"))
+    inlined = _inliner.inline(document)
+    if not (message.latest or message.timeline):  # incident mails only
+        return inlined
+    kept = f"<style>\n{_kept_rules()}</style>\n</head>"
+    return inlined.replace("</head>", kept, 1)
+
+
+@lru_cache(maxsize=2)
+def _stylesheet(name: str) -> str:
+    return (TEMPLATE_DIR / name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
-def _stylesheet() -> str:
-    return (TEMPLATE_DIR / "email.css").read_text(encoding="utf-8")
+def _kept_rules() -> str:
+    """timeline.css without its comments: they are for us, not for every mail's bytes."""
+    return re.sub(r"/\*.*?\*/\s*", "", _stylesheet("timeline.css"), flags=re.S)

@@ -109,6 +109,13 @@ def html_paragraphs(text: str, *, tag: str = "p") -> Markup:
     return sanitize("".join(blocks))
 
 
+def html_lines(text: str) -> Markup:
+    """Plain text -> escaped lines with URLs linked, paragraphs parted by a blank line (`<br>`
+    twice), no block tags: a long timeline then carries no per-paragraph style attributes."""
+    blocks = ["<br>".join(_linkify(line) for line in para.split("\n")) for para in paragraphs(text)]
+    return sanitize("<br><br>".join(blocks))
+
+
 def html_inline(text: str) -> Markup:
     """One escaped line of plain text with URLs linked (no paragraph)."""
     return sanitize(" ".join(_linkify(line) for line in text.split("\n")))
