@@ -6,15 +6,23 @@ maintenance; its updates are HTML paragraphs in the content, newest first, each
 precision and the page's time-zone abbreviation. Whitespace and `<var>` tags differ between
 template versions, so everything here matches tolerantly.
 
-The XML itself is read strictly: a body feedparser calls "bozo" (not well-formed, cut off,
-bytes that are not in the declared encoding) is refused with FeedError. Statuspage generates
-well-formed UTF-8, so such a body is a fault on the way (a cut-off transfer, a proxy page); read
-leniently it would lose or mangle updates, and those mangled texts would be stored as edits.
-Refusing it keeps the previous state, and the next good body is read as usual.
+The XML itself is read strictly: a body feedparser calls "bozo" (not well-formed, cut off, not
+an Atom or RSS document) is refused with FeedError. Statuspage generates well-formed UTF-8, so
+such a body is a fault on the way (a cut-off transfer, a proxy page); read leniently it would
+lose or mangle updates, and those mangled texts would be stored as edits. Refusing it keeps the
+previous state, and the next good body is read as usual.
+
+One exception (issue 16): bytes that are not UTF-8 in a body declared (or defaulting to) UTF-8,
+such as a cp1252 apostrophe (0x92) pasted into an old incident, spoil only the entries they sit
+in. The body is decoded again with each invalid byte sequence replaced by a marker character;
+an entry whose id, link, title, content or dates hold a marker is skipped and reported (see
+ParsedFeed.damaged), every other entry is read as usual. A damaged entry is never read, so no
+mangled text is stored or mailed. A body that is still not well-formed after that is refused.
 """
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import html
@@ -131,11 +139,17 @@ class Entry:
 
 @dataclass(frozen=True)
 class ParsedFeed:
+    """A parsed body. `found` counts the entries the body holds (read or skipped); `problems`
+    has one line per skipped entry or odd value; `damaged` repeats the lines of the entries
+    skipped for bytes that are not UTF-8 (each is also in `problems`)."""
+
     format: str
     title: str
     link: str
     entries: tuple[Entry, ...]
     problems: tuple[str, ...] = field(default=())
+    found: int = 0
+    damaged: tuple[str, ...] = field(default=())
 
 
 @functools.lru_cache(maxsize=256)
@@ -365,8 +379,18 @@ def _entry_dates(raw, published, updated, feed: EntryDates) -> EntryDates:
     )
 
 
-def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | None:
+def _parse_entry(
+    raw, feed_dates: EntryDates, problems: list[str], damaged: list[str], mark: str | None = None
+) -> Entry | None:
     link = raw.get("link", "") or ""
+    if mark is not None:
+        spoilt = _damaged_fields(raw, mark)
+        if spoilt:
+            line = f"entry {_damaged_label(raw, mark)}: bytes that are not UTF-8 in its "
+            line += f"{', '.join(spoilt)}; skipped"
+            problems.append(line)
+            damaged.append(line)
+            return None
     key = incident_key(link) or incident_key(raw.get("id", ""))
     title = _title(raw) or "(untitled)"
     if not key:
@@ -459,16 +483,26 @@ def _refusal(parsed, body: bytes) -> str | None:
 
 
 def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
-    """Parse a Statuspage Atom or RSS body; raise FeedError when it is not a clean feed."""
+    """Parse a Statuspage Atom or RSS body; raise FeedError when it is not a clean feed.
+
+    Bytes that are not UTF-8 in a UTF-8 body cost only the entries holding them (module
+    docstring): those are left out of `entries` and listed in `damaged` and `problems`.
+    """
     # Our own tag stripping makes every text inert, so feedparser's sanitizer (two thirds of
     # its run time on a 100 KB feed) buys nothing here.
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    mark = None
+    if _encoding_override(parsed) and _declared_utf8(body):
+        mark, parsed = _parse_leniently(body)
     refusal = _refusal(parsed, body)
     if refusal:
         raise FeedError(refusal)
     fmt = "atom" if parsed["version"].startswith("atom") else "rss"
     feed_meta = parsed.get("feed", {})
     problems: list[str] = []
+    damaged: list[str] = []
+    if mark is not None:
+        feed_meta = _clean_feed_meta(feed_meta, mark, problems)
     # The feed's own date: what entries without dates are read near, and after which nothing
     # on the page can have been posted. `now` only stands in for a missing one.
     text = _own(feed_meta, "updated") or feed_meta.get("published")
@@ -488,7 +522,7 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
     )
     entries: dict[str, Entry] = {}
     for raw in parsed.entries:
-        entry = _parse_entry(raw, feed_dates, problems)
+        entry = _parse_entry(raw, feed_dates, problems, damaged, mark)
         if entry is None:
             continue
         if entry.key in entries:
@@ -501,4 +535,88 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         link=feed_meta.get("link", ""),
         entries=tuple(entries.values()),
         problems=tuple(problems),
+        found=len(parsed.entries),
+        damaged=tuple(damaged),
     )
+
+
+# --- bytes that are not UTF-8 ---------------------------------------------------------------
+# Noncharacters: legal in XML 1.0 (its Char production), never in a Statuspage feed. The first
+# one the body does not hold marks where invalid bytes were.
+_MARKS = tuple(chr(c) for c in range(0xFDD0, 0xFDF0))
+_XML_ENCODING = re.compile(rb"""^<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+# The raw fields an Entry is read from, by the word a report uses for them.
+_READ_FIELDS = (
+    ("id", ("id",)),
+    ("link", ("link", "links")),
+    ("title", ("title",)),
+    ("content", ("content", "summary", "description")),
+    ("date", ("published", "updated", "maintenanceenddate")),
+)
+
+
+def _encoding_override(parsed) -> bool:
+    return type(parsed.get("bozo_exception")).__name__ == "CharacterEncodingOverride"
+
+
+def _declared_utf8(body: bytes) -> bool:
+    """Whether the body is UTF-8 by its XML declaration (or by default: none, or no encoding)."""
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    declared = _XML_ENCODING.match(body.removeprefix(codecs.BOM_UTF8).lstrip()[:200])
+    return declared is None or declared.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")
+
+
+def _parse_leniently(body: bytes):
+    """(marker, feedparser result) for `body` with each invalid UTF-8 sequence as the marker."""
+    mark = next(m for m in _MARKS if m.encode() not in body)  # 32 marks; a feed holds none
+    lenient = _marks_for_invalid(body, mark).encode()
+    return mark, feedparser.parse(lenient, sanitize_html=False, resolve_relative_uris=False)
+
+
+def _marks_for_invalid(body: bytes, mark: str) -> str:
+    """The body as text, each maximal invalid UTF-8 sequence replaced by `mark` (a U+FFFD the
+    page wrote itself stays what it is, unlike with errors="replace")."""
+    out, start = [], 0
+    while True:
+        try:
+            out.append(body[start:].decode("utf-8"))
+            return "".join(out)
+        except UnicodeDecodeError as exc:
+            out.append(body[start : start + exc.start].decode("utf-8"))
+            out.append(mark)
+            start += exc.end
+
+
+def _holds(value, mark: str) -> bool:
+    if isinstance(value, str):
+        return mark in value
+    if isinstance(value, dict):
+        return any(_holds(v, mark) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, mark) for v in value)
+    return False
+
+
+def _damaged_fields(raw, mark: str) -> list[str]:
+    """The words for the fields of a raw entry that hold the marker ("title", "date", …)."""
+    return [word for word, keys in _READ_FIELDS if any(_holds(_own(raw, k), mark) for k in keys)]
+
+
+def _damaged_label(raw, mark: str) -> str:
+    """How a report names a damaged entry: its code (or else its id) and its title."""
+    clean = [v for v in (raw.get("link", ""), _own(raw, "id")) if v and mark not in v]
+    key = next((k for k in map(incident_key, clean) if k), None)
+    ident = key or next((v for v in clean if v == _own(raw, "id")), None) or "(no clean id)"
+    title = _title(raw).replace(mark, "\ufffd") or "(untitled)"
+    return f"{ident} {title[:60]!r}"
+
+
+def _clean_feed_meta(meta, mark: str, problems: list[str]):
+    """The feed's own fields with damaged ones dropped (one problem line each)."""
+    spoilt = [k for k in ("title", "link", "updated", "published") if _holds(_own(meta, k), mark)]
+    if not spoilt:
+        return meta
+    problems.append(f"the feed's own {', '.join(spoilt)}: bytes that are not UTF-8; ignored")
+    drop = set(spoilt) | {f"{k}_parsed" for k in spoilt} | {f"{k}_detail" for k in spoilt}
+    return {k: v for k, v in meta.items() if k not in drop}
