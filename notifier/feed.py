@@ -16,8 +16,9 @@ One exception (issue 16): bytes that are not UTF-8 in a body declared (or defaul
 such as a cp1252 apostrophe (0x92) pasted into an old incident, spoil only the entries they sit
 in. The body is decoded again with each invalid byte sequence replaced by a marker character;
 an entry whose id, link, title, content or dates hold a marker is skipped and reported (see
-ParsedFeed.damaged), every other entry is read as usual. A damaged entry is never read, so no
-mangled text is stored or mailed. A body that is still not well-formed after that is refused.
+ParsedFeed.damaged), every other entry is read as usual. A damaged entry is never news, so no
+mangled text is mailed; only a baseline stores it, silently (ParsedFeed.damaged_entries). A body
+that is still not well-formed after that is refused.
 """
 
 from __future__ import annotations
@@ -141,7 +142,13 @@ class Entry:
 class ParsedFeed:
     """A parsed body. `found` counts the entries the body holds (read or skipped); `problems`
     has one line per skipped entry or odd value; `damaged` repeats the lines of the entries
-    skipped for bytes that are not UTF-8 (each is also in `problems`)."""
+    skipped for bytes that are not UTF-8 (each is also in `problems`).
+
+    `damaged_entries` are those skipped entries as far as they read with U+FFFD for the bad
+    bytes (only those whose code comes from an undamaged link or id). They are never news: a
+    baseline stores them silently, so that when the page repairs them they are known entries
+    (their texts then stored as edits), not new incidents mailed about old news.
+    """
 
     format: str
     title: str
@@ -150,6 +157,7 @@ class ParsedFeed:
     problems: tuple[str, ...] = field(default=())
     found: int = 0
     damaged: tuple[str, ...] = field(default=())
+    damaged_entries: tuple[Entry, ...] = field(default=())
 
 
 @functools.lru_cache(maxsize=256)
@@ -379,18 +387,8 @@ def _entry_dates(raw, published, updated, feed: EntryDates) -> EntryDates:
     )
 
 
-def _parse_entry(
-    raw, feed_dates: EntryDates, problems: list[str], damaged: list[str], mark: str | None = None
-) -> Entry | None:
+def _parse_entry(raw, feed_dates: EntryDates, problems: list[str]) -> Entry | None:
     link = raw.get("link", "") or ""
-    if mark is not None:
-        spoilt = _damaged_fields(raw, mark)
-        if spoilt:
-            line = f"entry {_damaged_label(raw, mark)}: bytes that are not UTF-8 in its "
-            line += f"{', '.join(spoilt)}; skipped"
-            problems.append(line)
-            damaged.append(line)
-            return None
     key = incident_key(link) or incident_key(raw.get("id", ""))
     title = _title(raw) or "(untitled)"
     if not key:
@@ -521,8 +519,19 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         latest=feed_date,
     )
     entries: dict[str, Entry] = {}
+    baseline_only: dict[str, Entry] = {}
     for raw in parsed.entries:
-        entry = _parse_entry(raw, feed_dates, problems, damaged, mark)
+        spoilt = _damaged_fields(raw, mark) if mark is not None else []
+        if spoilt:
+            label, key = _damaged_label(raw, mark)
+            line = f"entry {label}: bytes that are not UTF-8 in its {', '.join(spoilt)}; skipped"
+            problems.append(line)
+            damaged.append(line)
+            read = _parse_entry(_unmarked(raw, mark), feed_dates, [])
+            if read is not None and read.key == key:  # a key from a damaged link is not its own
+                baseline_only.setdefault(key, read)
+            continue
+        entry = _parse_entry(raw, feed_dates, problems)
         if entry is None:
             continue
         if entry.key in entries:
@@ -537,6 +546,7 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         problems=tuple(problems),
         found=len(parsed.entries),
         damaged=tuple(damaged),
+        damaged_entries=tuple(e for k, e in baseline_only.items() if k not in entries),
     )
 
 
@@ -603,13 +613,25 @@ def _damaged_fields(raw, mark: str) -> list[str]:
     return [word for word, keys in _READ_FIELDS if any(_holds(_own(raw, k), mark) for k in keys)]
 
 
-def _damaged_label(raw, mark: str) -> str:
-    """How a report names a damaged entry: its code (or else its id) and its title."""
+def _damaged_label(raw, mark: str) -> tuple[str, str | None]:
+    """(how a report names a damaged entry: its code, else its id, and its title; the code
+    when an undamaged link or id gives one)."""
     clean = [v for v in (raw.get("link", ""), _own(raw, "id")) if v and mark not in v]
     key = next((k for k in map(incident_key, clean) if k), None)
     ident = key or next((v for v in clean if v == _own(raw, "id")), None) or "(no clean id)"
     title = _title(raw).replace(mark, "\ufffd") or "(untitled)"
-    return f"{ident} {title[:60]!r}"
+    return f"{ident} {title[:60]!r}", key
+
+
+def _unmarked(value, mark: str):
+    """A copy of a raw feedparser value with U+FFFD for the marker (dicts and lists copied)."""
+    if isinstance(value, str):
+        return value.replace(mark, "\ufffd")
+    if isinstance(value, dict):
+        return {k: _unmarked(v, mark) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unmarked(v, mark) for v in value]
+    return value
 
 
 def _clean_feed_meta(meta, mark: str, problems: list[str]):

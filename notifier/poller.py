@@ -100,12 +100,16 @@ def ingest(store, feed_id: int, parsed: ParsedFeed, now: datetime, **feed_state)
 
     Poller and `feed replay` both come through here. The seen-state is read inside the lock,
     so a second poller running at the same moment finds this one's work and records nothing.
+    A baseline also stores the entries skipped as damaged, as far as they read (see
+    ParsedFeed.damaged_entries): repaired later, they are known, not new. After the baseline a
+    damaged entry is left alone: neither news nor gone.
     """
     with store.feed_lock(feed_id):
         feed = store.feed_by_id(feed_id)
         baseline = feed["baseline_at"] is None
-        seen = store.seen_incidents(feed_id, {e.key: e.content_hash for e in parsed.entries})
-        detection = detect_changes(parsed.entries, seen, baseline=baseline)
+        entries = parsed.entries + (parsed.damaged_entries if baseline else ())
+        seen = store.seen_incidents(feed_id, {e.key: e.content_hash for e in entries})
+        detection = detect_changes(entries, seen, baseline=baseline)
         changes = store.save_detection(feed_id, detection, now, baseline=baseline)
         store.record_poll_success(feed_id, now, title=parsed.title or None, **feed_state)
         if parsed.problems:

@@ -254,6 +254,15 @@ def test_poller_empty_page_is_a_quiet_baseline_and_its_first_incident_is_mailed(
     }
     health = feed_health(url, db.get_feed(url), app.extensions["settings"], clock())
     assert (health.problem, health.consecutive_failures) == (None, 0)
+    answer = app.test_client().get("/healthz")
+    assert (answer.status_code, answer.get_json()) == (
+        200,
+        {
+            "status": "ok",
+            "database": "ok",
+            "feeds": [{"feed": "feed-1", "last_success_age_seconds": 0, "consecutive_failures": 0}],
+        },
+    )
     assert (db.list_changes(), sendgrid.requests) == ([], [])
 
     feed_server.set("/history.rss", render(fmt, PAGE, [FIRST]))

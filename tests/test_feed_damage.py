@@ -193,6 +193,38 @@ def test_replay_damage_in_an_old_entry_and_a_new_incident(fmt, field):
     assert warnings == [f"snapshot {n}: {line}" for n in (1, 2, 4)]
 
 
+@pytest.mark.parametrize("field", list(FIELDS))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_replay_an_entry_damaged_in_the_baseline_is_known_once_repaired(fmt, field):
+    spot = FIELDS[field][fmt]
+    snapshots = [
+        damage(render(fmt, PAGE, [NEW, OLD]), OLD.key, spot, fmt),
+        render(fmt, PAGE, [NEW, OLD]),  # repaired: old news, no event
+        render(fmt, PAGE, [NEW, OLD_POSTMORTEM]),  # a real update on it afterwards
+    ]
+    warnings: list[str] = []
+    events = replay(snapshots, warnings=warnings)
+    assert contract(events) == [
+        (2, OLD.key, "new_update", "postmortem", utc(2026, 11, 26, 11, 40), 1)
+    ]
+    assert warnings == [f"snapshot 0: {damaged_line(fmt, field)}"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_replay_an_entry_with_a_damaged_link_in_the_baseline_is_not_guessed_at(fmt):
+    # Its code cannot be read, so nothing is stored for it; repaired, it is a new entry.
+    damaged = damage(render(fmt, PAGE, [OLD]), OLD.key, rb"sinch\.com/incidents/", fmt)
+    damaged = damaged.replace(b"<guid>https://", b"<guid>https://" + BAD)
+    snapshots = [damaged, render(fmt, PAGE, [NEW, OLD])]
+    with pytest.raises(FeedError, match=r"^snapshot 0: none of the feed's 1 entries is usable"):
+        replay(snapshots)
+    events = replay([render(fmt, PAGE, [NEW]), damage(render(fmt, PAGE, [NEW, OLD]), OLD.key,
+                     rb"sinch\.com/incidents/", fmt), render(fmt, PAGE, [NEW, OLD])])  # fmt: skip
+    assert contract(events) == [
+        (2, OLD.key, "new_incident", "resolved", utc(2026, 11, 20, 12, 0), 2)
+    ]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_replay_a_feed_whose_every_entry_is_damaged_is_an_error(fmt):
     only_old = damage(render(fmt, PAGE, [OLD]), OLD.key, FIELDS["title"][fmt], fmt)
@@ -380,3 +412,28 @@ def test_poller_a_feed_with_only_damaged_entries_fails_and_keeps_its_state(
         "consecutive_failures": 1,
     }
     assert db.list_changes() == []
+
+
+def test_poller_an_entry_damaged_in_the_baseline_is_stored_silently_and_repaired_as_edits(
+    world, db, sendgrid, feed_server, clock
+):
+    app, _ = world
+    add_subscriber(db, "ben@example.com", now=clock(), language="en")
+    body = damage(render("atom", PAGE, [NEW, OLD]), OLD.key, FIELDS["title"]["atom"], "atom")
+    feed_server.set("/history.atom", body)
+    jobs.poll(app)
+    titles = "SELECT key, title FROM incidents ORDER BY key"
+    assert raw_rows(db, titles) == [
+        {"key": NEW.key, "title": NEW.title},
+        {"key": OLD.key, "title": "Delayed\ufffd SMS delivery (EU)"},
+    ]
+
+    feed_server.set("/history.atom", render("atom", PAGE, [NEW, OLD]))
+    clock.advance(minutes=1)
+    jobs.poll(app)
+    jobs.dispatch(app)
+    assert raw_rows(db, titles) == [
+        {"key": NEW.key, "title": NEW.title},
+        {"key": OLD.key, "title": OLD.title},
+    ]
+    assert (db.list_changes(), sendgrid.requests) == ([], [])
