@@ -212,14 +212,15 @@ def test_replay_an_entry_damaged_in_the_baseline_is_known_once_repaired(fmt, fie
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_replay_an_entry_with_a_damaged_link_in_the_baseline_is_not_guessed_at(fmt):
-    # Its code cannot be read, so nothing is stored for it; repaired, it is a new entry.
+    # Its code cannot be read, so nothing can be stored for it: a baseline of only that fails.
     damaged = damage(render(fmt, PAGE, [OLD]), OLD.key, rb"sinch\.com/incidents/", fmt)
     damaged = damaged.replace(b"<guid>https://", b"<guid>https://" + BAD)
     snapshots = [damaged, render(fmt, PAGE, [NEW, OLD])]
     with pytest.raises(FeedError, match=r"^snapshot 0: none of the feed's 1 entries is usable"):
         replay(snapshots)
-    events = replay([render(fmt, PAGE, [NEW]), damage(render(fmt, PAGE, [NEW, OLD]), OLD.key,
-                     rb"sinch\.com/incidents/", fmt), render(fmt, PAGE, [NEW, OLD])])  # fmt: skip
+    # Appearing damaged after the baseline, it is unknown too: repaired, it is news.
+    appears = damage(render(fmt, PAGE, [NEW, OLD]), OLD.key, rb"sinch\.com/incidents/", fmt)
+    events = replay([render(fmt, PAGE, [NEW]), appears, render(fmt, PAGE, [NEW, OLD])])
     assert contract(events) == [
         (2, OLD.key, "new_incident", "resolved", utc(2026, 11, 20, 12, 0), 2)
     ]
