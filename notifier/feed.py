@@ -491,7 +491,7 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     mark = None
     if _encoding_override(parsed) and _declared_utf8(body):
-        mark, parsed = _parse_leniently(body)
+        mark, parsed = _parse_leniently(body, parsed)
     refusal = _refusal(parsed, body)
     if refusal:
         raise FeedError(refusal)
@@ -577,9 +577,12 @@ def _declared_utf8(body: bytes) -> bool:
     return declared is None or declared.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")
 
 
-def _parse_leniently(body: bytes):
-    """(marker, feedparser result) for `body` with each invalid UTF-8 sequence as the marker."""
-    mark = next(m for m in _MARKS if m.encode() not in body)  # 32 marks; a feed holds none
+def _parse_leniently(body: bytes, strict):
+    """(marker, feedparser result) for `body` with each invalid UTF-8 sequence as the marker;
+    (None, `strict`) in the absurd case that the body holds every marker."""
+    mark = next((m for m in _MARKS if m.encode() not in body), None)
+    if mark is None:
+        return None, strict
     lenient = _marks_for_invalid(body, mark).encode()
     return mark, feedparser.parse(lenient, sanitize_html=False, resolve_relative_uris=False)
 

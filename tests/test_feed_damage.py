@@ -96,6 +96,27 @@ def test_a_bad_byte_skips_only_its_entry_and_names_it(fmt, field):
     assert parsed.entries == clean.entries  # the other entry exactly as from a clean body
 
 
+# Latin-1 and cp1252 bytes (0x81 is unassigned even in cp1252), a cut-off sequence, a byte
+# never in UTF-8, an encoded surrogate, a code point past U+10FFFF.
+@pytest.mark.parametrize(
+    "bad", [b"\x92", b"\xe4", b"\x81", b"\xc3", b"\xff", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]
+)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_kind_of_invalid_sequence_is_damage(fmt, bad):
+    body = render(fmt, PAGE, [NEW, OLD]).replace(b"The carrier", b"The" + bad + b" carrier")
+    parsed = parse_feed(body)
+    assert ([e.key for e in parsed.entries], parsed.problems) == (
+        [NEW.key],
+        (damaged_line(fmt, "content"),),
+    )
+
+
+def test_a_nul_byte_is_not_xml_and_refuses_the_body():
+    body = render("atom", PAGE, [NEW, OLD]).replace(b"The carrier", b"The\x00 carrier")
+    with pytest.raises(FeedError, match=r"^not well-formed XML, truncated or corrupt \("):
+        parse_feed(body)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_bad_link_names_the_entry_by_what_is_left_clean(fmt):
     clean = render(fmt, PAGE, [NEW, OLD])
