@@ -344,9 +344,10 @@ def mails(sendgrid) -> list[tuple[str, str]]:
     )
 
 
+@pytest.mark.parametrize("field", list(FIELDS))
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_poller_detects_and_mails_a_new_incident_next_to_a_damaged_entry(
-    world, db, sendgrid, feed_server, clock, caplog, fmt
+    world, db, sendgrid, feed_server, clock, caplog, fmt, field
 ):
     app, url = world
     add_subscriber(db, "ben@example.com", now=clock(), language="en")
@@ -354,14 +355,14 @@ def test_poller_detects_and_mails_a_new_incident_next_to_a_damaged_entry(
     feed_server.set("/history.atom", render(fmt, PAGE, [OLD]))
     jobs.poll(app)
 
-    damaged = damage(render(fmt, PAGE, [NEW, OLD]), OLD.key, FIELDS["content"][fmt], fmt)
+    damaged = damage(render(fmt, PAGE, [NEW, OLD]), OLD.key, FIELDS[field][fmt], fmt)
     feed_server.set("/history.atom", damaged)
     t1 = clock.advance(minutes=1)
     with caplog.at_level(logging.WARNING, logger="notifier.poller"):
         jobs.poll(app)
     jobs.dispatch(app)
 
-    line = damaged_line(fmt, "content")
+    line = damaged_line(fmt, field)
     assert ("notifier.poller", logging.WARNING, f"feed {url}: {line}") in caplog.record_tuples
     (feed,) = raw_rows(
         db,
