@@ -118,7 +118,11 @@ def _entry_payload(e) -> dict:
 @click.argument("source")
 @click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON.")
 def feed_inspect(source: str, as_json: bool):
-    """Parse SOURCE (a file or URL) and show its entries and updates."""
+    """Parse SOURCE (a file or URL) and show its entries and updates.
+
+    Every problem gets one "warning: …" line on stderr; an entry skipped for bytes that are not
+    UTF-8 reads "warning: entry CODE 'TITLE': bytes that are not UTF-8 in its FIELDS; skipped".
+    """
     parsed = _parse(source)
     payload = inspect_payload(parsed)
     if as_json:
@@ -142,12 +146,19 @@ def feed_inspect(source: str, as_json: bool):
 @click.argument("snapshots", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON.")
 def feed_replay(snapshots: tuple[str, ...], as_json: bool):
-    """Treat SNAPSHOTS as successive polls; snapshot 0 is the silent baseline."""
+    """Treat SNAPSHOTS as successive polls; snapshot 0 is the silent baseline.
+
+    An entry skipped for bytes that are not UTF-8 gets one line on stderr,
+    "warning: snapshot N: entry CODE 'TITLE': bytes that are not UTF-8 in its FIELDS; skipped".
+    """
     bodies = [_read_source(s) for s in snapshots]
+    damaged: list[str] = []
     try:
-        changes = replay(bodies)
+        changes = replay(bodies, warnings=damaged)
     except FeedError as exc:
         raise click.ClickException(str(exc)) from None
+    for line in damaged:  # stdout stays pure JSON
+        click.echo(f"warning: {line}", err=True)
     events = [
         {
             "snapshot": c["snapshot"],

@@ -6,15 +6,24 @@ maintenance; its updates are HTML paragraphs in the content, newest first, each
 precision and the page's time-zone abbreviation. Whitespace and `<var>` tags differ between
 template versions, so everything here matches tolerantly.
 
-The XML itself is read strictly: a body feedparser calls "bozo" (not well-formed, cut off,
-bytes that are not in the declared encoding) is refused with FeedError. Statuspage generates
-well-formed UTF-8, so such a body is a fault on the way (a cut-off transfer, a proxy page); read
-leniently it would lose or mangle updates, and those mangled texts would be stored as edits.
-Refusing it keeps the previous state, and the next good body is read as usual.
+The XML itself is read strictly: a body feedparser calls "bozo" (not well-formed, cut off, not
+an Atom or RSS document) is refused with FeedError. Statuspage generates well-formed UTF-8, so
+such a body is a fault on the way (a cut-off transfer, a proxy page); read leniently it would
+lose or mangle updates, and those mangled texts would be stored as edits. Refusing it keeps the
+previous state, and the next good body is read as usual.
+
+One exception (issue 16): bytes that are not UTF-8 in a body declared (or defaulting to) UTF-8,
+such as a cp1252 apostrophe (0x92) pasted into an old incident, spoil only the entries they sit
+in. The body is decoded again with each invalid byte sequence replaced by a marker character;
+an entry whose id, link, title, content or dates hold a marker is skipped and reported (see
+ParsedFeed.damaged), every other entry is read as usual. A damaged entry is never news, so no
+mangled text is mailed; only a baseline stores it, silently (ParsedFeed.damaged_entries). A body
+that is still not well-formed after that is refused.
 """
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import html
@@ -131,11 +140,24 @@ class Entry:
 
 @dataclass(frozen=True)
 class ParsedFeed:
+    """A parsed body. `found` counts the entries the body holds (read or skipped); `problems`
+    has one line per skipped entry or odd value; `damaged` repeats the lines of the entries
+    skipped for bytes that are not UTF-8 (each is also in `problems`).
+
+    `damaged_entries` are those skipped entries as far as they read with U+FFFD for the bad
+    bytes (only those whose code comes from an undamaged link or id). They are never news: a
+    baseline stores them silently, so that when the page repairs them they are known entries
+    (their texts then stored as edits), not new incidents mailed about old news.
+    """
+
     format: str
     title: str
     link: str
     entries: tuple[Entry, ...]
     problems: tuple[str, ...] = field(default=())
+    found: int = 0
+    damaged: tuple[str, ...] = field(default=())
+    damaged_entries: tuple[Entry, ...] = field(default=())
 
 
 @functools.lru_cache(maxsize=256)
@@ -459,16 +481,26 @@ def _refusal(parsed, body: bytes) -> str | None:
 
 
 def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
-    """Parse a Statuspage Atom or RSS body; raise FeedError when it is not a clean feed."""
+    """Parse a Statuspage Atom or RSS body; raise FeedError when it is not a clean feed.
+
+    Bytes that are not UTF-8 in a UTF-8 body cost only the entries holding them (module
+    docstring): those are left out of `entries` and listed in `damaged` and `problems`.
+    """
     # Our own tag stripping makes every text inert, so feedparser's sanitizer (two thirds of
     # its run time on a 100 KB feed) buys nothing here.
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    mark = None
+    if _encoding_override(parsed) and _declared_utf8(body):
+        mark, parsed = _parse_leniently(body, parsed)
     refusal = _refusal(parsed, body)
     if refusal:
         raise FeedError(refusal)
     fmt = "atom" if parsed["version"].startswith("atom") else "rss"
     feed_meta = parsed.get("feed", {})
     problems: list[str] = []
+    damaged: list[str] = []
+    if mark is not None:
+        feed_meta = _clean_feed_meta(feed_meta, mark, problems)
     # The feed's own date: what entries without dates are read near, and after which nothing
     # on the page can have been posted. `now` only stands in for a missing one.
     text = _own(feed_meta, "updated") or feed_meta.get("published")
@@ -487,7 +519,18 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         latest=feed_date,
     )
     entries: dict[str, Entry] = {}
+    baseline_only: dict[str, Entry] = {}
     for raw in parsed.entries:
+        spoilt = _damaged_fields(raw, mark) if mark is not None else []
+        if spoilt:
+            label, key = _damaged_label(raw, mark)
+            line = f"entry {label}: bytes that are not UTF-8 in its {', '.join(spoilt)}; skipped"
+            problems.append(line)
+            damaged.append(line)
+            read = _parse_entry(_unmarked(raw, mark), feed_dates, [])
+            if read is not None and read.key == key:  # a key from a damaged link is not its own
+                baseline_only.setdefault(key, read)
+            continue
         entry = _parse_entry(raw, feed_dates, problems)
         if entry is None:
             continue
@@ -501,4 +544,104 @@ def parse_feed(body: bytes, now: datetime | None = None) -> ParsedFeed:
         link=feed_meta.get("link", ""),
         entries=tuple(entries.values()),
         problems=tuple(problems),
+        found=len(parsed.entries),
+        damaged=tuple(damaged),
+        damaged_entries=tuple(e for k, e in baseline_only.items() if k not in entries),
     )
+
+
+# --- bytes that are not UTF-8 ---------------------------------------------------------------
+# Noncharacters: legal in XML 1.0 (its Char production), never in a Statuspage feed. The first
+# one the body does not hold marks where invalid bytes were.
+_MARKS = tuple(chr(c) for c in range(0xFDD0, 0xFDF0))
+_XML_ENCODING = re.compile(rb"""^<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+# The raw fields an Entry is read from, by the word a report uses for them.
+_READ_FIELDS = (
+    ("id", ("id",)),
+    ("link", ("link", "links")),
+    ("title", ("title",)),
+    ("content", ("content", "summary", "description")),
+    ("date", ("published", "updated", "maintenanceenddate")),
+)
+
+
+def _encoding_override(parsed) -> bool:
+    return type(parsed.get("bozo_exception")).__name__ == "CharacterEncodingOverride"
+
+
+def _declared_utf8(body: bytes) -> bool:
+    """Whether the body is UTF-8 by its XML declaration (or by default: none, or no encoding)."""
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    declared = _XML_ENCODING.match(body.removeprefix(codecs.BOM_UTF8).lstrip()[:200])
+    return declared is None or declared.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")
+
+
+def _parse_leniently(body: bytes, strict):
+    """(marker, feedparser result) for `body` with each invalid UTF-8 sequence as the marker;
+    (None, `strict`) in the absurd case that the body holds every marker."""
+    mark = next((m for m in _MARKS if m.encode() not in body), None)
+    if mark is None:
+        return None, strict
+    lenient = _marks_for_invalid(body, mark).encode()
+    return mark, feedparser.parse(lenient, sanitize_html=False, resolve_relative_uris=False)
+
+
+def _marks_for_invalid(body: bytes, mark: str) -> str:
+    """The body as text, each maximal invalid UTF-8 sequence replaced by `mark` (a U+FFFD the
+    page wrote itself stays what it is, unlike with errors="replace")."""
+    out, start = [], 0
+    while True:
+        try:
+            out.append(body[start:].decode("utf-8"))
+            return "".join(out)
+        except UnicodeDecodeError as exc:
+            out.append(body[start : start + exc.start].decode("utf-8"))
+            out.append(mark)
+            start += exc.end
+
+
+def _holds(value, mark: str) -> bool:
+    if isinstance(value, str):
+        return mark in value
+    if isinstance(value, dict):
+        return any(_holds(v, mark) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, mark) for v in value)
+    return False
+
+
+def _damaged_fields(raw, mark: str) -> list[str]:
+    """The words for the fields of a raw entry that hold the marker ("title", "date", …)."""
+    return [word for word, keys in _READ_FIELDS if any(_holds(_own(raw, k), mark) for k in keys)]
+
+
+def _damaged_label(raw, mark: str) -> tuple[str, str | None]:
+    """(how a report names a damaged entry: its code, else its id, and its title; the code
+    when an undamaged link or id gives one)."""
+    clean = [v for v in (raw.get("link", ""), _own(raw, "id")) if v and mark not in v]
+    key = next((k for k in map(incident_key, clean) if k), None)
+    ident = key or next((v for v in clean if v == _own(raw, "id")), None) or "(no clean id)"
+    title = _title(raw).replace(mark, "\ufffd") or "(untitled)"
+    return f"{ident} {title[:60]!r}", key
+
+
+def _unmarked(value, mark: str):
+    """A copy of a raw feedparser value with U+FFFD for the marker (dicts and lists copied)."""
+    if isinstance(value, str):
+        return value.replace(mark, "\ufffd")
+    if isinstance(value, dict):
+        return {k: _unmarked(v, mark) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unmarked(v, mark) for v in value]
+    return value
+
+
+def _clean_feed_meta(meta, mark: str, problems: list[str]):
+    """The feed's own fields with damaged ones dropped (one problem line each)."""
+    spoilt = [k for k in ("title", "link", "updated", "published") if _holds(_own(meta, k), mark)]
+    if not spoilt:
+        return meta
+    problems.append(f"the feed's own {', '.join(spoilt)}: bytes that are not UTF-8; ignored")
+    drop = set(spoilt) | {f"{k}_parsed" for k in spoilt} | {f"{k}_detail" for k in spoilt}
+    return {k: v for k, v in meta.items() if k not in drop}

@@ -24,7 +24,11 @@ bp = Blueprint("health", __name__)
 def healthz():
     """200 {"status": "ok", "database": "ok", "feeds": [{"feed": "feed-N", ["url",]
     "last_success_age_seconds": int | None, "consecutive_failures": int}, …]} in FEED_URLS
-    order; 503 {"status": "error", "database": "unreachable"} when the store fails."""
+    order; 503 {"status": "error", "database": "unreachable"} when the store fails.
+
+    "consecutive_failures" counts failed polls only (fetch errors, refused bodies; poller.py):
+    a quiet page is healthy, whether its feed is unchanged, answers 304 or lists no entries yet
+    (a brand-new page, issue 16), and a feed with some damaged entries is read, not failed."""
     now = context.now()
     try:
         store = context.store()

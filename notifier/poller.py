@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,14 +60,38 @@ def body_digest(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
-def parse_usable(body: bytes, now: datetime) -> ParsedFeed:
-    """parse_feed, plus the poller's rule that a feed without usable entries is an error."""
+def parse_usable(
+    body: bytes, now: datetime, had_entries: Callable[[], bool] | None = None
+) -> ParsedFeed:
+    """parse_feed, plus the poller's rules for a feed without usable entries.
+
+    - A well-formed feed that lists no entries at all is usable: a brand-new Statuspage page has
+      one, and it is a valid (empty) baseline, after which the first incident is new (issue 16).
+    - A feed that lists entries none of which could be read (every one damaged, linkless, out
+      of range …) is an error: FeedError, the previous state is kept and the poll counts as
+      failed. Read as a baseline it would make every entry look new once it reads again.
+    - A feed that lists no entries although earlier polls stored incidents from it
+      (`had_entries()`, asked only then) is an error too. Statuspage's history feeds keep the
+      newest entries and let old ones age out one at a time; a page with history does not drop
+      to zero entries between two polls, so that is a broken deploy, cache or proxy, and the
+      health alert must see it. Nothing else changes: entries leaving a feed are never events,
+      and when they come back they are known. (A page whose owner deleted every incident stays
+      failing until it posts a new one; the dashboard shows the error text.)
+    Bodies that are not Atom or RSS, cut off or not well-formed raise FeedError in parse_feed.
+    """
     parsed = parse_feed(body, now)
-    if not parsed.entries:
-        # A real history feed is never empty; an empty one is an outage page or a bad deploy.
-        # Taking it as a baseline would make every incident after it look new.
+    if parsed.entries:
+        return parsed
+    if parsed.found:
         why = f" ({parsed.problems[0]})" if parsed.problems else ""
-        raise FeedError(f"the feed has no usable entries{why}; kept the previous state")
+        raise FeedError(
+            f"none of the feed's {parsed.found} entries is usable{why}; kept the previous state"
+        )
+    if had_entries is not None and had_entries():
+        raise FeedError(
+            "the feed lists no entries, but earlier polls stored incidents from it; "
+            "kept the previous state"
+        )
     return parsed
 
 
@@ -76,12 +100,16 @@ def ingest(store, feed_id: int, parsed: ParsedFeed, now: datetime, **feed_state)
 
     Poller and `feed replay` both come through here. The seen-state is read inside the lock,
     so a second poller running at the same moment finds this one's work and records nothing.
+    A baseline also stores the entries skipped as damaged, as far as they read (see
+    ParsedFeed.damaged_entries): repaired later, they are known, not new. After the baseline a
+    damaged entry is left alone: neither news nor gone.
     """
     with store.feed_lock(feed_id):
         feed = store.feed_by_id(feed_id)
         baseline = feed["baseline_at"] is None
-        seen = store.seen_incidents(feed_id, {e.key: e.content_hash for e in parsed.entries})
-        detection = detect_changes(parsed.entries, seen, baseline=baseline)
+        entries = parsed.entries + (parsed.damaged_entries if baseline else ())
+        seen = store.seen_incidents(feed_id, {e.key: e.content_hash for e in entries})
+        detection = detect_changes(entries, seen, baseline=baseline)
         changes = store.save_detection(feed_id, detection, now, baseline=baseline)
         store.record_poll_success(feed_id, now, title=parsed.title or None, **feed_state)
         if parsed.problems:
@@ -115,7 +143,7 @@ def poll_feed(store, client: httpx.Client, url: str, now: datetime, max_bytes: i
         store.record_poll_success(feed["id"], now, etag=fetched.etag)
         return PollResult(url, "same_body")
     try:
-        parsed = parse_usable(fetched.body, now)
+        parsed = parse_usable(fetched.body, now, lambda: store.feed_has_incidents(feed["id"]))
     except FeedError as exc:
         return _failed(store, feed, now, f"unusable feed from {url}: {exc}")
     result = ingest(
@@ -158,10 +186,14 @@ def poll_all(store, client: httpx.Client, urls: Sequence[str], now: datetime, ma
     return results
 
 
-def replay(snapshots: Sequence[bytes], start: datetime | None = None) -> list[dict]:
+def replay(
+    snapshots: Sequence[bytes], start: datetime | None = None, warnings: list[str] | None = None
+) -> list[dict]:
     """Treat the bodies as successive polls of one feed; return the events, as the poller sees them.
 
-    Runs the poller's own ingest path against a throwaway SQLite store.
+    Runs the poller's own parse_usable and ingest against a throwaway SQLite store. FeedError
+    ("snapshot N: why") for a snapshot the poller would refuse. Entries skipped for bytes that
+    are not UTF-8 are added to `warnings`, when given, as "snapshot N: entry …; skipped".
     """
     from .store.sqlite import SQLiteStore
 
@@ -174,9 +206,11 @@ def replay(snapshots: Sequence[bytes], start: datetime | None = None) -> list[di
             feed_id = store.ensure_feed("replay:", now)["id"]
             for index, body in enumerate(snapshots):
                 try:
-                    parsed = parse_usable(body, now)
+                    parsed = parse_usable(body, now, lambda: store.feed_has_incidents(feed_id))
                 except FeedError as exc:
                     raise FeedError(f"snapshot {index}: {exc}") from None
+                if warnings is not None:
+                    warnings.extend(f"snapshot {index}: {line}" for line in parsed.damaged)
                 result = ingest(store, feed_id, parsed, now)
                 for change in result.changes:
                     events.append({"snapshot": index, **change})

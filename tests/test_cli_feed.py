@@ -162,7 +162,8 @@ def test_replay_text_output(runner, tmp_path):
     )
 
 
-def test_replay_refuses_an_empty_snapshot_like_the_poller(runner, tmp_path):
+def test_replay_refuses_an_emptied_snapshot_like_the_poller(runner, tmp_path):
+    # Issue 16: an empty first snapshot is a valid baseline; dropping to none after entries is not.
     paths = [
         write(tmp_path, "0.atom", render("atom", PAGE, [SMS])),
         write(tmp_path, "1.atom", render("atom", PAGE, [])),
@@ -171,7 +172,8 @@ def test_replay_refuses_an_empty_snapshot_like_the_poller(runner, tmp_path):
     result = runner.invoke(args=["feed", "replay", *paths, "--json"])
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr.splitlines()[-1] == (
-        "Error: snapshot 1: the feed has no usable entries; kept the previous state"
+        "Error: snapshot 1: the feed lists no entries, but earlier polls stored incidents from "
+        "it; kept the previous state"
     )
 
 

@@ -309,13 +309,20 @@ def test_truncated_xml_is_refused_not_read_leniently(fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_latin1_bytes_declared_as_utf8_are_refused(fmt):
-    body = feed_body(fmt).replace(b"Delayed SMS", "Verzögerte SMS".encode("latin-1"))
-    with pytest.raises(FeedError) as info:
-        parse_feed(body)
-    assert str(info.value) == (
-        "the body is not in its declared encoding (document declared as utf-8, but parsed as "
-        "windows-1252); refused"
+def test_latin1_bytes_declared_as_utf8_skip_only_their_entry(fmt):
+    # Issue 16 changed this from refusing the whole body (see tests/test_feed_damage.py).
+    clean = render(fmt, Page(), [SMS, WINDOW])
+    body = clean.replace(b"Delayed SMS", "Verzögerte SMS".encode("latin-1"))
+    parsed = parse_feed(body)
+    line = (
+        "entry k2x9v7t0qzr1 'Verz\ufffdgerte SMS delivery (EU)': bytes that are not UTF-8 in its "
+        "title; skipped"
+    )
+    assert (parsed.entries, parsed.problems, parsed.damaged, parsed.found) == (
+        parse_feed(render(fmt, Page(), [WINDOW])).entries,
+        (line,),
+        (line,),
+        2,
     )
 
 

@@ -181,19 +181,25 @@ ERRORS = {
             r"\(<unknown>:\d+:\d+: [a-z ]+\); refused"
         ),
     ),
+    # Issue 16: an empty feed is a valid first baseline (tests/test_empty_feed.py), but a feed
+    # whose incidents are stored does not drop to zero entries: that is still an error.
     "empty_feed": (
         dict(body=render("atom", PAGE, [])),
-        "unusable feed from {url}: the feed has no usable entries; kept the previous state",
+        "unusable feed from {url}: the feed lists no entries, but earlier polls stored "
+        "incidents from it; kept the previous state",
     ),
     "empty_body": (dict(body=b""), "unusable feed from {url}: the body is empty"),
     "larger_than_cap": (
         dict(body=A2 + b"<!--" + b"x" * CAP_BYTES + b"-->"),
         f"body of {{url}} is {len(A2) + 7 + CAP_BYTES} bytes, over the {CAP_BYTES} cap",
     ),
+    # Issue 16: bad bytes spoil only their entry (tests/test_feed_damage.py); here the only
+    # entry is damaged, so no entry is left and the feed is still an error.
     "not_utf8": (
         dict(body=latin1(A2)),
-        "unusable feed from {url}: the body is not in its declared encoding (document declared "
-        "as utf-8, but parsed as windows-1252); refused",
+        "unusable feed from {url}: none of the feed's 1 entries is usable (entry sms0000000a1 "
+        "'Verz\ufffdgerte SMS delivery (EU)': bytes that are not UTF-8 in its title; skipped); "
+        "kept the previous state",
     ),
 }
 
@@ -297,19 +303,27 @@ def test_a_problem_inside_a_usable_feed_is_a_warning_and_no_change(feeds, caplog
     assert change_rows(feeds.db)[1:] == [a_change(feeds)]
 
 
-def test_an_empty_first_poll_never_becomes_the_baseline(feed_server, db, http, clock, caplog):
+def test_an_empty_first_poll_is_the_baseline_and_the_first_incident_is_new(
+    feed_server, db, http, clock, caplog
+):
+    # Issue 16 changed this: a brand-new page serves a well-formed feed without entries.
     url = feed_server.set("/history.atom", render("atom", PAGE, []))
     (result,) = poll_all(db, http, [url], clock(), CAP_BYTES)
-    error = f"unusable feed from {url}: the feed has no usable entries; kept the previous state"
-    assert (result.outcome, result.error) == ("error", error)
+    assert (result.outcome, result.entries, result.error) == ("baseline", 0, None)
     row = feed_row(db, url)
-    assert (row["baseline_at"], row["body_hash"], row["consecutive_failures"]) == (None, None, 1)
+    assert (row["baseline_at"], row["body_hash"], row["consecutive_failures"]) == (
+        ts(clock()),
+        body_digest(render("atom", PAGE, [])),
+        0,
+    )
 
     feed_server.set("/history.atom", A0)
     clock.advance(minutes=1)
     (result,) = poll_all(db, http, [url], clock(), CAP_BYTES)
-    assert (result.outcome, result.entries, change_rows(db)) == ("baseline", 1, [])
-    assert feed_row(db, url)["baseline_at"] == ts(clock())
+    assert (result.outcome, result.entries) == ("changes", 1)
+    assert [(c["key"], c["type"], c["status"], c["count"]) for c in change_rows(db)] == [
+        ("sms0000000a1", "new_incident", "identified", 2)
+    ]
 
 
 def feed_a_rows(db) -> dict:

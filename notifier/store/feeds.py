@@ -72,6 +72,13 @@ class FeedQueries:
             [warning[:1000], now, feed_id],
         )
 
+    def feed_has_incidents(self, feed_id: int) -> bool:
+        """Whether any incident was ever stored from this feed (incidents are never deleted)."""
+        return (
+            self._query_one("SELECT 1 AS found FROM incidents WHERE feed_id = ? LIMIT 1", [feed_id])
+            is not None
+        )
+
     # --- detection state -------------------------------------------------------------
     def seen_incidents(self, feed_id: int, hashes: dict[str, str]) -> dict[str, SeenIncident]:
         """Stored incidents for these keys; updates loaded only where the content hash moved."""
