@@ -167,14 +167,14 @@ def test_preferences_show_the_group_choice_as_the_group(client, settings, db, cl
     assert boxes == ["grp-msg", "sms", "rcs", "whatsapp", "voice"]
     assert (
         '<input type="checkbox" name="components" value="grp-msg" id="component-grp-msg" '
-        'data-group="grp-msg" checked> Messaging '
-        '<span class="group-scope">(alle Komponenten, auch später hinzugefügte)</span></label>'
+        'data-group="grp-msg" checked> <span>Messaging <span class="group-scope">'
+        "(alle Komponenten, auch später hinzugefügte)</span></span></label>"
     ) in html
     # The sign-up form says the same in English.
     english = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert (
-        'data-group="grp-msg"> Messaging '
-        '<span class="group-scope">(all components, including ones added later)</span></label>'
+        'data-group="grp-msg"> <span>Messaging <span class="group-scope">'
+        "(all components, including ones added later)</span></span></label>"
     ) in english
 
 
