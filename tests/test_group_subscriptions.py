@@ -345,3 +345,19 @@ def test_the_migration_turns_a_whole_group_into_the_group_and_leaves_the_rest(db
     feed_id = seed(db, clock, [*CATALOGUE, WHATSAPP])
     assert fan_out(db, clock, feed_id, ["whatsapp"]) == ["all@example.com", "both@example.com",
                                                           "whole@example.com"]  # fmt: skip
+
+
+def test_the_dashboard_counts_a_group_subscriber_for_every_member(db, clock):
+    seed(db, clock)
+    add_subscriber(db, "group@example.com", now=clock(), components=["grp-msg"])
+    add_subscriber(db, "sms@example.com", now=clock(), components=["sms", "grp-msg"])
+    add_subscriber(db, "voice@example.com", now=clock(), components=["voice"])
+    clock.advance(hours=1)
+    seed(db, clock, [*CATALOGUE, WHATSAPP])
+    assert db.subscriber_counts()["by_component"] == [
+        {"id": "porting", "name": "Number porting", "n": 0},
+        {"id": "sms", "name": "SMS", "n": 2},
+        {"id": "rcs", "name": "RCS", "n": 2},
+        {"id": "voice", "name": "Voice", "n": 1},
+        {"id": "whatsapp", "name": "WhatsApp", "n": 2},
+    ]
