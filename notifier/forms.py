@@ -11,7 +11,7 @@ import functools
 import unicodedata
 import weakref
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
@@ -117,21 +117,55 @@ class Section:
 @dataclass(frozen=True)
 class Catalogue:
     sections: tuple[Section, ...]
+    # Groups a subscriber chose that are gone from the page, with their last known members
+    # (offered on that subscriber's preferences page only, see kept_groups).
+    kept: tuple[Group, ...] = ()
 
     @functools.cached_property
     def members(self) -> dict[str, tuple[str, ...]]:
         """Each selectable id (component or group) -> the component ids it stands for."""
         out = {}
-        for section in self.sections:
-            for group in section.groups:
-                for c in group.members:
-                    out[c.id] = (c.id,)
-                if group.id is not None:
-                    out[group.id] = tuple(c.id for c in group.members)
+        for group in (*(g for s in self.sections for g in s.groups), *self.kept):
+            for c in group.members:
+                out.setdefault(c.id, (c.id,))
+            if group.id is not None:
+                out[group.id] = tuple(c.id for c in group.members)
         return out
+
+    @functools.cached_property
+    def group_ids(self) -> frozenset[str]:
+        return frozenset(
+            g.id for g in (*(g for s in self.sections for g in s.groups), *self.kept) if g.id
+        )
 
     def expand(self, ids) -> tuple[str, ...]:
         return tuple(sorted({cid for i in ids for cid in self.members.get(i, ())}))
+
+    def choices(self, ids) -> tuple[str, ...]:
+        """What to store for the ticked boxes: each ticked group as the group (its members
+        are resolved at fan-out, so later members count), and each ticked component that no
+        ticked group covers as that component. Sorted ids."""
+        chosen = set(ids)
+        groups = chosen & self.group_ids
+        covered = {cid for g in groups for cid in self.members[g]}
+        return tuple(sorted(groups | {i for i in chosen - groups if i not in covered}))
+
+    def with_kept(self, groups) -> Catalogue:
+        return replace(self, kept=tuple(groups))
+
+
+def kept_groups(store, catalogue: Catalogue, chosen) -> tuple[Group, ...]:
+    """The chosen groups the page no longer offers (gone, or left without members), each with
+    the members it was last seen with; name order. Ids that were never a group are skipped."""
+    missing = sorted(set(chosen) - set(catalogue.members))
+    if not missing:
+        return ()
+    found: dict[str, tuple[str, list[Component]]] = {}
+    for row in store.remembered_group_members(missing):
+        _, members = found.setdefault(row["group_id"], (row["group_name"], []))
+        members.append(Component(row["component_id"], row["component_name"]))
+    groups = [Group(gid, name, tuple(members)) for gid, (name, members) in found.items()]
+    return tuple(sorted(groups, key=lambda g: (g.name or "", g.id or "")))
 
 
 _catalogues: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -322,7 +356,7 @@ class PreferencesForm(FlaskForm):
             language=self.language.data,
             timezone=self.timezone.data,
             all_components=everything,
-            component_ids=() if everything else self.catalogue.expand(self.components.data),
+            component_ids=() if everything else self.catalogue.choices(self.components.data),
             notify_incidents=bool(self.notify_incidents.data),
             notify_maintenance=bool(self.notify_maintenance.data),
         )

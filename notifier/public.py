@@ -35,6 +35,7 @@ from .forms import (
     LANGUAGE_CHOICES,
     PreferencesForm,
     SubscribeForm,
+    kept_groups,
     load_catalogue,
     seconds_since,
     started_token,
@@ -146,14 +147,14 @@ def confirm(token: str):
 
 
 # --- preferences, export, erase ------------------------------------------------------
-def _form_data(prefs: subscriptions.Preferences, catalogue) -> dict:
-    chosen = set(prefs.component_ids)
-    groups = [g for g, ids in catalogue.members.items() if len(ids) > 1 and chosen >= set(ids)]
+def _form_data(prefs: subscriptions.Preferences) -> dict:
+    # The stored choices as they are: a group chosen as the group is ticked as the group (the
+    # template ticks its current members with it); members chosen one by one stay members.
     return {
         "language": prefs.language,
         "timezone": prefs.timezone,
         "scope": "all" if prefs.all_components else "selected",
-        "components": sorted(chosen) + groups,
+        "components": list(prefs.component_ids),
         "notify_incidents": prefs.notify_incidents,
         "notify_maintenance": prefs.notify_maintenance,
     }
@@ -163,11 +164,11 @@ def _form_data(prefs: subscriptions.Preferences, catalogue) -> dict:
 def preferences(token: str):
     store = context.store()
     subscriber = _link(tokens.MANAGE, token)
-    catalogue = load_catalogue(store)
     current = subscriptions.current_preferences(store, subscriber)
-    form = PreferencesForm.for_request(
-        catalogue, current.language, **_form_data(current, catalogue)
-    )
+    catalogue = load_catalogue(store)
+    # A chosen group gone from the page stays on offer (ticked) until the subscriber unticks it.
+    catalogue = catalogue.with_kept(kept_groups(store, catalogue, current.component_ids))
+    form = PreferencesForm.for_request(catalogue, current.language, **_form_data(current))
     editable = subscriber["state"] in ("pending", "confirmed")
     status = 200
     if request.method == "POST" and editable:

@@ -30,6 +30,24 @@ An undo link belongs to one unsubscribe (tokens.undo_nonce): it works once, and 
 receipt never undoes a later unsubscribe. The link nonce itself is not rotated by unsubscribe
 or undo, so the unsubscribe and preferences links in mails the subscriber already has keep
 working (mailbox providers use the RFC 8058 one-click URL of any earlier mail).
+
+Groups. A subscriber chooses components and Statuspage component groups (the catalogue from
+/api/v2/components.json, where members carry `group_id`). A ticked group is stored as the group,
+by its Statuspage id, in subscriber_components beside chosen components; a member of a chosen
+group is not stored on its own (forms.Catalogue.choices). Fan-out resolves groups to members
+(store DeliveryQueries.choices_covering) from group_memberships: every (group, member) pair a
+catalogue sync has ever seen. The rule is that a subscriber never silently loses a component:
+- a component added to the group later is covered from the sync that first lists it;
+- a component moved to another group is covered for the subscribers of both groups (someone
+  who chose the old group for it keeps it; extra mail can be narrowed on the preferences page,
+  a missing one cannot be noticed);
+- a group gone from the page (or left without members) keeps covering its last known members;
+  the preferences page offers it, ticked and marked as gone, until the subscriber unticks it;
+- an incident whose components are unknown reaches every subscriber with any component or
+  group of that page, as for components.
+Choosing every member one by one stays a choice of those components: it does not widen.
+Subscriptions stored before migration 0010 held members only; see that migration for which
+of them became group choices and why.
 """
 
 from __future__ import annotations
@@ -59,6 +77,7 @@ class Preferences:
     language: str
     timezone: str
     all_components: bool = True
+    # The chosen Statuspage ids: components, and groups as groups (see "Groups" above).
     component_ids: tuple[str, ...] = ()
     notify_incidents: bool = True
     notify_maintenance: bool = True
@@ -284,17 +303,16 @@ def export_data(store, subscriber_id: int, now: datetime) -> dict:
     copy of them in a downloaded file would only help someone forge links with a leaked secret.
     """
     row = store.get_subscriber(subscriber_id)
-    names = {c["id"]: c["name"] for c in store.list_components()}
+    chosen = store.subscriber_component_ids(subscriber_id)
+    names = {r["group_id"]: r["group_name"] for r in store.remembered_group_members(chosen)}
+    names.update({c["id"]: c["name"] for c in store.list_components()})
     subscriber = {k: v for k, v in row.items() if k not in ("id", "token_nonce", "link_nonce")}
     for flag in ("all_components", "notify_incidents", "notify_maintenance"):
         subscriber[flag] = bool(subscriber[flag])
     return {
         "exported_at": now.isoformat(),
         "subscriber": _jsonable(subscriber),
-        "components": [
-            {"id": cid, "name": names.get(cid)}
-            for cid in store.subscriber_component_ids(subscriber_id)
-        ],
+        "components": [{"id": cid, "name": names.get(cid)} for cid in chosen],
         "consents": [
             _jsonable({k: v for k, v in c.items() if k not in ("id", "subscriber_id")})
             for c in store.list_consents(subscriber_id)

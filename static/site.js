@@ -4,12 +4,15 @@
 (function () {
   "use strict";
 
+  // A ticked group box is a choice of its own: the group, including components added to it
+  // later. Ticking every member by hand does not tick it (that stays a choice of components);
+  // unticking a member of a ticked group unticks it.
   function syncGroup(groupBox) {
     var members = document.querySelectorAll('[data-member-of="' + groupBox.dataset.group + '"]');
     var checked = 0;
     members.forEach(function (m) { if (m.checked) { checked += 1; } });
-    groupBox.checked = members.length > 0 && checked === members.length;
-    groupBox.indeterminate = checked > 0 && checked < members.length;
+    if (checked < members.length) { groupBox.checked = false; }
+    groupBox.indeterminate = !groupBox.checked && checked > 0;
   }
 
   function chooseSelectedScope() {

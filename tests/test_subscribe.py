@@ -77,7 +77,8 @@ def test_subscribe_stores_pending_row_consent_and_queues_one_confirmation(client
         "unsubscribed_at": None,
         "suppressed_at": None,
     }
-    assert db.subscriber_component_ids(1) == ["sms-eu", "sms-us", "voice"]
+    # The ticked group is stored as the group (its members resolve at fan-out, issue 16).
+    assert db.subscriber_component_ids(1) == ["grp-sms", "voice"]
     assert db.list_consents(1) == [
         {
             "id": 1,

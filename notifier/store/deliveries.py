@@ -126,8 +126,7 @@ class DeliveryQueries:
             )
         return created
 
-    @staticmethod
-    def _audience_filter(n: dict) -> tuple[str, list]:
+    def _audience_filter(self, n: dict) -> tuple[str, list]:
         audience = loads(n["audience"]) or {}
         clauses, params = [], []
         if n["kind"] == "incident":
@@ -140,21 +139,37 @@ class DeliveryQueries:
             params += list(languages)
         components = audience.get("components")
         if components:
+            # A subscriber's choice is a component or a group; groups resolve to their members
+            # here, at fan-out, so a member added after sign-up is covered.
+            chosen = self.choices_covering(components)
             clauses.append(
                 "(s.all_components = 1 OR EXISTS (SELECT 1 FROM subscriber_components sc "
-                f"WHERE sc.subscriber_id = s.id AND sc.component_id IN ({_marks(components)})))"
+                f"WHERE sc.subscriber_id = s.id AND sc.component_id IN ({_marks(chosen)})))"
             )
-            params += list(components)
+            params += chosen
         elif audience.get("feed_id") is not None:
-            # Affected components unknown: everyone who chose any component of that page gets
-            # it; missing a customer is worse than one extra mail.
+            # Affected components unknown: everyone who chose any component or group of that
+            # page gets it; missing a customer is worse than one extra mail.
             clauses.append(
                 "(s.all_components = 1 OR EXISTS (SELECT 1 FROM subscriber_components sc "
-                "JOIN components c ON c.id = sc.component_id "
-                "WHERE sc.subscriber_id = s.id AND c.feed_id = ?))"
+                "WHERE sc.subscriber_id = s.id AND (sc.component_id IN "
+                "(SELECT id FROM components WHERE feed_id = ?) OR sc.component_id IN "
+                "(SELECT group_id FROM group_memberships WHERE feed_id = ?))))"
             )
-            params.append(audience["feed_id"])
+            params += [audience["feed_id"], audience["feed_id"]]
         return (" AND ".join(clauses) or "1 = 1"), params
+
+    def choices_covering(self, component_ids: Sequence[str]) -> list[str]:
+        """The subscription choices (ids) that cover any of these components: the components
+        themselves and every group that has ever contained one of them, by the memberships the
+        catalogue syncs recorded (group_memberships). Sorted, one query whatever the size."""
+        ids = sorted({str(c) for c in component_ids})
+        rows = self._query(
+            "SELECT DISTINCT group_id FROM group_memberships "
+            f"WHERE component_id IN ({_marks(ids)})",
+            ids,
+        )
+        return sorted({*ids, *(r["group_id"] for r in rows)})
 
     def create_personal_notification(
         self, kind: str, subscriber_id: int, content: dict, now: datetime, expires_at: datetime

@@ -344,8 +344,24 @@ class FeedQueries:
             self._execute(
                 "DELETE FROM components WHERE feed_id = ? AND synced_at < ?", [feed_id, now]
             )
+            self._remember_group_members(feed_id, now)
             self._execute("UPDATE feeds SET components_synced_at = ? WHERE id = ?", [now, feed_id])
         return len(rows)
+
+    def _remember_group_members(self, feed_id: int, now: datetime) -> None:
+        """Record every (group, member) pair of the page as it is now; pairs the page dropped
+        stay as they were (a group choice keeps covering them, notifier/subscriptions.py)."""
+        self._execute(
+            "INSERT INTO group_memberships (group_id, component_id, feed_id, group_name, "
+            "component_name, first_seen_at, last_seen_at) "
+            "SELECT g.id, m.id, m.feed_id, g.name, m.name, ?, ? FROM components m "
+            "JOIN components g ON g.id = m.group_id "
+            "WHERE m.feed_id = ? AND g.is_group = 1 AND m.is_group = 0 "
+            "ON CONFLICT (group_id, component_id) DO UPDATE SET feed_id = excluded.feed_id, "
+            "group_name = excluded.group_name, component_name = excluded.component_name, "
+            "last_seen_at = excluded.last_seen_at",
+            [now, now, feed_id],
+        )
 
     def list_components(self, feed_id: int | None = None) -> list[dict]:
         """The cached catalogue, in page order (groups and their members)."""

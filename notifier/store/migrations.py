@@ -327,6 +327,52 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             "ALTER TABLE updates ADD COLUMN gone_at TEXT",
         ],
     ),
+    (
+        "0010_group_subscriptions",
+        [
+            # Every (group, member) pair a catalogue sync has seen, kept after the page drops or
+            # moves it: a group choice covers all of them (notifier/subscriptions.py, "Groups").
+            """CREATE TABLE group_memberships (
+                group_id TEXT NOT NULL,
+                component_id TEXT NOT NULL,
+                feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+                group_name TEXT NOT NULL,
+                component_name TEXT NOT NULL,
+                first_seen_at TEXT NOT NULL,
+                last_seen_at TEXT NOT NULL,
+                PRIMARY KEY (group_id, component_id)
+            )""",
+            "CREATE INDEX group_memberships_component ON group_memberships (component_id)",
+            """INSERT INTO group_memberships (group_id, component_id, feed_id, group_name,
+                   component_name, first_seen_at, last_seen_at)
+               SELECT g.id, m.id, m.feed_id, g.name, m.name, m.synced_at, m.synced_at
+               FROM components m JOIN components g ON g.id = m.group_id
+               WHERE g.is_group = 1 AND m.is_group = 0""",
+            # Until now a group choice was stored as its members. A set holding every member of
+            # a group of two or more is exactly what the old preferences page showed as that
+            # group ticked (and what the group box produced): it becomes the group, so the
+            # page's new promise "including ones added later" holds for what the subscriber
+            # saw. Nothing else is converted: part of a group is a choice of components, a
+            # group of one cannot be told from its component, and a set that lost the whole
+            # group when the page grew it cannot be told from a deliberate pick. Converting
+            # only ever widens what a subscriber hears about, never narrows it.
+            """INSERT INTO subscriber_components (subscriber_id, component_id)
+               SELECT s.id, g.id FROM subscribers s JOIN components g ON g.is_group = 1
+               WHERE (SELECT COUNT(*) FROM components m
+                      WHERE m.group_id = g.id AND m.is_group = 0) >= 2
+               AND NOT EXISTS (SELECT 1 FROM components m
+                   WHERE m.group_id = g.id AND m.is_group = 0 AND NOT EXISTS (
+                       SELECT 1 FROM subscriber_components sc
+                       WHERE sc.subscriber_id = s.id AND sc.component_id = m.id))
+               AND NOT EXISTS (SELECT 1 FROM subscriber_components sc
+                   WHERE sc.subscriber_id = s.id AND sc.component_id = g.id)""",
+            """DELETE FROM subscriber_components WHERE EXISTS (
+                   SELECT 1 FROM components m JOIN subscriber_components chosen
+                   ON chosen.component_id = m.group_id
+                   WHERE m.id = subscriber_components.component_id AND m.is_group = 0
+                   AND chosen.subscriber_id = subscriber_components.subscriber_id)""",
+        ],
+    ),
 ]
 
 

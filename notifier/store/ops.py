@@ -248,9 +248,11 @@ class OpsQueries(LedgerQueries):
                 "GROUP BY language"
             )
         }
+        # A group choice counts for every member it covers (see DeliveryQueries.fan_out).
         by_component = self._query(
-            "SELECT c.id, c.name, COUNT(s.id) AS n FROM components c "
-            "LEFT JOIN subscriber_components sc ON sc.component_id = c.id "
+            "SELECT c.id, c.name, COUNT(DISTINCT s.id) AS n FROM components c "
+            "LEFT JOIN subscriber_components sc ON sc.component_id = c.id OR sc.component_id "
+            "IN (SELECT gm.group_id FROM group_memberships gm WHERE gm.component_id = c.id) "
             "LEFT JOIN subscribers s ON s.id = sc.subscriber_id AND s.state = 'confirmed' "
             "WHERE c.is_group = 0 GROUP BY c.id, c.name, c.position "
             "ORDER BY c.position, c.name"

@@ -70,6 +70,22 @@ class SubscriberQueries:
                 [[subscriber_id, cid] for cid in sorted(set(component_ids))],
             )
 
+    def remembered_group_members(self, group_ids: Iterable[str]) -> list[dict]:
+        """Every member the catalogue syncs ever recorded for these groups, with the group's
+        newest name: [{group_id, group_name, component_id, component_name}], in group and
+        member name order. Groups that were never seen give no rows."""
+        ids = sorted(set(group_ids))
+        if not ids:
+            return []
+        return self._query(
+            "SELECT gm.group_id, (SELECT newest.group_name FROM group_memberships newest "
+            "WHERE newest.group_id = gm.group_id ORDER BY newest.last_seen_at DESC LIMIT 1) "
+            "AS group_name, gm.component_id, gm.component_name FROM group_memberships gm "
+            f"WHERE gm.group_id IN ({', '.join('?' * len(ids))}) "
+            "ORDER BY gm.group_id, gm.component_name, gm.component_id",
+            ids,
+        )
+
     def delete_subscriber(self, subscriber_id: int) -> int:
         """Erase: consents, components, confirmation sends and deliveries go with it (cascade);
         the personal notifications addressed to it too."""
