@@ -199,7 +199,10 @@ def release_poller(app: Flask) -> None:
     """On shutdown: hand the lease over at once instead of letting it run out."""
     if app.extensions.get("poller"):
         with app.app_context():
-            context.store().release_lease(POLLER_LEASE, poller_id(), context.now())
+            try:
+                context.store().release_lease(POLLER_LEASE, poller_id(), context.now())
+            except Exception:
+                log.exception("poller lease: not released (database unavailable); it expires")
 
 
 def mail_backend(app: Flask):

@@ -28,6 +28,9 @@ _HISTORY_SUFFIX = re.compile(r"/history\.(atom|rss)(\?.*)?$")
 POLL_CONCURRENCY = 4
 DEFAULT_FETCH_SECONDS = 10.0  # a client without a read timeout
 WAKE_SECONDS = 0.25  # how often a waiting poll looks at the stop flag
+# A fetch's own timeout ends it at the poll's (or the budget's) limit; this is how long past
+# the limit it may take to say so before it is left behind (a connect and a read, each slow).
+OVERRUN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def poll_all(
     waiting = list(enumerate(urls))
     running: dict[Pending, tuple[int, dict]] = {}
     ended: queue.SimpleQueue[Pending] = queue.SimpleQueue()
-    results: dict[int, PollResult] = {}
+    results: dict[int, PollResult | None] = {}
     while waiting or running:
         while waiting and len(running) < POLL_CONCURRENCY and not _halted(stop, lost):
             index, url = waiting.pop(0)
@@ -195,16 +198,13 @@ def poll_all(
             waiting.clear()
         if not running:
             break
-        pending = _next_ended(ended, stop, until)
-        if pending is None:  # out of time: whatever still runs is left behind
-            for pending, (index, feed) in running.items():
-                results[index] = _out_of_time(store, feed, pending, now, stop)
-            running.clear()
-            break
-        index, feed = running.pop(pending)
-        result = _guarded(store, feed["url"], now, _finish, feed, pending, stop)
-        if result is not None:
-            results[index] = result
+        ended_next = _next_ended(ended, stop, until)
+        # None: out of time. What has ended is still stored, what still runs is left behind
+        # (and feeds not started yet are recorded as not polled).
+        for pending in [ended_next] if ended_next else list(running):
+            index, feed = running.pop(pending)
+            step = _finish if pending.done else _out_of_time
+            results[index] = _guarded(store, feed["url"], now, step, feed, pending, stop)
     return [results[i] for i in sorted(results) if results[i] is not None]
 
 
@@ -234,7 +234,7 @@ def _next_ended(ended: queue.SimpleQueue, stop: Shutdown, until: float | None) -
     while True:
         # Re-read the limits on every turn: a stop can come while we wait.
         limits = [t for t in (until, stop.steps_end_at) if t is not None]
-        left = min(limits) - time.monotonic() if limits else WAKE_SECONDS
+        left = min(limits) + OVERRUN_SECONDS - time.monotonic() if limits else WAKE_SECONDS
         if left <= 0:
             return None
         try:
@@ -257,7 +257,7 @@ def _finish(store, now: datetime, feed: dict, pending: Pending, stop: Shutdown):
     return result
 
 
-def _out_of_time(store, feed: dict, pending: Pending, now: datetime, stop: Shutdown):
+def _out_of_time(store, now: datetime, feed: dict, pending: Pending, stop: Shutdown):
     seconds = time.monotonic() - pending.started
     if stop.is_set():
         log.warning(
@@ -265,7 +265,7 @@ def _out_of_time(store, feed: dict, pending: Pending, now: datetime, stop: Shutd
         )
         return None
     error = f"timed out fetching {feed['url']} (no answer within the poll's {seconds:.1f}s)"
-    return _guarded(store, feed["url"], now, lambda *_: _failed(store, feed, now, error))
+    return _failed(store, feed, now, error)
 
 
 def _guarded(store, url: str, now: datetime, step, *args):

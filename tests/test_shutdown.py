@@ -149,13 +149,15 @@ def test_a_poll_past_its_time_limit_records_the_silent_feed_as_timed_out(
     started = time.monotonic()
     with make_client(30.0) as client:
         results = poll_all(db, client, [silent, good], clock(), 65536, until=started + 1.0)
-    assert 0.9 <= time.monotonic() - started <= 3.0
-    error = f"timed out fetching {silent} (no answer within the poll's "
-    assert [(r.url, r.outcome) for r in results] == [(silent, "error"), (good, "baseline")]
-    assert results[0].error.startswith(error)
+    assert 0.9 <= time.monotonic() - started <= 2.5
+    error = f"timed out fetching {silent} (ReadTimeout)"  # its timeout was cut to the limit
+    assert [(r.url, r.outcome, r.error) for r in results] == [
+        (silent, "error", error),
+        (good, "baseline", None),
+    ]
     rows = db._query("SELECT url, consecutive_failures, last_error FROM feeds ORDER BY id")
     assert rows == [
-        {"url": silent, "consecutive_failures": 1, "last_error": results[0].error},
+        {"url": silent, "consecutive_failures": 1, "last_error": error},
         {"url": good, "consecutive_failures": 0, "last_error": None},
     ]
 
