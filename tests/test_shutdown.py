@@ -114,6 +114,29 @@ def test_a_forced_exit_waits_for_a_send_being_recorded():
     thread.join()
 
 
+def test_the_worker_waits_for_job_threads_only_until_the_deadline():
+    from notifier.scheduler import _join_job_threads
+
+    stop = Shutdown(budget_seconds=1.0, reserve_seconds=0.5)
+    release = threading.Event()
+    quick = threading.Thread(target=time.sleep, args=(0.2,), name="quick job")
+    stuck = threading.Thread(target=release.wait, args=(10,), name="stuck job")
+    quick.start()
+    stuck.start()
+    try:
+        stop.set()
+        started = time.monotonic()
+        running = _join_job_threads(stop, margin_seconds=0.3)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        stuck.join()
+    # The caller then exits without logging "stopped" or releasing the lease.
+    assert [t.name for t in running if t in (quick, stuck)] == ["stuck job"]
+    assert 0.6 <= elapsed <= 1.0, elapsed
+    assert not quick.is_alive()
+
+
 def test_polling_stops_between_feeds_and_cuts_hanging_fetches_at_the_budget(
     db, clock, black_hole, caplog
 ):
