@@ -42,7 +42,7 @@ class _SlowFeed(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        time.sleep(SLOW)
+        time.sleep(self.server.delay_seconds)
         body = FEED.encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/atom+xml; charset=utf-8")
@@ -55,12 +55,13 @@ class _SlowFeed(BaseHTTPRequestHandler):
 
 
 class SlowFeedServer(ThreadingHTTPServer):
-    """Serves the feed after SLOW seconds; records (start, end) of every feed fetch."""
+    """Serves the feed after `delay_seconds`; records (start, end) of every feed fetch."""
 
     daemon_threads = True
 
-    def __init__(self):
+    def __init__(self, delay_seconds: float = SLOW):
         super().__init__(("127.0.0.1", 0), _SlowFeed)
+        self.delay_seconds = delay_seconds
         self.lock = threading.Lock()
         self.fetches: list[tuple[float, float]] = []
         self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
@@ -142,3 +143,37 @@ def test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval(tmp_path,
     pollers = [line for line in lines if "is now the poller" in line]
     assert len(pollers) == 1, lines  # nobody took the lease over mid-poll
     assert not [line for line in lines if "Traceback" in line], lines
+
+
+def test_a_new_poller_after_a_handover_waits_for_the_interval_since_the_last_poll(
+    tmp_path, settings
+):
+    server = SlowFeedServer(delay_seconds=0.2)  # quick: a poll at once would show
+    a, out_a = _worker(tmp_path, settings.database_url, server.url, "a")
+    b = None
+    try:
+        out_a.wait_for("is now the poller", timeout=60)
+        deadline = time.monotonic() + 30
+        while len(server.snapshot()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b, out_b = _worker(tmp_path, settings.database_url, server.url, "b")
+        out_b.wait_for("worker: started", timeout=60)
+        # Stop the poller just after a fetch was answered: it hands the lease over at once.
+        count = len(server.snapshot())
+        while len(server.snapshot()) == count and time.monotonic() < deadline + 30:
+            time.sleep(0.02)
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(30) == 0
+        out_b.wait_for("is now the poller", timeout=2 * INTERVAL)
+        while len(server.snapshot()) < count + 2 and time.monotonic() < deadline + 60:
+            time.sleep(0.05)
+    finally:
+        for proc in (p for p in (a, b) if p is not None):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        server.close()
+    starts = [start for start, _ in server.snapshot()]
+    last_by_a, first_by_b = starts[count], starts[count + 1]
+    # Not at once on taking over: one interval after the last poll (by the other worker).
+    assert 0.85 * INTERVAL <= first_by_b - last_by_a <= 1.4 * INTERVAL, (starts, out_b.lines)
