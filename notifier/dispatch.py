@@ -22,6 +22,7 @@ from .mailer import Message, Recipient, SendResult
 from .mailheaders import UnsafeHeader, plain_address
 from .render import PLACEHOLDERS, Email, render_email
 from .settings import Settings
+from .shutdown import Shutdown
 from .tokens import recipient_links
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,11 @@ def backoff(attempts: int, rng: random.Random) -> timedelta:
 
 
 class Dispatcher:
-    """One dispatch run: `run()` sends everything due now, or until told to stop."""
+    """One dispatch run: `run()` sends everything due now, or until told to stop.
+
+    `stop` is the worker's Shutdown: after it is set no new request starts, and a request in
+    flight is answered (or times out) and recorded within its budget.
+    """
 
     def __init__(
         self,
@@ -75,12 +80,12 @@ class Dispatcher:
         settings: Settings,
         clock: Callable[[], datetime],
         *,
-        stop: threading.Event | None = None,
+        stop: Shutdown | None = None,
         owner: str | None = None,
         rng: random.Random | None = None,
     ):
         self.store, self.backend, self.settings, self.clock = store, backend, settings, clock
-        self.stop = stop or threading.Event()
+        self.stop = stop or Shutdown()
         self.owner = owner or worker_id()
         self.rng = rng or random.Random()
         self.stats = DispatchStats()
@@ -222,8 +227,17 @@ class Dispatcher:
         if not batch:
             return
         recipients = [self._recipient(r, message.category, nonces) for r in batch]
+        # A request started just before SIGTERM must be answered, and recorded, before the
+        # budget runs out: its timeout comes from the budget (Shutdown.timeout).
+        timeout = self.stop.timeout(self.settings.sendgrid_timeout_seconds)
+        if timeout <= 0:
+            return  # no time left for a request: left claimed; _send_claimed hands it back
+        with self.stop.critical():  # a forced exit waits until the answer is recorded
+            self._send_and_record(message, batch, recipients, nonces, timeout)
+
+    def _send_and_record(self, message, batch, recipients, nonces, timeout: float) -> None:
         try:
-            result = self.backend.send(message, recipients)
+            result = self.backend.send(message, recipients, timeout_seconds=timeout)
         except ValueError as exc:
             # The message itself cannot be sent (e.g. MAIL_FROM is not an address): fail the rows
             # with the reason and tell ops, instead of retrying a request that can never work.

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 import httpx
 
 from .fetch import FetchError, fetch
+from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,21 @@ class Backoff:
         log.warning("%s; next try in %d min", error, wait.total_seconds() // 60)
 
 
-def _get_json(client: httpx.Client, url: str) -> dict:
-    fetched = fetch(client, url, max_bytes=JSON_MAX_BYTES, accept="application/json")
+class OutOfTime(Exception):
+    """The poll (or the shutdown budget) leaves no time for another request."""
+
+
+# Seconds the next request may take; 0 or less: start none. None: the client's timeouts.
+TimeLeft = Callable[[], float] | None
+
+
+def _get_json(client: httpx.Client, url: str, time_left: TimeLeft = None) -> dict:
+    seconds = None if time_left is None else time_left()
+    if seconds is not None and seconds <= 0:
+        raise OutOfTime(url)
+    fetched = fetch(
+        client, url, max_bytes=JSON_MAX_BYTES, accept="application/json", timeout_seconds=seconds
+    )
     try:
         data = json.loads(fetched.body)
     except ValueError as exc:
@@ -117,9 +131,16 @@ def _dicts(value) -> list[dict]:
 
 
 def sync_components(
-    store, client: httpx.Client, feed: dict, now: datetime, backoff: Backoff | None = None
+    store,
+    client: httpx.Client,
+    feed: dict,
+    now: datetime,
+    backoff: Backoff | None = None,
+    time_left: TimeLeft = None,
 ) -> int | None:
-    """Refresh the cached catalogue when older than an hour; None when not attempted or failed."""
+    """Refresh the cached catalogue when older than an hour; None when not attempted or failed.
+
+    Raises OutOfTime when `time_left` leaves none for the request."""
     synced = feed.get("components_synced_at")
     if not feed.get("page_url") or (synced and now - synced < CATALOGUE_MAX_AGE):
         return None
@@ -128,7 +149,7 @@ def sync_components(
     if not backoff.due(url, now):
         return None
     try:
-        components = parse_components(_get_json(client, url))
+        components = parse_components(_get_json(client, url, time_left))
     except FetchError as exc:
         backoff.tried(url, now, ok=False, error=f"component catalogue not refreshed: {exc}")
         return None
@@ -140,9 +161,16 @@ def sync_components(
 
 
 def enrich_incidents(
-    store, client: httpx.Client, feed: dict, now: datetime, backoff: Backoff | None = None
+    store,
+    client: httpx.Client,
+    feed: dict,
+    now: datetime,
+    backoff: Backoff | None = None,
+    time_left: TimeLeft = None,
 ) -> int:
-    """Fill in components and impact for recently changed incidents; returns how many."""
+    """Fill in components and impact for recently changed incidents; returns how many.
+
+    Raises OutOfTime when `time_left` leaves none for the next request."""
     pending = store.incidents_missing_enrichment(feed["id"], now - ENRICH_WINDOW)
     if not pending or not feed.get("page_url"):
         return 0
@@ -158,7 +186,8 @@ def enrich_incidents(
     done = 0
     for path in ("incidents.json", "scheduled-maintenances.json"):
         try:
-            data = parse_incident_components(_get_json(client, f"{feed['page_url']}/api/v2/{path}"))
+            url = f"{feed['page_url']}/api/v2/{path}"
+            data = parse_incident_components(_get_json(client, url, time_left))
         except FetchError as exc:
             backoff.tried(key, now, ok=False, error=f"incident enrichment skipped: {exc}")
             return done
@@ -184,12 +213,29 @@ def enrich_feeds(
     feeds: Iterable[dict],
     now: datetime,
     backoff: Backoff | None = None,
+    *,
+    stop: Shutdown | None = None,
+    until: float | None = None,
 ) -> None:
-    """Both enrichments for every feed; never raises for network trouble."""
+    """Both enrichments for every feed; never raises for network trouble.
+
+    Each request's timeout is the client's read timeout cut to `until` (the poll's monotonic
+    deadline) and to the shutdown budget; after `stop` no request starts. What is left out
+    is asked for on the next poll.
+    """
     backoff = backoff or Backoff()
+    stop = stop or Shutdown()
+    cap = client.timeout.read or 5.0
+
+    def time_left() -> float:
+        return 0.0 if stop.is_set() else stop.timeout(cap, until)
+
     for feed in feeds:
         try:
-            sync_components(store, client, feed, now, backoff)
-            enrich_incidents(store, client, feed, now, backoff)
+            sync_components(store, client, feed, now, backoff, time_left)
+            enrich_incidents(store, client, feed, now, backoff, time_left)
+        except OutOfTime as exc:
+            log.info("enrichment stopped before %s: no time left in this poll", exc)
+            return
         except Exception:
             log.exception("enrichment of %s failed", feed.get("url"))

@@ -6,7 +6,9 @@ feedparser can fetch URLs itself but has no timeouts, so we fetch with httpx and
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -33,11 +35,14 @@ class Fetched:
         return self.status == 304
 
 
+def _timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(5.0, seconds))
+
+
 def make_client(timeout_seconds: float, user_agent: str = USER_AGENT) -> httpx.Client:
     """A client with separate connect and read timeouts that follows (and logs) redirects."""
-    timeout = httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
     return httpx.Client(
-        timeout=timeout,
+        timeout=_timeout(timeout_seconds),
         follow_redirects=True,
         max_redirects=5,
         headers={"User-Agent": user_agent},
@@ -67,22 +72,26 @@ def fetch(
     max_bytes: int = 5 * 1024 * 1024,
     accept: str = "application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.5",
     deadline_seconds: float | None = None,
+    timeout_seconds: float | None = None,
 ) -> Fetched:
     """GET with If-None-Match / If-Modified-Since; 200 and 304 are answers, all else FetchError.
 
     httpx's read timeout bounds each read, not the whole body: a server that trickles a byte
-    every few seconds would hold the poll forever. `deadline_seconds` (default: the client's
-    read timeout) bounds the whole request.
+    every few seconds would hold the poll forever. `deadline_seconds` (default: the read
+    timeout) bounds the whole request. `timeout_seconds` replaces the client's timeouts for
+    this request (connect at most 5 s), e.g. cut to what a shutdown budget leaves.
     """
-    budget = deadline_seconds if deadline_seconds is not None else client.timeout.read
+    read = timeout_seconds if timeout_seconds is not None else client.timeout.read
+    budget = deadline_seconds if deadline_seconds is not None else read
     deadline = None if budget is None else time.monotonic() + budget
     headers = {"Accept": accept}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    options = {} if timeout_seconds is None else {"timeout": _timeout(timeout_seconds)}
     try:
-        with client.stream("GET", url, headers=headers) as response:
+        with client.stream("GET", url, headers=headers, **options) as response:
             for hop in response.history:
                 log.info(
                     "feed %s redirected (%s) to %s",
@@ -116,3 +125,57 @@ def fetch(
             )
     except httpx.HTTPError as exc:
         raise FetchError(_describe(exc, url)) from exc
+
+
+class Pending:
+    """A fetch running on its own daemon thread.
+
+    A host that accepts a connection and never answers holds a read for the whole timeout, and
+    a thread blocked in a socket read cannot be interrupted. Waiting for a Pending fetch can
+    stop at any deadline instead; the fetch left behind only holds its daemon thread, which
+    dies with the process (it writes nothing anywhere). `on_done(self)` runs when it ends.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        url: str,
+        on_done: Callable[[Pending], None] | None = None,
+        **options,
+    ):
+        self.url = url
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._result: Fetched | None = None
+        self._error: Exception | None = None
+        self._on_done = on_done
+        self._thread = threading.Thread(
+            target=self._run, args=(client, options), name=f"fetch {url}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, client: httpx.Client, options: dict) -> None:
+        try:
+            self._result = fetch(client, self.url, **options)
+        except Exception as exc:  # FetchError, or a bug: raised again in the waiting thread
+            self._error = exc
+        finally:
+            self._done.set()
+            if self._on_done is not None:
+                self._on_done(self)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the fetch ended (answer or error)."""
+        return self._done.wait(timeout)
+
+    def result(self) -> Fetched:
+        """The answer; raises what fetch raised (FetchError). Only after it ended."""
+        if not self._done.is_set():
+            raise RuntimeError(f"fetch of {self.url} has not ended")
+        if self._error is not None:
+            raise self._error
+        return self._result

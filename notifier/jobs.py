@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Flask
 
@@ -17,11 +18,16 @@ from . import context
 from .enrich import Backoff, enrich_feeds
 from .fetch import make_client
 from .notifications import notify_changes, release_reviews
-from .poller import poll_all
+from .poller import POLL_CONCURRENCY, poll_all
+from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
 ENRICH_TIMEOUT_SECONDS = 5.0
+# Enrichment is best effort: it gets what this leaves of the poll's time limit, at most.
+ENRICH_ALLOWANCE_SECONDS = 2 * ENRICH_TIMEOUT_SECONDS
+# After the network steps the poll only writes to the database (changes, notifications).
+POLL_WRITE_GRACE_SECONDS = 30.0
 # SendGrid retries a failed webhook batch for up to 72 hours; dedup ids must outlive that.
 WEBHOOK_EVENTS_KEPT = timedelta(days=7)
 
@@ -31,12 +37,12 @@ def job(name: str) -> Callable:
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
-        def run(app: Flask, stop: threading.Event | None = None):
+        def run(app: Flask, stop: Shutdown | None = None, **options):
             started = time.monotonic()
             log.debug("job %s: start", name)
             with app.app_context():
                 try:
-                    result = fn(app, stop or threading.Event())
+                    result = fn(app, stop or Shutdown(), **options)
                 except Exception:
                     log.exception("job %s: failed after %.2fs", name, time.monotonic() - started)
                     return None
@@ -57,17 +63,38 @@ def _http_client(app: Flask, name: str, timeout: float):
     return app.extensions[key]
 
 
+def poll_time_limit(settings) -> float:
+    """Seconds the slowest allowed poll's network steps take: every round of concurrent feed
+    fetches at its full timeout (capped by the shutdown budget), then the enrichment allowance."""
+    rounds = math.ceil(len(settings.feed_urls) / POLL_CONCURRENCY)
+    return rounds * Shutdown().timeout(settings.feed_timeout_seconds) + ENRICH_ALLOWANCE_SECONDS
+
+
 @job("poll")
-def poll(app: Flask, stop: threading.Event):
-    """Poll every feed, enrich from the JSON API (best effort), then create notifications."""
+def poll(app: Flask, stop: Shutdown, lost: threading.Event | None = None):
+    """Poll every feed, enrich from the JSON API (best effort), then create notifications.
+
+    Bounded by poll_time_limit(); after `stop` (or `lost`: the poller lease went to another
+    worker) nothing new starts, and what runs ends within the shutdown budget.
+    """
     settings, store = context.settings(), context.store()
+    until = time.monotonic() + poll_time_limit(settings)
     client = _http_client(app, "feeds", settings.feed_timeout_seconds)
-    results = poll_all(store, client, settings.feed_urls, context.now(), settings.feed_max_bytes)
-    if not stop.is_set():
+    results = poll_all(
+        store,
+        client,
+        settings.feed_urls,
+        context.now(),
+        settings.feed_max_bytes,
+        stop=stop,
+        until=until,
+        lost=lost,
+    )
+    if not stop.is_set() and not (lost and lost.is_set()):
         enrich_client = _http_client(app, "enrich", ENRICH_TIMEOUT_SECONDS)
         feeds = [f for f in store.list_feeds() if f["url"] in settings.feed_urls]
         backoff = app.extensions.setdefault("enrich_backoff", Backoff())
-        enrich_feeds(store, enrich_client, feeds, context.now(), backoff)
+        enrich_feeds(store, enrich_client, feeds, context.now(), backoff, stop=stop, until=until)
     # Enrichment ran first so notifications know the affected components when the API has them.
     notify_changes(store, settings, context.now())
     return results
@@ -80,17 +107,69 @@ def poller_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def poll_tick(app: Flask, stop: threading.Event | None = None):
+def poller_timing(settings) -> tuple[timedelta, timedelta, timedelta]:
+    """(interval, tick, lease ttl): ticks every quarter interval; the lease lasts two ticks
+    (at least 2 s) and is renewed by every tick, and by the heartbeat while a poll runs."""
+    interval = timedelta(seconds=settings.poll_interval_seconds)
+    return interval, interval / 4, max(timedelta(seconds=2), interval / 2)
+
+
+class LeaseHeartbeat:
+    """Renews the poller lease every quarter of its ttl while a poll runs.
+
+    APScheduler skips the poll ticks while a poll runs (max_instances=1), so without this a
+    poll slower than the lease's ttl lost the lease mid-poll and another worker polled too.
+    It renews until the poll ends, or at most until `until` (monotonic: the slowest allowed
+    poll); a poll stuck past that lets the lease run out so another worker can take over.
+    `lost` is set when another worker holds the lease (the database was out of reach for
+    longer than the ttl): the poll then starts no further fetch.
+    """
+
+    def __init__(
+        self, store, owner: str, ttl: timedelta, clock: Callable[[], datetime], until: float
+    ):
+        self.store, self.owner, self.ttl, self.clock, self.until = store, owner, ttl, clock, until
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poller lease", daemon=True)
+
+    def __enter__(self) -> LeaseHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        # A renewal in flight must land before anyone releases the lease, not after.
+        self._thread.join()
+
+    def _run(self) -> None:
+        period = self.ttl.total_seconds() / 4
+        while not self._done.wait(period):
+            if time.monotonic() > self.until:
+                log.warning("poller lease: the poll overran its time limit; lease left to expire")
+                return
+            try:
+                lease = self.store.acquire_lease(POLLER_LEASE, self.owner, self.clock(), self.ttl)
+            except Exception:
+                log.exception("poller lease: renewal failed (database unavailable)")
+                continue
+            if lease is None:
+                log.warning("poller lease: taken by another worker mid-poll; stopping this poll")
+                self.lost.set()
+                return
+
+
+def poll_tick(app: Flask, stop: Shutdown | None = None):
     """The worker's scheduled poll: only the worker holding the poller lease polls.
 
-    Runs every quarter interval on every worker dyno. The holder renews its lease (valid for
-    half an interval) on each tick and polls once per interval; when it dies, the lease runs
-    out and another worker takes over within one poll interval.
+    Runs every quarter interval on every worker dyno. The holder renews its lease on each
+    tick and, while it polls, from a heartbeat thread; it polls once per interval since the
+    last poll by anyone (last_run_at outlives a handover). When it dies, the lease runs out
+    and another worker takes over within one poll interval.
     """
     with app.app_context():
         settings, store, now = context.settings(), context.store(), context.now()
-        interval = timedelta(seconds=settings.poll_interval_seconds)
-        ttl = max(timedelta(seconds=2), interval / 2)
+        interval, tick, ttl = poller_timing(settings)
         try:
             lease = store.acquire_lease(POLLER_LEASE, poller_id(), now, ttl)
         except Exception:
@@ -102,11 +181,15 @@ def poll_tick(app: Flask, stop: threading.Event | None = None):
         if not app.extensions.get("poller"):
             log.info("worker: this process is now the poller (%s)", poller_id())
             app.extensions["poller"] = True
-        # A tick may come a little early; polling 5% early is fine, skipping a round is not.
-        if lease["last_run_at"] is not None and now - lease["last_run_at"] < interval * 0.95:
+        # Ticks run late on a busy dyno; a poll is due half a tick early so that a late tick
+        # never postpones the next poll by a whole tick.
+        if lease["last_run_at"] is not None and now - lease["last_run_at"] < interval - tick / 2:
             return None
         store.mark_lease_run(POLLER_LEASE, poller_id(), now)
-    return poll(app, stop)
+        until = time.monotonic() + poll_time_limit(settings) + POLL_WRITE_GRACE_SECONDS
+        heartbeat = LeaseHeartbeat(store, poller_id(), ttl, app.extensions["clock"], until)
+    with heartbeat:
+        return poll(app, stop, lost=heartbeat.lost)
 
 
 poll_tick.job_name = "poll"
@@ -116,7 +199,10 @@ def release_poller(app: Flask) -> None:
     """On shutdown: hand the lease over at once instead of letting it run out."""
     if app.extensions.get("poller"):
         with app.app_context():
-            context.store().release_lease(POLLER_LEASE, poller_id())
+            try:
+                context.store().release_lease(POLLER_LEASE, poller_id(), context.now())
+            except Exception:
+                log.exception("poller lease: not released (database unavailable); it expires")
 
 
 def mail_backend(app: Flask):
@@ -129,7 +215,7 @@ def mail_backend(app: Flask):
 
 
 @job("dispatch")
-def dispatch(app: Flask, stop: threading.Event):
+def dispatch(app: Flask, stop: Shutdown):
     """Send every due delivery (until told to stop)."""
     from .dispatch import Dispatcher
 
@@ -147,7 +233,7 @@ def dispatch(app: Flask, stop: threading.Event):
 
 
 @job("reviews")
-def reviews(app: Flask, stop: threading.Event):
+def reviews(app: Flask, stop: Shutdown):
     """Release notifications whose review timed out; fan out anything approved."""
     released = release_reviews(context.store(), context.now())
     if released:
@@ -156,7 +242,7 @@ def reviews(app: Flask, stop: threading.Event):
 
 
 @job("housekeeping")
-def housekeeping(app: Flask, stop: threading.Event):
+def housekeeping(app: Flask, stop: Shutdown):
     """Purge what must not be kept: unconfirmed sign-ups, old rate-limit and webhook rows."""
     from .subscriptions import housekeeping as subscription_housekeeping
 

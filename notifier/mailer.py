@@ -183,11 +183,21 @@ class SendGridBackend:
         # hands it to urllib, where it bounds the connect and each socket read.
         self._sg.client.timeout = timeout_seconds
 
-    def send(self, message: Message, recipients: Sequence[Recipient]) -> SendResult:
-        """One Mail Send request for all recipients; never raises for HTTP or network errors."""
+    def send(
+        self,
+        message: Message,
+        recipients: Sequence[Recipient],
+        *,
+        timeout_seconds: float | None = None,
+    ) -> SendResult:
+        """One Mail Send request for all recipients; never raises for HTTP or network errors.
+
+        `timeout_seconds` (default: the backend's) bounds the connect and each socket read of
+        this request; the dispatcher cuts it to what the shutdown budget leaves.
+        """
         body = build_request_body(message, recipients)
         started = time.monotonic()
-        result = self._post(body)
+        result = self._post(body, timeout_seconds or self.timeout_seconds)
         log.info(
             "sendgrid: notification %s to %d recipient(s): %s (HTTP %s, %.2fs)%s",
             message.notification_id,
@@ -199,9 +209,9 @@ class SendGridBackend:
         )
         return result
 
-    def _post(self, body: dict) -> SendResult:
+    def _post(self, body: dict, timeout_seconds: float) -> SendResult:
         try:
-            response = self._sg.client.mail.send.post(request_body=body)
+            response = self._sg.client.mail.send.post(request_body=body, timeout=timeout_seconds)
         except python_http_client.exceptions.HTTPError as exc:
             return self._from_status(exc.status_code, exc.headers, exc.body, exc.reason)
         except urllib.error.URLError as exc:
@@ -254,8 +264,14 @@ class OutboxBackend:
         self.directory = Path(directory)
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def send(self, message: Message, recipients: Sequence[Recipient]) -> SendResult:
-        """Write the files; accepted once all of them are on disk."""
+    def send(
+        self,
+        message: Message,
+        recipients: Sequence[Recipient],
+        *,
+        timeout_seconds: float | None = None,
+    ) -> SendResult:
+        """Write the files; accepted once all of them are on disk (no timeout applies)."""
         check_recipients(recipients)
         self.directory.mkdir(parents=True, exist_ok=True)
         now = self._clock()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,11 +18,19 @@ import httpx
 
 from .changes import detect_changes
 from .feed import FeedError, ParsedFeed, parse_feed
-from .fetch import FetchError, fetch
+from .fetch import FetchError, Pending, fetch
+from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
 _HISTORY_SUFFIX = re.compile(r"/history\.(atom|rss)(\?.*)?$")
+# Feeds fetched at once: a slow page must not delay the others, and a few pages is all we poll.
+POLL_CONCURRENCY = 4
+DEFAULT_FETCH_SECONDS = 10.0  # a client without a read timeout
+WAKE_SECONDS = 0.25  # how often a waiting poll looks at the stop flag
+# A fetch's own timeout ends it at the poll's (or the budget's) limit; this is how long past
+# the limit it may take to say so before it is left behind (a connect and a read, each slow).
+OVERRUN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,12 @@ def poll_feed(store, client: httpx.Client, url: str, now: datetime, max_bytes: i
         )
     except FetchError as exc:
         return _failed(store, feed, now, str(exc))
+    return _record_fetch(store, feed, fetched, now)
+
+
+def _record_fetch(store, feed: dict, fetched, now: datetime) -> PollResult:
+    """Store what one fetch brought: 304, the same body, or a new body to parse and ingest."""
+    url = feed["url"]
     if fetched.not_modified:
         store.record_poll_success(feed["id"], now)
         return PollResult(url, "not_modified")
@@ -167,23 +184,131 @@ def _failed(store, feed: dict, now: datetime, error: str) -> PollResult:
     return PollResult(feed["url"], "error", error=error)
 
 
-def poll_all(store, client: httpx.Client, urls: Sequence[str], now: datetime, max_bytes: int):
-    """Poll every feed on its own; one failing feed never stops the others."""
-    results = []
-    for url in urls:
+def poll_all(
+    store,
+    client: httpx.Client,
+    urls: Sequence[str],
+    now: datetime,
+    max_bytes: int,
+    *,
+    stop: Shutdown | None = None,
+    until: float | None = None,
+    lost: threading.Event | None = None,
+) -> list[PollResult]:
+    """Poll every feed on its own; one failing feed never stops the others.
+
+    Up to POLL_CONCURRENCY fetches run at once, each on a daemon thread (fetch.Pending); the
+    database work stays on this thread, one feed at a time. Between feeds the loop checks the
+    stop flag (and `lost`: the poller lease went to another worker): then no new fetch starts.
+    Each fetch's timeout is the client's read timeout cut to the budget (Shutdown.timeout)
+    and to `until`, the poll's own monotonic deadline: a feed still silent at `until` is
+    recorded as timed out. After a stop, a fetch that has not answered when the budget's steps
+    must end is cut off: logged, not recorded as the feed's failure, and left without a result.
+    Results come in `urls` order.
+    """
+    stop = stop or Shutdown()
+    cap = client.timeout.read or DEFAULT_FETCH_SECONDS
+    waiting = list(enumerate(urls))
+    running: dict[Pending, tuple[int, dict]] = {}
+    ended: queue.SimpleQueue[Pending] = queue.SimpleQueue()
+    results: dict[int, PollResult | None] = {}
+    while waiting or running:
+        while waiting and len(running) < POLL_CONCURRENCY and not _halted(stop, lost):
+            index, url = waiting.pop(0)
+            timeout = stop.timeout(cap, until)
+            started = _guarded(store, url, now, _start, client, url, max_bytes, timeout, ended)
+            if isinstance(started, PollResult):
+                results[index] = started
+            else:
+                running[started[1]] = (index, started[0])
+        if waiting and _halted(stop, lost):
+            log.warning("poll stopped before %s", ", ".join(url for _, url in waiting))
+            waiting.clear()
+        if not running:
+            break
+        ended_next = _next_ended(ended, stop, until)
+        # None: out of time. What has ended is still stored, what still runs is left behind
+        # (and feeds not started yet are recorded as not polled).
+        for pending in [ended_next] if ended_next else list(running):
+            index, feed = running.pop(pending)
+            step = _finish if pending.done else _out_of_time
+            results[index] = _guarded(store, feed["url"], now, step, feed, pending, stop)
+    return [results[i] for i in sorted(results) if results[i] is not None]
+
+
+def _halted(stop: Shutdown, lost: threading.Event | None) -> bool:
+    return stop.is_set() or (lost is not None and lost.is_set())
+
+
+def _start(store, now: datetime, client, url: str, max_bytes: int, timeout: float, ended):
+    """(feed row, its running fetch), or the PollResult when the poll has no time left."""
+    feed = store.ensure_feed(url, now)
+    if timeout <= 0:
+        return _failed(store, feed, now, f"not polled: the poll ran out of time before {url}")
+    pending = Pending(
+        client,
+        url,
+        on_done=ended.put,
+        etag=feed["etag"],
+        last_modified=feed["last_modified"],
+        max_bytes=max_bytes,
+        timeout_seconds=timeout,
+    )
+    return feed, pending
+
+
+def _next_ended(ended: queue.SimpleQueue, stop: Shutdown, until: float | None) -> Pending | None:
+    """The next fetch to end, or None when the poll's time (or the budget's) is up first."""
+    while True:
+        # Re-read the limits on every turn: a stop can come while we wait.
+        limits = [t for t in (until, stop.steps_end_at) if t is not None]
+        left = min(limits) + OVERRUN_SECONDS - time.monotonic() if limits else WAKE_SECONDS
+        if left <= 0:
+            return None
         try:
-            result = poll_feed(store, client, url, now, max_bytes)
-        except Exception as exc:  # a bug or a database fault: record it, go on with the next
-            log.exception("poll of %s crashed", url)
-            result = PollResult(url, "error", error=f"internal error: {type(exc).__name__}: {exc}")
-            try:
-                store.record_poll_error(store.ensure_feed(url, now)["id"], now, result.error)
-            except Exception:
-                log.exception("could not record the poll error for %s", url)
-        if result.outcome != "error":  # failures were logged as one ERROR line already
-            log.info("poll %s", result.summary())
-        results.append(result)
-    return results
+            return ended.get(timeout=min(WAKE_SECONDS, left))
+        except queue.Empty:
+            continue
+
+
+def _finish(store, now: datetime, feed: dict, pending: Pending, stop: Shutdown):
+    try:
+        fetched = pending.result()
+    except FetchError as exc:
+        if stop.is_set():  # its timeout was cut to the budget: not the feed's failure
+            log.warning("poll %s: cut off by the shutdown (%s); not recorded", feed["url"], exc)
+            return None
+        return _failed(store, feed, now, str(exc))
+    result = _record_fetch(store, feed, fetched, now)
+    if result.outcome != "error":  # failures were logged as one ERROR line already
+        log.info("poll %s", result.summary())
+    return result
+
+
+def _out_of_time(store, now: datetime, feed: dict, pending: Pending, stop: Shutdown):
+    seconds = time.monotonic() - pending.started
+    if stop.is_set():
+        log.warning(
+            "poll %s: cut off by the shutdown after %.1fs; not recorded", feed["url"], seconds
+        )
+        return None
+    error = f"timed out fetching {feed['url']} (no answer within the poll's {seconds:.1f}s)"
+    return _failed(store, feed, now, error)
+
+
+def _guarded(store, url: str, now: datetime, step, *args):
+    """step(store, now, *args) for one feed; a bug or a database fault is recorded for that
+    feed, not raised."""
+    try:
+        return step(store, now, *args)
+    except Exception as exc:
+        log.exception("poll of %s crashed", url)
+        result = PollResult(url, "error", error=f"internal error: {type(exc).__name__}: {exc}")
+        try:
+            store.record_poll_error(store.ensure_feed(url, now)["id"], now, result.error)
+        except Exception:
+            log.exception("could not record the poll error for %s", url)
+        return result
 
 
 def replay(

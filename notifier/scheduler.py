@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from datetime import UTC, datetime
@@ -13,11 +14,14 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from . import jobs
+from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
-# Heroku sends SIGKILL 30 s after SIGTERM; jobs get the stop flag and this long to finish.
-SHUTDOWN_BUDGET_SECONDS = 25
+# What the exit after the job threads needs (release the lease, log, interpreter exit).
+EXIT_MARGIN_SECONDS = 1.5
+# Heroku's SIGKILL comes 5 s after our budget; a send being recorded may use part of that.
+CRITICAL_GRACE_SECONDS = 3.0
 
 
 def job_table(settings) -> list[tuple]:
@@ -31,7 +35,7 @@ def job_table(settings) -> list[tuple]:
     ]
 
 
-def build_scheduler(app: Flask, stop: threading.Event) -> BlockingScheduler:
+def build_scheduler(app: Flask, stop: Shutdown) -> BlockingScheduler:
     settings = app.extensions["settings"]
     scheduler = BlockingScheduler(
         timezone=UTC,
@@ -57,8 +61,14 @@ def build_scheduler(app: Flask, stop: threading.Event) -> BlockingScheduler:
 
 
 def run_worker(app: Flask) -> None:
-    """Run the scheduler until SIGTERM/SIGINT, then let running jobs finish within the budget."""
-    stop = threading.Event()
+    """Run the scheduler until SIGTERM/SIGINT, then let running jobs finish within the budget.
+
+    The process is gone within the shutdown budget (notifier.shutdown) whatever the feeds and
+    SendGrid do. "stopped" is logged, and the poller lease released, only once every job
+    thread has ended; when one has not by the deadline, the process exits anyway (status 1)
+    and leaves the lease to expire, so no other worker polls while this one still might.
+    """
+    stop = Shutdown()
     scheduler = build_scheduler(app, stop)
 
     def shutdown(signum, _frame):
@@ -66,8 +76,8 @@ def run_worker(app: Flask) -> None:
             return
         log.info("worker: %s received, stopping", signal.Signals(signum).name)
         stop.set()
-        # Jobs check `stop` between steps; shutdown(wait=False) ends the main loop, and the
-        # join below waits for the job threads (all bounded by HTTP timeouts).
+        # Jobs check `stop` between steps and take their timeouts from its budget;
+        # shutdown(wait=False) ends the main loop, and the join below waits for the job threads.
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, shutdown)
@@ -79,19 +89,40 @@ def run_worker(app: Flask) -> None:
         settings.poll_interval_seconds,
     )
     scheduler.start()
-    _join_job_threads(SHUTDOWN_BUDGET_SECONDS)
+    stop.set()  # the scheduler can also end on its own (an error): the same budget applies
+    running = _join_job_threads(stop, EXIT_MARGIN_SECONDS)
+    if running:
+        _exit_now(stop, running)
     jobs.release_poller(app)
     log.info("worker: stopped")
 
 
-def _join_job_threads(budget_seconds: float) -> None:
-    deadline = threading.Event()
-    timer = threading.Timer(budget_seconds, deadline.set)
-    timer.daemon = True
-    timer.start()
-    for thread in threading.enumerate():
-        if thread is threading.current_thread() or thread.daemon or thread is timer:
-            continue
-        while thread.is_alive() and not deadline.is_set():
-            thread.join(0.1)
-    timer.cancel()
+def _join_job_threads(stop: Shutdown, margin_seconds: float) -> list[threading.Thread]:
+    """Wait for every non-daemon thread until `margin_seconds` before the exit deadline;
+    returns those still running. Daemon threads are fetches left behind (fetch.Pending) and
+    the lease heartbeat of a poll that is itself a job thread."""
+    while True:
+        running = [
+            t
+            for t in threading.enumerate()
+            if t is not threading.current_thread() and not t.daemon and t.is_alive()
+        ]
+        left = stop.exit_in() - margin_seconds
+        if not running or left <= 0:
+            return running
+        running[0].join(min(0.1, left))
+
+
+def _exit_now(stop: Shutdown, running: list[threading.Thread]) -> None:
+    """Exit although job threads still run: never mid-way between a SendGrid answer and its
+    database write (those are critical sections, waited for into Heroku's last 5 s)."""
+    log.warning(
+        "worker: %d job thread(s) still running at the shutdown deadline (%s); exiting without "
+        "releasing the poller lease (it expires on its own)",
+        len(running),
+        ", ".join(t.name for t in running),
+    )
+    if not stop.wait_critical(stop.exit_in() + CRITICAL_GRACE_SECONDS):
+        log.error("worker: a send is still being recorded at the deadline; exiting anyway")
+    logging.shutdown()
+    os._exit(1)

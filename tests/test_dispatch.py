@@ -340,8 +340,8 @@ def test_a_subscriber_who_leaves_mid_fan_out_gets_nothing_afterwards(
     d = dispatcher(db, settings, clock)
     real_send = d.backend.send
 
-    def send_then_unsubscribe(message, recipients):
-        result = real_send(message, recipients)
+    def send_then_unsubscribe(message, recipients, **options):
+        result = real_send(message, recipients, **options)
         # Between the first and second request the last subscriber unsubscribes.
         db._execute("UPDATE subscribers SET state = 'unsubscribed' WHERE id = ?", [ids[-1]])
         db.cancel_pending_for_subscriber(ids[-1], "unsubscribed", clock())
@@ -372,8 +372,8 @@ def test_a_bounce_between_claim_and_send_stops_the_row(
     d = dispatcher(db, settings, clock)
     real_send = d.backend.send
 
-    def send_then_bounce(message, recipients):
-        result = real_send(message, recipients)
+    def send_then_bounce(message, recipients, **options):
+        result = real_send(message, recipients, **options)
         db._execute("UPDATE subscribers SET state = 'suppressed' WHERE id = ?", [ids[1]])
         return result
 
@@ -464,7 +464,7 @@ def test_a_400_for_the_message_itself_fails_the_batch_in_one_request(
         add_subscriber(db, f"user{i}@example.com", now=clock())
     notification()
     d = dispatcher(db, sg_settings, clock)
-    d.backend.send = lambda message, recipients: SendResult(
+    d.backend.send = lambda message, recipients, **options: SendResult(
         "rejected",
         400,
         None,
@@ -504,7 +504,7 @@ def test_an_unexpected_error_hands_the_claimed_rows_back_unflagged(
     notification()
     d = dispatcher(db, sg_settings, clock)
 
-    def explode(message, recipients):
+    def explode(message, recipients, **options):
         raise RuntimeError("database went away")
 
     d.backend.send = explode

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,10 +38,28 @@ def test_the_lease_is_exclusive_renewable_and_passes_on_when_it_runs_out(db, clo
     assert db.acquire_lease("poller", "b", clock(), TTL) is None
     clock.advance(seconds=1)
     taken = db.acquire_lease("poller", "b", clock(), TTL)
-    assert (taken["owner"], taken["last_run_at"]) == ("b", None)  # the new poller polls at once
-    assert db.release_lease("poller", "a") == 0
-    assert db.release_lease("poller", "b") == 1
-    assert db.acquire_lease("poller", "a", clock(), TTL)["owner"] == "a"
+    # The last poll's time survives the handover: the new poller waits for the interval since
+    # the last poll by anyone instead of polling at once (issue 16).
+    last_run = clock() - timedelta(seconds=40)
+    assert taken == {
+        "name": "poller",
+        "owner": "b",
+        "expires_at": clock() + TTL,
+        "last_run_at": last_run,
+    }
+    assert db.release_lease("poller", "a", clock()) == 0
+    assert db.release_lease("poller", "b", clock()) == 1
+    # Released = expired now; the row, and with it last_run_at, stays.
+    assert db._query("SELECT * FROM leases") == [
+        {"name": "poller", "owner": "b", "expires_at": clock(), "last_run_at": last_run}
+    ]
+    assert db.release_lease("poller", "b", clock()) == 0
+    assert db.acquire_lease("poller", "a", clock(), TTL) == {
+        "name": "poller",
+        "owner": "a",
+        "expires_at": clock() + TTL,
+        "last_run_at": last_run,
+    }
 
 
 def _worker(tmp_path: Path, database_url: str, feed_url: str, name: str) -> tuple:
@@ -115,4 +133,7 @@ def test_a_stopping_worker_hands_the_poller_lease_over_at_once(tmp_path, setting
         if proc.poll() is None:
             proc.kill()
     out.wait_for("worker: stopped", timeout=5)
-    assert db._query("SELECT name FROM leases") == []  # no waiting for it to expire
+    # Expired at once (no waiting for the ttl), the row and the last poll's time kept.
+    (lease,) = db._query("SELECT * FROM leases")
+    assert lease["expires_at"] <= datetime.now(UTC)
+    assert lease["last_run_at"] is not None

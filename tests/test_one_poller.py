@@ -1,0 +1,179 @@
+"""One poller among three worker processes when the feed is slow (issue 16, item 3).
+
+The poller lease used to last half an interval and was renewed only by the next tick, which
+APScheduler skips while a slow poll runs: another worker took the lease mid-poll and fetched at
+once, so two fetches were in flight exactly when the status page was struggling.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from .test_processes import FEED, Output
+
+ROOT = Path(__file__).resolve().parents[1]
+INTERVAL = 4.0  # seconds; 10 intervals keep the test under a minute
+SLOW = 0.75 * INTERVAL  # the feed answers after three quarters of an interval
+
+pytestmark = pytest.mark.slow
+
+
+class _SlowFeed(BaseHTTPRequestHandler):
+    server: SlowFeedServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        started = time.monotonic()
+        if self.path != "/history.atom":  # the JSON API (enrichment): not a feed fetch
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        time.sleep(self.server.delay_seconds)
+        body = FEED.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/atom+xml; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        with self.server.lock:
+            self.server.fetches.append((started, time.monotonic()))
+
+
+class SlowFeedServer(ThreadingHTTPServer):
+    """Serves the feed after `delay_seconds`; records (start, end) of every feed fetch."""
+
+    daemon_threads = True
+
+    def __init__(self, delay_seconds: float = SLOW):
+        super().__init__(("127.0.0.1", 0), _SlowFeed)
+        self.delay_seconds = delay_seconds
+        self.lock = threading.Lock()
+        self.fetches: list[tuple[float, float]] = []
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/history.atom"
+
+    def snapshot(self) -> list[tuple[float, float]]:
+        with self.lock:
+            return sorted(self.fetches)
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+def _worker(tmp_path: Path, database_url: str, feed_url: str, name: str):
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "INSTANCE_PATH": str(tmp_path / name),
+        "DATABASE_URL": database_url,
+        "FEED_URLS": feed_url,
+        "POLL_INTERVAL_SECONDS": str(int(INTERVAL)),
+        "DISPATCH_INTERVAL_SECONDS": "60",
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return proc, Output(proc)
+
+
+def test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval(tmp_path, settings):
+    server = SlowFeedServer()
+    workers = [_worker(tmp_path, settings.database_url, server.url, n) for n in "abc"]
+    try:
+        for _, out in workers:
+            out.wait_for("worker: started", timeout=60)
+        deadline = time.monotonic() + 30
+        while not server.snapshot() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.snapshot(), "nobody polled"
+        first = server.snapshot()[0][0]
+        # Ten intervals after the first fetch (the start-up interval is the first of them),
+        # plus the last fetch's answer time.
+        time.sleep(max(0.0, first + 9.5 * INTERVAL + SLOW + 0.5 - time.monotonic()))
+        fetches = server.snapshot()
+    finally:
+        for proc, _ in workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        server.close()
+    lines = [line for _, out in workers for line in out.lines]
+    starts = [start - first for start, _ in fetches]
+    # Never two fetches at once: each starts after the previous one was answered.
+    overlaps = [(a, b) for a, b in pairwise(fetches) if b[0] < a[1]]
+    assert overlaps == [], (starts, lines)
+    # Exactly one fetch in each of the ten intervals (windows centred on the expected starts).
+    per_interval = [
+        sum(1 for s in starts if (k - 0.5) * INTERVAL <= s < (k + 0.5) * INTERVAL)
+        for k in range(10)
+    ]
+    assert per_interval == [1] * 10, (starts, lines)
+    gaps = [b - a for a, b in pairwise(starts)]
+    assert all(0.85 * INTERVAL <= gap <= 1.4 * INTERVAL for gap in gaps[:9]), (gaps, lines)
+    pollers = [line for line in lines if "is now the poller" in line]
+    assert len(pollers) == 1, lines  # nobody took the lease over mid-poll
+    assert not [line for line in lines if "Traceback" in line], lines
+
+
+def test_a_new_poller_after_a_handover_waits_for_the_interval_since_the_last_poll(
+    tmp_path, settings
+):
+    server = SlowFeedServer(delay_seconds=0.2)  # quick: a poll at once would show
+    a, out_a = _worker(tmp_path, settings.database_url, server.url, "a")
+    b = None
+    try:
+        out_a.wait_for("is now the poller", timeout=60)
+        deadline = time.monotonic() + 30
+        while len(server.snapshot()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b, out_b = _worker(tmp_path, settings.database_url, server.url, "b")
+        out_b.wait_for("worker: started", timeout=60)
+        # Stop the poller just after a fetch was answered: it hands the lease over at once.
+        count = len(server.snapshot())
+        while len(server.snapshot()) == count and time.monotonic() < deadline + 30:
+            time.sleep(0.02)
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(30) == 0
+        out_b.wait_for("is now the poller", timeout=2 * INTERVAL)
+        while len(server.snapshot()) < count + 2 and time.monotonic() < deadline + 60:
+            time.sleep(0.05)
+    finally:
+        for proc in (p for p in (a, b) if p is not None):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        server.close()
+    starts = [start for start, _ in server.snapshot()]
+    last_by_a, first_by_b = starts[count], starts[count + 1]
+    # Not at once on taking over: one interval after the last poll (by the other worker).
+    assert 0.85 * INTERVAL <= first_by_b - last_by_a <= 1.4 * INTERVAL, (starts, out_b.lines)
