@@ -56,7 +56,13 @@ def clock() -> Clock:
 
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
+# The same cluster through a real PgBouncer in transaction pool mode (script/pgbouncer start).
+PG_POOLER_URL = os.environ.get("TEST_PGBOUNCER_URL", "")
 PG_TEMPLATE = "notifier_test_template"
+# Besides every test that uses the store (`db`), these run through PgBouncer too.
+POOLER_TESTS = {
+    "test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres",
+}
 
 
 def _pg_admin():
@@ -83,25 +89,48 @@ def pg_template() -> str:
     return PG_TEMPLATE
 
 
-def _pg_url(database: str) -> str:
+@pytest.fixture(scope="session")
+def pg_pooler(pg_template: str) -> str:
+    """TEST_PGBOUNCER_URL (PgBouncer in front of TEST_DATABASE_URL's cluster), or skip."""
+    if not PG_POOLER_URL:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("REQUIRE_POSTGRES=1 but TEST_PGBOUNCER_URL is not set (pgbouncer missing?)")
+        pytest.skip("PgBouncer runs skipped: TEST_PGBOUNCER_URL is not set (see README, Tests)")
+    return PG_POOLER_URL
+
+
+def _pg_url(database: str, base: str = "") -> str:
+    """A URL for `database` on the cluster of TEST_DATABASE_URL, or of `base` (the pooler)."""
     import psycopg
 
-    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    info = psycopg.conninfo.conninfo_to_dict(base or PG_ADMIN_URL)
     info["dbname"] = database
     return "postgresql://?" + "&".join(f"{k}={v}" for k, v in info.items())
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def pytest_generate_tests(metafunc):
+    """Store backends: SQLite and PostgreSQL for every test; PostgreSQL through PgBouncer
+    (transaction mode) for the store suite - tests using `db` - and POOLER_TESTS."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    backends = ["sqlite", "postgres"]
+    if "db" in metafunc.fixturenames or metafunc.function.__name__ in POOLER_TESTS:
+        backends.append("pgbouncer")
+    metafunc.parametrize("database_url", backends, indirect=True)
+
+
+@pytest.fixture
 def database_url(request, tmp_path: Path):
-    """Every test that uses the store runs on both backends."""
+    """Every test that uses the store runs on both backends (and some through PgBouncer)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
     template = request.getfixturevalue("pg_template")
+    pooler = request.getfixturevalue("pg_pooler") if request.param == "pgbouncer" else ""
     name = f"t_{uuid.uuid4().hex[:16]}"
     with _pg_admin() as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    yield _pg_url(name)
+    yield _pg_url(name, pooler)
     with _pg_admin() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
