@@ -42,7 +42,8 @@ def databases(pg_pooler):
     def make(template: bool = True) -> tuple[str, str]:
         name = f"t_{uuid.uuid4().hex[:16]}"
         with _pg_admin() as conn:
-            conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {PG_TEMPLATE}" if template else ""))
+            clone = f" TEMPLATE {PG_TEMPLATE}" if template else ""
+            conn.execute(f"CREATE DATABASE {name}{clone}")
         names.append(name)
         return _pg_url(name, pg_pooler), _pg_url(name)
 
@@ -150,7 +151,7 @@ def test_concurrent_upgrades_through_the_pooler_apply_each_migration_once(databa
         store = PostgresStore(pooled)
         try:
             results.append(store.upgrade())
-        except BaseException as exc:  # noqa: BLE001  (reported below)
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             store.close()
