@@ -59,10 +59,31 @@ PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
 # The same cluster through a real PgBouncer in transaction pool mode (script/pgbouncer start).
 PG_POOLER_URL = os.environ.get("TEST_PGBOUNCER_URL", "")
 PG_TEMPLATE = "notifier_test_template"
-# Besides every test that uses the store (`db`), these run through PgBouncer too.
+# Runs through PgBouncer: the store suite proper - every test of these modules that uses the
+# store (`db`) - and POOLER_TESTS; TEST_PGBOUNCER_ALL=1 adds every other test using `db` (all
+# pass; CI leaves them out to keep within its time budget: each PostgreSQL run of a test costs
+# a database cloned for it).
+POOLER_MODULES = {
+    "test_admin_ledger",
+    "test_concurrency",
+    "test_detect",
+    "test_dispatch",
+    "test_e2e_notify",
+    "test_enrich",
+    "test_health",
+    "test_notifications",
+    "test_poll",
+    "test_poll_faults",
+    "test_poller_lease",
+    "test_preferences",
+    "test_purge",
+    "test_subscribe",
+    "test_unsubscribe",
+}
 POOLER_TESTS = {
     "test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres",
 }
+POOLER_ALL = os.environ.get("TEST_PGBOUNCER_ALL") == "1"
 
 
 def _pg_admin():
@@ -109,12 +130,14 @@ def _pg_url(database: str, base: str = "") -> str:
 
 
 def pytest_generate_tests(metafunc):
-    """Store backends: SQLite and PostgreSQL for every test; PostgreSQL through PgBouncer
-    (transaction mode) for the store suite - tests using `db` - and POOLER_TESTS."""
+    """Store backends: SQLite and PostgreSQL for every test using the store; PostgreSQL through
+    PgBouncer (transaction mode) too for the store suite (POOLER_MODULES, POOLER_TESTS)."""
     if "database_url" not in metafunc.fixturenames:
         return
     backends = ["sqlite", "postgres"]
-    if "db" in metafunc.fixturenames or metafunc.function.__name__ in POOLER_TESTS:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    store_suite = "db" in metafunc.fixturenames and (POOLER_ALL or module in POOLER_MODULES)
+    if store_suite or metafunc.function.__name__ in POOLER_TESTS:
         backends.append("pgbouncer")
     metafunc.parametrize("database_url", backends, indirect=True)
 
