@@ -41,6 +41,7 @@ class Settings:
     secret_key: str = DEV_SECRET_KEY
     secret_key_fallbacks: tuple[str, ...] = ()
     database_url: str = "sqlite:///instance/notifier.db"
+    database_direct_url: str | None = None
     feed_urls: tuple[str, ...] = (DEFAULT_FEED_URL,)
     poll_interval_seconds: int = 60
     dispatch_interval_seconds: int = 5
@@ -157,6 +158,21 @@ def _database_url(environ: Mapping[str, str]) -> str:
     return url
 
 
+def _database_direct_url(environ: Mapping[str, str], database_url: str) -> str | None:
+    """DATABASE_DIRECT_URL: the database itself when DATABASE_URL is a connection pooler
+    (README, "Behind a connection pooler"); migrations use it. PostgreSQL URLs only."""
+    url = environ.get("DATABASE_DIRECT_URL", "").strip()
+    if not url:
+        return None
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if not url.startswith("postgresql://") or not database_url.startswith("postgresql://"):
+        raise SettingsError(
+            "DATABASE_DIRECT_URL must be a postgres(ql):// URL, next to a PostgreSQL DATABASE_URL"
+        )
+    return url
+
+
 def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
     raw = environ.get(name, "").strip() or default
     try:
@@ -216,6 +232,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()
         ),
         database_url=_database_url(env),
+        database_direct_url=_database_direct_url(env, _database_url(env)),
         feed_urls=feeds or defaults.feed_urls,
         poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=1),
         dispatch_interval_seconds=_int(env, "DISPATCH_INTERVAL_SECONDS", 5, minimum=1),

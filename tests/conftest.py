@@ -56,9 +56,36 @@ def clock() -> Clock:
 
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
+# The same cluster through a real PgBouncer in transaction pool mode (script/pgbouncer start).
+PG_POOLER_URL = os.environ.get("TEST_PGBOUNCER_URL", "")
 # One template per pytest-xdist worker: CREATE DATABASE … TEMPLATE needs the template to have no
 # other session, and two workers must not drop each other's.
 PG_TEMPLATE = "notifier_test_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Runs through PgBouncer: the store suite proper - every test of these modules that uses the
+# store (`db`) - and POOLER_TESTS; TEST_PGBOUNCER_ALL=1 adds every other test using `db` (all
+# pass; CI leaves them out to keep within its time budget: each PostgreSQL run of a test costs
+# a database cloned for it).
+POOLER_MODULES = {
+    "test_admin_ledger",
+    "test_concurrency",
+    "test_detect",
+    "test_dispatch",
+    "test_e2e_notify",
+    "test_enrich",
+    "test_health",
+    "test_notifications",
+    "test_poll",
+    "test_poll_faults",
+    "test_poller_lease",
+    "test_preferences",
+    "test_purge",
+    "test_subscribe",
+    "test_unsubscribe",
+}
+POOLER_TESTS = {
+    "test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres",
+}
+POOLER_ALL = os.environ.get("TEST_PGBOUNCER_ALL") == "1"
 
 
 def _pg_admin():
@@ -85,25 +112,50 @@ def pg_template() -> str:
     return PG_TEMPLATE
 
 
-def _pg_url(database: str) -> str:
+@pytest.fixture(scope="session")
+def pg_pooler(pg_template: str) -> str:
+    """TEST_PGBOUNCER_URL (PgBouncer in front of TEST_DATABASE_URL's cluster), or skip."""
+    if not PG_POOLER_URL:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("REQUIRE_POSTGRES=1 but TEST_PGBOUNCER_URL is not set (pgbouncer missing?)")
+        pytest.skip("PgBouncer runs skipped: TEST_PGBOUNCER_URL is not set (see README, Tests)")
+    return PG_POOLER_URL
+
+
+def _pg_url(database: str, base: str = "") -> str:
+    """A URL for `database` on the cluster of TEST_DATABASE_URL, or of `base` (the pooler)."""
     import psycopg
 
-    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    info = psycopg.conninfo.conninfo_to_dict(base or PG_ADMIN_URL)
     info["dbname"] = database
     return "postgresql://?" + "&".join(f"{k}={v}" for k, v in info.items())
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def pytest_generate_tests(metafunc):
+    """Store backends: SQLite and PostgreSQL for every test using the store; PostgreSQL through
+    PgBouncer (transaction mode) too for the store suite (POOLER_MODULES, POOLER_TESTS)."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    backends = ["sqlite", "postgres"]
+    module = metafunc.module.__name__.rpartition(".")[2]
+    store_suite = "db" in metafunc.fixturenames and (POOLER_ALL or module in POOLER_MODULES)
+    if store_suite or metafunc.function.__name__ in POOLER_TESTS:
+        backends.append("pgbouncer")
+    metafunc.parametrize("database_url", backends, indirect=True)
+
+
+@pytest.fixture
 def database_url(request, tmp_path: Path):
-    """Every test that uses the store runs on both backends."""
+    """Every test that uses the store runs on both backends (and some through PgBouncer)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
     template = request.getfixturevalue("pg_template")
+    pooler = request.getfixturevalue("pg_pooler") if request.param == "pgbouncer" else ""
     name = f"t_{uuid.uuid4().hex[:16]}"
     with _pg_admin() as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    yield _pg_url(name)
+    yield _pg_url(name, pooler)
     with _pg_admin() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
