@@ -57,6 +57,26 @@ class DispatchQueries:
         rows.sort(key=lambda r: (r["notification_id"], r["language"], r["timezone"], r["id"]))
         return rows
 
+    def mailed_before(self, notification_id: int, subscriber_ids: Iterable[int | None]) -> set[int]:
+        """Which of these subscribers were already sent an email about the same incident: a
+        'sent' delivery of another notification with this one's incident_id (issue 13: only
+        they may read "since our last email"). Empty for mails that belong to no incident."""
+        ids = sorted({i for i in subscriber_ids if i is not None})
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found.update(
+                r["subscriber_id"]
+                for r in self._query(
+                    "SELECT DISTINCT d.subscriber_id FROM notifications this "
+                    "JOIN notifications n ON n.incident_id = this.incident_id AND n.id <> this.id "
+                    "JOIN deliveries d ON d.notification_id = n.id AND d.state = 'sent' "
+                    f"WHERE this.id = ? AND d.subscriber_id IN ({_marks(chunk)})",
+                    [notification_id, *chunk],
+                )
+            )
+        return found
+
     def subscriber_nonces(self, subscriber_ids: Iterable[int]) -> dict[int, dict]:
         ids = sorted(set(subscriber_ids))
         found: dict[int, dict] = {}
