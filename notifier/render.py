@@ -1,9 +1,10 @@
 """Email rendering: a notification's content snapshot in, a finished Email out. Pure.
 
-A mail is rendered once per (notification, language, time zone) and sent to many people, so
-per-recipient links are the literal PLACEHOLDERS strings, which the sender substitutes per
-recipient. The content dicts are described in DESIGN.md ("Email content") and built for feed
-changes by `content_from_entry`; the pieces live in notifier/emails/ and templates/email/.
+A mail is rendered once per (notification, language, time zone, mailed before) and sent to
+many people, so per-recipient links are the literal PLACEHOLDERS strings, which the sender
+substitutes per recipient. The content dicts are described in docs/ARCHITECTURE.md ("Email
+content") and built for feed changes by `incident_content`; the pieces live in notifier/emails/
+and templates/email/.
 """
 
 from __future__ import annotations
