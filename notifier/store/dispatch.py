@@ -65,16 +65,18 @@ class DispatchQueries:
         found: set[int] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            found.update(
-                r["subscriber_id"]
-                for r in self._query(
-                    "SELECT DISTINCT d.subscriber_id FROM notifications this "
-                    "JOIN notifications n ON n.incident_id = this.incident_id AND n.id <> this.id "
-                    "JOIN deliveries d ON d.notification_id = n.id AND d.state = 'sent' "
-                    f"WHERE this.id = ? AND d.subscriber_id IN ({_marks(chunk)})",
-                    [notification_id, *chunk],
-                )
+            # Driven by UNIQUE (notification_id, subscriber_id): a few earlier notifications
+            # times the chunk. The state is checked here, not in SQL: `state = 'sent'` there
+            # makes SQLite walk every sent row of the incident (deliveries_claim) instead,
+            # ~190 ms instead of ~22 ms per 1000 recipients of 100,000 (issue 13).
+            rows = self._query(
+                "SELECT d.subscriber_id, d.state FROM deliveries d WHERE d.notification_id IN "
+                "(SELECT n.id FROM notifications n JOIN notifications this "
+                "ON n.incident_id = this.incident_id AND n.id <> this.id WHERE this.id = ?) "
+                f"AND d.subscriber_id IN ({_marks(chunk)})",
+                [notification_id, *chunk],
             )
+            found.update(r["subscriber_id"] for r in rows if r["state"] == "sent")
         return found
 
     def subscriber_nonces(self, subscriber_ids: Iterable[int]) -> dict[int, dict]:
