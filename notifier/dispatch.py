@@ -136,30 +136,41 @@ class Dispatcher:
         )
         groups = groupby(rows, key=lambda r: (r["notification_id"], r["language"], r["timezone"]))
         for key, members in groups:
-            group = list(members)
-            if self.stop.is_set() or self.stats.halted:
-                return
-            message = self._message(*key, group)
-            if message is None:
-                continue
-            size = self._batch_size()
-            for start in range(0, len(group), size):
-                self._send_batch(message, group[start : start + size], nonces)
+            rows_of_key = list(members)
+            # Readers mailed about this incident before read "since our last email", the others
+            # their first-mail wording (issue 13): at most two renderings per group.
+            seen = self.store.mailed_before(key[0], (r["subscriber_id"] for r in rows_of_key))
+            for again in (False, True):
+                group = [r for r in rows_of_key if (r["subscriber_id"] in seen) == again]
+                if not group:
+                    continue
+                if self.stop.is_set() or self.stats.halted:
+                    return
+                message = self._message(*key, group, mailed_before=again)
+                if message is None:
+                    continue
+                size = self._batch_size()
+                for start in range(0, len(group), size):
+                    self._send_batch(message, group[start : start + size], nonces)
 
     def _batch_size(self) -> int:
         return min(self.backend.max_batch, self.settings.send_batch_size)
 
     # --- rendering -------------------------------------------------------------------
-    def _message(self, notification_id: int, language: str, zone: str, group) -> Message | None:
+    def _message(
+        self, notification_id: int, language: str, zone: str, group, *, mailed_before=False
+    ) -> Message | None:
         notification = self._notifications.get(notification_id)
         if notification is None:
             notification = self.store.get_notification(notification_id)
             self._notifications[notification_id] = notification
-        key = (notification_id, language, zone)
+        key = (notification_id, language, zone, mailed_before)
         try:
-            email = self._emails.get(key) or render_email(notification["content"], language, zone)
+            email = self._emails.get(key) or render_email(
+                notification["content"], language, zone, mailed_before=mailed_before
+            )
         except Exception as exc:  # a template bug must fail these rows, not loop forever
-            log.exception("rendering notification %s (%s, %s) failed", *key)
+            log.exception("rendering notification %s (%s, %s, mailed before: %s) failed", *key)
             self._fail(group, f"render error: {type(exc).__name__}: {exc}")
             return None
         self._emails[key] = email

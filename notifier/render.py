@@ -1,9 +1,10 @@
 """Email rendering: a notification's content snapshot in, a finished Email out. Pure.
 
-A mail is rendered once per (notification, language, time zone) and sent to many people, so
-per-recipient links are the literal PLACEHOLDERS strings, which the sender substitutes per
-recipient. The content dicts are described in DESIGN.md ("Email content") and built for feed
-changes by `content_from_entry`; the pieces live in notifier/emails/ and templates/email/.
+A mail is rendered once per (notification, language, time zone, mailed before) and sent to
+many people, so per-recipient links are the literal PLACEHOLDERS strings, which the sender
+substitutes per recipient. The content dicts are described in docs/ARCHITECTURE.md ("Email
+content") and built for feed changes by `incident_content`; the pieces live in notifier/emails/
+and templates/email/.
 """
 
 from __future__ import annotations
@@ -45,8 +46,15 @@ class Email:
     html: str  # complete HTML document with CSS inlined, readable without images
 
 
-def render_email(content: dict, language: str, timezone: str) -> Email:
+def render_email(
+    content: dict, language: str, timezone: str, *, mailed_before: bool = False
+) -> Email:
     """Render one notification for readers of `language` in `timezone` (an IANA name).
+
+    `mailed_before` (incident and maintenance mails): these readers were already sent an email
+    about the same incident, so "since our last email" is true for them; a subscriber's first
+    email about an incident says so instead (issue 13). The sender renders each group twice at
+    most: once for first-time readers, once for the others.
 
     Incident and maintenance mails are fitted under Gmail's clip: their HTML part is at most
     HTML_TARGET_BYTES (UTF-8) before substitution, so under HTML_LIMIT_BYTES as sent (see
@@ -62,7 +70,7 @@ def render_email(content: dict, language: str, timezone: str) -> Email:
     if build is None:
         raise ValueError(f"unknown email kind {kind!r}")
     if build is incident.build:
-        message, html = _fitted(dict(content), language, timezone)
+        message, html = _fitted(dict(content), language, timezone, mailed_before)
     else:
         message = escape_placeholders(build(dict(content), language, timezone))
         html = render_html(message)
@@ -72,12 +80,15 @@ def render_email(content: dict, language: str, timezone: str) -> Email:
     return Email(subject=subject, text=render_text(message), html=html)
 
 
-def _fitted(content: dict, language: str, timezone: str) -> tuple[Message, str]:
+def _fitted(
+    content: dict, language: str, timezone: str, mailed_before: bool
+) -> tuple[Message, str]:
     """The incident Message and its HTML on the first rung of the size ladder whose HTML part
     fits HTML_TARGET_BYTES (UTF-8); the last rung when none does, logged (new updates are never
     left out: tests/test_mail_size.py fits 200 new long ones at once, more may not fit)."""
     for limits in LADDER:
-        message = escape_placeholders(incident.build(content, language, timezone, limits))
+        built = incident.build(content, language, timezone, limits, mailed_before=mailed_before)
+        message = escape_placeholders(built)
         html = render_html(message)
         size = len(html.encode("utf-8"))
         if size <= HTML_TARGET_BYTES:

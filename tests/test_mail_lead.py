@@ -372,4 +372,9 @@ def test_several_new_updates_lead_newest_first_then_the_rest_by_time(
         "November 26, 2026, 10:00 UTC – Investigating",
         "> Post A.",
     ]
-    assert "There have been 2 new posts since our last email." in text
+    # Ben's first email about this incident (the first poll was a baseline): issue 13.
+    assert (
+        "This is our first email to you about this incident. The status page has 2\n"
+        "new posts about it: this is the newest; the other new ones are marked “new”\n"
+        "in the timeline below, along with the earlier posts.\n"
+    ) in text

@@ -44,7 +44,7 @@ def test_preview_in_english_defaults_to_utc_and_honours_tz(cli, feed_file):
     utc = cli.invoke(args=args)
     la = cli.invoke(args=[*args, "--tz", "America/Los_Angeles"])
     assert "Identified · posted June 27, 2023, 17:10 UTC" in utc.output
-    assert "Identified · posted June 27, 2023, 10:10 PDT" in la.output
+    assert "Identified · posted June 27, 2023, 10:10 AM PDT" in la.output  # US clock
 
 
 def test_preview_writes_the_html_part_to_a_file(cli, feed_file, tmp_path):

@@ -55,8 +55,9 @@ def at(text: str) -> datetime:
         ("2023-06-27T16:30", "de", "UTC", "27. Juni 2023, 16:30 UTC"),
         ("2023-06-27T16:30", "en", "Europe/Berlin", "June 27, 2023, 18:30 CEST"),
         ("2024-01-15T09:05", "en", "Europe/Berlin", "January 15, 2024, 10:05 CET"),
-        ("2023-06-27T16:30", "en", "America/Los_Angeles", "June 27, 2023, 09:30 PDT"),
-        ("2024-01-15T09:05", "en", "America/Los_Angeles", "January 15, 2024, 01:05 PST"),
+        # English readers in a US zone read a 12-hour clock (issue 13); German ones never do.
+        ("2023-06-27T16:30", "en", "America/Los_Angeles", "June 27, 2023, 9:30 AM PDT"),
+        ("2024-01-15T09:05", "en", "America/Los_Angeles", "January 15, 2024, 1:05 AM PST"),
         ("2023-06-27T16:30", "de", "America/Los_Angeles", "27. Juni 2023, 09:30 PDT"),
         ("2024-01-15T09:05", "de", "America/Los_Angeles", "15. Januar 2024, 01:05 PST"),
         ("2023-06-27T16:30", "en", "Asia/Kathmandu", "June 27, 2023, 22:15 UTC+5:45"),
@@ -96,7 +97,7 @@ def test_english_mail_in_utc_and_in_los_angeles():
     utc = render_email(content, "en", "UTC")
     la = render_email(content, "en", "America/Los_Angeles")
     assert "Start: June 27, 2023, 16:30 UTC" in utc.text
-    assert "Start: June 27, 2023, 09:30 PDT" in la.text
+    assert "Start: June 27, 2023, 9:30 AM PDT" in la.text
     assert "All times are shown in the America/Los_Angeles time zone." in flat(la.text)
 
 
@@ -436,7 +437,8 @@ def test_words_exist_in_both_languages():
 
 
 def test_ongoing_incident_says_it_is_open_and_new_posts_are_marked():
-    email = render_email(incident(), "de", "Europe/Berlin")
+    # Readers who had an email about this incident before (issue 13: only they read this).
+    email = render_email(incident(), "de", "Europe/Berlin", mailed_before=True)
     assert "  • Ende: noch offen" in email.text
     assert "Seit unserer letzten E-Mail gab es 2 neue Meldungen." in email.text
     assert "27. Juni 2023, 19:45 MESZ – Aktualisierung (neu)" in email.text

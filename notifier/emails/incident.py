@@ -37,9 +37,13 @@ def phase_of(kind: str, status: str) -> str:
     return _PHASES[kind].get(status, _DEFAULT_PHASE[kind])
 
 
-def build(content: dict, lang: str, tz: str, limits: Limits = LADDER[0]) -> Message:
+def build(
+    content: dict, lang: str, tz: str, limits: Limits = LADDER[0], *, mailed_before: bool = False
+) -> Message:
     """The Message for an incident or maintenance content dict; `limits` bound the texts and
-    the timeline (notifier.emails.timeline). ValueError for content without updates."""
+    the timeline (notifier.emails.timeline). `mailed_before`: the readers already got an email
+    about this incident (the note on several new posts then says "since our last email").
+    ValueError for content without updates."""
     kind = content["kind"]
     incident = content.get("incident") or {}
     override = ((content.get("overrides") or {}).get(lang)) or {}
@@ -81,6 +85,10 @@ def build(content: dict, lang: str, tz: str, limits: Limits = LADDER[0]) -> Mess
         "end": when(end),
         "planned_end": when(planned_end),
         "window": _window(phase, start, end or planned_end, lang, tz),
+        # In sentences: "completed on October 5, 2026, at 1:12 AM EDT", "between … and …".
+        "end_on": times.format_on(end, lang, tz) if end else "",
+        "span": times.format_between(start, end, lang, tz) if start and end else "",
+        "mailed_before": mailed_before,
         "new_updates": sum(u.new for u in updates),
         "zone": tz,
     }

@@ -34,6 +34,7 @@ _ANY_TAG = re.compile(r"<[^>]*>")
 # Links in prose: http(s) URLs, and the per-recipient placeholders the sender substitutes.
 _LINKABLE = re.compile(r"https?://[^\s<>\"'`]+|-(?:preferences|unsubscribe|confirm|undo)_url-")
 _GLUE = re.compile(r"(\b\d{1,2}\.|\b[A-Z][a-z]{2,8}) (?=[A-Z][a-zä]{2,8} \d{4}|\d{1,2}, \d{4})")
+_MERIDIEM = re.compile(r"(?<=\d) (?=[AP]M\b)")
 _TRAILING = ".,;:!?…»«“”„'\""
 
 
@@ -155,6 +156,7 @@ def wrap(text: str, width: int = 76, prefix: str = "", first: str | None = None)
     # Dates stay on one line where it matters ("4." / "Juli", "June" / "27,") and a line never
     # starts with the dash of a time range: glue those spaces while wrapping.
     text = _GLUE.sub("\\1\xa0", text.replace(" – ", "\xa0– "))
+    text = _MERIDIEM.sub("\xa0", text)  # "2:05" / "PM" (12-hour clocks) stay together too
     for index, para in enumerate(paragraphs(text)):
         if index:
             out.append(prefix.rstrip())

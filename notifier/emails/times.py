@@ -5,6 +5,18 @@ CLDR only has short zone names where a locale commonly uses them (German has MEZ
 no PDT; English has PDT but no CEST), and Babel then falls back to a bare `+0200`. The tz
 database abbreviation (CEST, PDT, IST, JST) reads better there, so it is the second choice;
 zones whose tz abbreviation is itself numeric (Asia/Dubai: "+04") get `UTC+4`.
+
+Clock: the reader's region decides between 12- and 24-hour times (issue 13). The zone's country
+comes from CLDR's zone-to-territory table (Babel's `zone_territories`, aliases such as
+Asia/Calcutta resolved); the locale `<lang>_<country>` (en_US for America/New_York, en_GB for
+Europe/London, en_IN for Asia/Kolkata) then says which clock its short time format uses:
+`h` is 12-hour (`2:05 PM`), `H` 24-hour (`14:05`). Zones without a country (UTC, Etc/*) and
+countries CLDR has no English locale for get 24 hours, the convention of UTC and ISO 8601.
+German is always 24-hour: every German CLDR locale (de, de_AT, de_CH, …) writes `HH:mm`.
+
+Phrasing: a moment in a sentence is `on October 5, 2026, at 2:05 PM EDT` /
+`am 5. Oktober 2026 um 14:05 MESZ` (format_on), a span `between … and …` (format_between),
+never "at October 5".
 """
 
 from __future__ import annotations
@@ -13,11 +25,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.core import Locale, UnknownLocaleError, get_global
 from babel.dates import format_datetime
 
 _DATE = {"de": "d. MMMM y", "en": "MMMM d, y"}
-_DATE_TIME = {"de": "d. MMMM y, HH:mm", "en": "MMMM d, y, HH:mm"}
-_TIME = "HH:mm"
+_TIME = {"H": "HH:mm", "h": "h:mm a"}
 DASH = " – "
 
 
@@ -28,6 +40,38 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r}") from None
+
+
+@lru_cache(maxsize=256)
+def clock_locale(lang: str, tz: str) -> str:
+    """The Babel locale whose clock a reader of `lang` in zone `tz` uses: `en_US`, `en_GB`,
+    `de_DE`, … or just `lang` when the zone has no country (UTC). See the module docstring."""
+    name = get_global("zone_aliases").get(tz, tz)
+    territory = get_global("zone_territories").get(name)
+    if not territory or territory in ("ZZ", "001"):
+        return lang
+    try:
+        return str(Locale(lang, territory))
+    except (UnknownLocaleError, ValueError):
+        return lang
+
+
+@lru_cache(maxsize=256)
+def hour_cycle(lang: str, tz: str) -> str:
+    """`h` (12-hour) or `H` (24-hour) for readers of `lang` in `tz`; see the module docstring."""
+    locale = clock_locale(lang, tz)
+    if locale == lang:
+        return "H"  # no region: UTC and Etc/* zones read 24-hour times
+    pattern = Locale.parse(locale).time_formats["short"].pattern
+    return "h" if "h" in pattern or "K" in pattern else "H"
+
+
+def _date_time(lang: str, tz: str) -> str:
+    return f"{_DATE[lang]}, {_TIME[hour_cycle(lang, tz)]}"
+
+
+def _clock(local: datetime, lang: str, tz: str) -> str:
+    return format_datetime(local, _TIME[hour_cycle(lang, tz)], locale=lang)
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -59,10 +103,37 @@ def zone_abbreviation(local: datetime, lang: str) -> str:
 
 
 def format_time(at: datetime, lang: str, tz: str) -> str:
-    """`27. Juni 2023, 18:30 MESZ` / `June 27, 2023, 16:30 UTC`."""
+    """`27. Juni 2023, 18:30 MESZ` / `June 27, 2023, 16:30 UTC` / `June 27, 2023, 12:30 PM EDT`
+    (the clock of the reader's region, see the module docstring)."""
     local = at.astimezone(zone(tz))
-    when = format_datetime(local, _DATE_TIME[lang], locale=lang)
+    when = format_datetime(local, _date_time(lang, tz), locale=lang)
     return f"{when} {zone_abbreviation(local, lang)}"
+
+
+def format_on(at: datetime, lang: str, tz: str) -> str:
+    """A moment inside a sentence: `on October 5, 2026, at 1:12 AM EDT` /
+    `am 5. Oktober 2026 um 01:12 MESZ` (a date takes "on"/"am", a time "at"/"um")."""
+    local = at.astimezone(zone(tz))
+    day = format_datetime(local, _DATE[lang], locale=lang)
+    clock = f"{_clock(local, lang, tz)} {zone_abbreviation(local, lang)}"
+    return f"am {day} um {clock}" if lang == "de" else f"on {day}, at {clock}"
+
+
+def format_between(start: datetime, end: datetime, lang: str, tz: str) -> str:
+    """A span inside a sentence. Same day: `on October 5, 2026, between 9:40 AM and 2:05 PM EDT`
+    / `am 5. Oktober 2026 zwischen 09:40 und 14:05 MESZ`; else `between June 27, 2023, 4:30 PM
+    UTC and June 28, 2023, 1:30 PM UTC` / `zwischen dem 27. Juni 2023, 18:30 MESZ und dem …`."""
+    first, last = start.astimezone(zone(tz)), end.astimezone(zone(tz))
+    abbreviation = zone_abbreviation(last, lang)
+    if first.date() == last.date() and zone_abbreviation(first, lang) == abbreviation:
+        day = format_datetime(first, _DATE[lang], locale=lang)
+        clocks = (_clock(first, lang, tz), _clock(last, lang, tz))
+        if lang == "de":
+            return f"am {day} zwischen {clocks[0]} und {clocks[1]} {abbreviation}"
+        return f"on {day}, between {clocks[0]} and {clocks[1]} {abbreviation}"
+    if lang == "de":
+        return f"zwischen dem {format_time(start, lang, tz)} und dem {format_time(end, lang, tz)}"
+    return f"between {format_time(start, lang, tz)} and {format_time(end, lang, tz)}"
 
 
 def format_date(at: datetime, lang: str, tz: str) -> str:
@@ -77,7 +148,7 @@ def format_window(start: datetime, end: datetime | None, lang: str, tz: str) -> 
     first, last = start.astimezone(zone(tz)), end.astimezone(zone(tz))
     same_zone = zone_abbreviation(first, lang) == zone_abbreviation(last, lang)
     if first.date() == last.date() and same_zone:
-        day_and_start = format_datetime(first, _DATE_TIME[lang], locale=lang)
-        until = format_datetime(last, _TIME, locale=lang)
+        day_and_start = format_datetime(first, _date_time(lang, tz), locale=lang)
+        until = _clock(last, lang, tz)
         return f"{day_and_start}{DASH}{until} {zone_abbreviation(last, lang)}"
     return f"{format_time(start, lang, tz)}{DASH}{format_time(end, lang, tz)}"

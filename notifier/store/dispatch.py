@@ -57,6 +57,28 @@ class DispatchQueries:
         rows.sort(key=lambda r: (r["notification_id"], r["language"], r["timezone"], r["id"]))
         return rows
 
+    def mailed_before(self, notification_id: int, subscriber_ids: Iterable[int | None]) -> set[int]:
+        """Which of these subscribers were already sent an email about the same incident: a
+        'sent' delivery of another notification with this one's incident_id (issue 13: only
+        they may read "since our last email"). Empty for mails that belong to no incident."""
+        ids = sorted({i for i in subscriber_ids if i is not None})
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            # Driven by UNIQUE (notification_id, subscriber_id): a few earlier notifications
+            # times the chunk. The state is checked here, not in SQL: `state = 'sent'` there
+            # makes SQLite walk every sent row of the incident (deliveries_claim) instead,
+            # ~190 ms instead of ~22 ms per 1000 recipients of 100,000 (issue 13).
+            rows = self._query(
+                "SELECT d.subscriber_id, d.state FROM deliveries d WHERE d.notification_id IN "
+                "(SELECT n.id FROM notifications n JOIN notifications this "
+                "ON n.incident_id = this.incident_id AND n.id <> this.id WHERE this.id = ?) "
+                f"AND d.subscriber_id IN ({_marks(chunk)})",
+                [notification_id, *chunk],
+            )
+            found.update(r["subscriber_id"] for r in rows if r["state"] == "sent")
+        return found
+
     def subscriber_nonces(self, subscriber_ids: Iterable[int]) -> dict[int, dict]:
         ids = sorted(set(subscriber_ids))
         found: dict[int, dict] = {}
