@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -35,3 +38,34 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     # At DEBUG python_http_client (under sendgrid) logs whole request bodies: addresses and
     # signed unsubscribe links do not belong in logs.
     logging.getLogger("python_http_client").setLevel(logging.INFO)
+
+
+@contextmanager
+def told_on_stdout(*loggers: str) -> Iterator[None]:
+    """Silence these loggers' lines for a one-shot CLI command that prints every outcome on
+    stdout itself, while stdout and stderr are the same terminal: there the error would
+    otherwise show twice, once as the log line on stderr and once as the command's output.
+    Piped or redirected (cron, scripts, log collection) both stay as they are.
+    """
+    if not _same_terminal(sys.stdout, sys.stderr):
+        yield
+        return
+    previous = {name: logging.getLogger(name).disabled for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).disabled = True
+    try:
+        yield
+    finally:
+        for name, disabled in previous.items():
+            logging.getLogger(name).disabled = disabled
+
+
+def _same_terminal(a: TextIO, b: TextIO) -> bool:
+    try:
+        return (
+            a.isatty()
+            and b.isatty()
+            and os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
+        )
+    except (AttributeError, OSError, ValueError):  # replaced streams (tests) have no fileno
+        return False
