@@ -349,3 +349,21 @@ def test_a_failed_poll_is_reported_once_in_a_terminal_and_logged_when_piped(tmp_
         "ERROR notifier.poller: poll failed: cannot connect to "
         "http://127.0.0.1:9/history.atom: [Errno 111] Connection refused"
     )
+
+
+# --- item 7: the README's announcement example --------------------------------------------
+def test_readme_announcement_example_is_block_style_and_valid(tmp_path):
+    from notifier import announcements as rules
+
+    readme = (ROOT / "README.md").read_text()
+    [example] = [b.split("```")[0] for b in readme.split("```yaml\n")[1:]]
+    assert "{" not in example and "[{" not in example  # block style: "?" and "," are safe
+    path = tmp_path / "notice.yaml"
+    path.write_text(example.replace("[component ids]", "[sms-eu]"), encoding="utf-8")
+    content, audience = rules.load_file(path)
+    assert rules.validate(content, audience, {"sms-eu"}) == []
+    assert (content["de"]["qa"], content["en"]["qa"], audience) == (
+        [{"q": "Muss ich etwas tun?", "a": "Nein."}],
+        [{"q": "Do I need to do anything?", "a": "No."}],
+        {"components": ["sms-eu"], "languages": ["de", "en"]},
+    )
