@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,8 +58,12 @@ def dispatch_once():
     """Send every due delivery once; prints a summary line."""
     from flask import current_app
 
+    from .logs import told_on_stdout
+
     app = current_app._get_current_object()
-    stats = jobs.dispatch(app)
+    # The job's INFO summary is this command's output line; its errors still show.
+    with told_on_stdout("notifier.jobs", below=logging.WARNING):
+        stats = jobs.dispatch(app)
     if stats is None:
         raise SystemExit(1)
     click.echo(stats.summary(app.extensions["settings"].notification_ttl_hours))

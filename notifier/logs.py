@@ -41,31 +41,31 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
 
 
 @contextmanager
-def told_on_stdout(*loggers: str) -> Iterator[None]:
-    """Silence these loggers' lines for a one-shot CLI command that prints every outcome on
-    stdout itself, while stdout and stderr are the same terminal: there the error would
-    otherwise show twice, once as the log line on stderr and once as the command's output.
-    Piped or redirected (cron, scripts, log collection) both stay as they are.
+def told_on_stdout(*loggers: str, below: int = logging.CRITICAL + 1) -> Iterator[None]:
+    """Drop these loggers' own lines under level `below` for a one-shot CLI command that
+    prints those outcomes on stdout itself, while stdout and stderr are the same terminal:
+    there each would otherwise show twice, once as the log line on stderr and once as the
+    command's output. Piped or redirected (cron, scripts, log collection) nothing changes.
     """
     if not _same_terminal(sys.stdout, sys.stderr):
         yield
         return
-    previous = {name: logging.getLogger(name).disabled for name in loggers}
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno >= below
+
     for name in loggers:
-        logging.getLogger(name).disabled = True
+        logging.getLogger(name).addFilter(keep)
     try:
         yield
     finally:
-        for name, disabled in previous.items():
-            logging.getLogger(name).disabled = disabled
+        for name in loggers:
+            logging.getLogger(name).removeFilter(keep)
 
 
 def _same_terminal(a: TextIO, b: TextIO) -> bool:
     try:
-        return (
-            a.isatty()
-            and b.isatty()
-            and os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
-        )
+        same = os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
+        return a.isatty() and b.isatty() and same
     except (AttributeError, OSError, ValueError):  # replaced streams (tests) have no fileno
         return False

@@ -367,3 +367,30 @@ def test_readme_announcement_example_is_block_style_and_valid(tmp_path):
         [{"q": "Do I need to do anything?", "a": "No."}],
         {"components": ["sms-eu"], "languages": ["de", "en"]},
     )
+
+
+def test_dispatch_once_says_why_deliveries_expired_once_in_a_terminal(tmp_path):
+    from datetime import timedelta
+
+    app = create_app({"APP_ENV": "test", "INSTANCE_PATH": str(tmp_path / "instance")})
+    store = app.extensions["store"]
+    queued = _now() - timedelta(hours=7)
+    content = {"de": {"title": "Test"}, "en": {"title": "Test"}}
+    store.create_test_send(
+        "announcement", content, "ops@example.com", "en", "UTC", queued, queued + timedelta(hours=6)
+    )
+    store.close()
+    configure_logging("INFO")
+    env = _env(tmp_path, NOTIFICATION_TTL_HOURS="6")
+    args = [sys.executable, "-m", "flask", "--app", "app", "dispatch-once"]
+    summary = (
+        "0 sent, 0 to retry, 0 failed, 1 expired (older than NOTIFICATION_TTL_HOURS=6 when due: "
+        "never sent late), 0 request(s)"
+    )
+    code, screen = _in_terminal(args, env)
+    assert (code, screen.count("expired"), screen.splitlines()[-1]) == (0, 1, summary)
+    piped = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert (piped.returncode, piped.stdout) == (
+        0,
+        "0 sent, 0 to retry, 0 failed, 0 expired, 0 request(s)\n",
+    )
