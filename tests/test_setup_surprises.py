@@ -176,6 +176,13 @@ def test_feed_inspect_works_without_a_database_and_db_commands_refuse_in_one_lin
     inspected = _flask(tmp_path, "feed", "inspect", str(feed), "--json", DATABASE_URL=database)
     assert inspected.returncode == 0, inspected.stderr
     assert json.loads(inspected.stdout)["format"] == "atom"
+    replayed = _flask(tmp_path, "feed", "replay", str(feed), str(feed), DATABASE_URL=database)
+    assert (replayed.returncode, replayed.stdout) == (0, "no events\n")
+    previewed = _flask(
+        tmp_path, "preview", "--feed", str(feed), "--key", "abc123", DATABASE_URL=database
+    )
+    assert previewed.returncode == 0, previewed.stderr
+    assert previewed.stdout.startswith("Subject: [Untersuchung läuft] Sinch: SMS delays\n")
     refused = _flask(tmp_path, "db", "upgrade", DATABASE_URL=database)
     assert (refused.returncode, refused.stdout) == (1, "")
     [line] = refused.stderr.splitlines()
