@@ -325,14 +325,28 @@ def recipients_by_language(store, audience: dict) -> dict[str, int]:
     }
 
 
+# Marks a test send's subject; the same word in German and English, in the subjects' bracket
+# style ("[Hinweis] …", "[Notice] …").
+TEST_MARKER = "[TEST]"
+
+
 def queue_test_sends(
     store, content: dict, audience: dict, address: str, now: datetime, ttl_hours: int
 ) -> None:
-    """One test mail per chosen language to any address; the worker sends them."""
+    """One test mail per chosen language to any address; the worker sends them. Each title,
+    and so each subject ("[Hinweis] [TEST] …", "[Notice] [TEST] …"), carries TEST_MARKER."""
     from .i18n import DEFAULT_TIMEZONES
 
+    marked = {
+        **content,
+        **{
+            lang: {**content[lang], "title": f"{TEST_MARKER} {content[lang].get('title') or ''}"}
+            for lang in audience["languages"]
+            if isinstance(content.get(lang), dict)
+        },
+    }
     for lang in audience["languages"]:
         store.create_test_send(
-            "announcement", content, address, lang, DEFAULT_TIMEZONES[lang], now,
+            "announcement", marked, address, lang, DEFAULT_TIMEZONES[lang], now,
             expires_at(now, ttl_hours),
         )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,12 @@ def poll_once():
     """Poll every configured feed once; one summary line per feed."""
     from flask import current_app
 
-    results = jobs.poll(current_app._get_current_object())
+    from .logs import told_on_stdout
+
+    # Each feed's outcome, an error included, is this command's own output line; its log line
+    # would say the same again where stdout and stderr share a terminal.
+    with told_on_stdout("notifier.poller"):
+        results = jobs.poll(current_app._get_current_object())
     for result in results or []:
         click.echo(result.summary())
     if not results or any(r.outcome == "error" for r in results):
@@ -52,10 +58,15 @@ def dispatch_once():
     """Send every due delivery once; prints a summary line."""
     from flask import current_app
 
-    stats = jobs.dispatch(current_app._get_current_object())
+    from .logs import told_on_stdout
+
+    app = current_app._get_current_object()
+    # The job's INFO summary is this command's output line; its errors still show.
+    with told_on_stdout("notifier.jobs", below=logging.WARNING):
+        stats = jobs.dispatch(app)
     if stats is None:
         raise SystemExit(1)
-    click.echo(stats.summary())
+    click.echo(stats.summary(app.extensions["settings"].notification_ttl_hours))
 
 
 @click.command("worker")
@@ -70,6 +81,9 @@ def worker():
     app = current_app._get_current_object()
     # A long-running process: log to stdout, where Heroku's log drains read it.
     configure_logging(app.extensions["settings"].log_level, sys.stdout)
+    # Open the database now (see app.DeferredStore): a refusal must stop the process at start,
+    # not a scheduler thread later.
+    getattr(app.extensions["store"], "open_now", lambda: None)()
     run_worker(app)
 
 
@@ -81,16 +95,33 @@ def _read_source(source: str) -> bytes:
             except FetchError as exc:
                 raise click.ClickException(str(exc)) from None
     path = Path(source)
+    if path.is_dir():
+        raise click.ClickException(
+            f"{source} is a directory, not a feed: give one Atom or RSS file (or a URL)"
+        )
     if not path.is_file():
         raise click.ClickException(f"no such file: {source}")
     return path.read_bytes()
 
 
 def _parse(source: str) -> ParsedFeed:
+    body = _read_source(source)
     try:
-        return parse_feed(_read_source(source))
+        return parse_feed(body)
     except FeedError as exc:
-        raise click.ClickException(f"{source}: {exc}") from None
+        raise click.ClickException(f"{source}: {_not_a_feed(body) or exc}") from None
+
+
+def _not_a_feed(body: bytes) -> str | None:
+    """What the bytes are when they parse as JSON (a Statuspage API answer or a saved
+    `feed inspect --json`, say) rather than a feed; None otherwise."""
+    try:
+        json.loads(body)
+    except ValueError:
+        return None
+    return (
+        "this is JSON, not an Atom or RSS feed (the feed is the page's history.atom or history.rss)"
+    )
 
 
 def inspect_payload(parsed: ParsedFeed) -> dict:

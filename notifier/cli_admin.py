@@ -124,9 +124,14 @@ def _problems(problems: list) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Validate and show both mails; send nothing.")
 @click.option("--test-to", metavar="ADDR", help="Send a test to this address only.")
+@click.option("--yes", is_flag=True, help="Send without asking (scripts, no terminal).")
 @with_appcontext
-def announce(file: Path, dry_run: bool, test_to: str | None):
-    """Send the announcement in FILE.yaml (same fields as the ops composer)."""
+def announce(file: Path, dry_run: bool, test_to: str | None, yes: bool):
+    """Send the announcement in FILE.yaml (same fields as the ops composer).
+
+    Like the composer's confirmation page, it asks before sending to everyone, showing the
+    recipient count; --yes skips the question, and without a terminal to ask on it refuses.
+    """
     if dry_run and test_to:
         _fail("use either --dry-run or --test-to, not both")
     store, settings, now = context.store(), context.settings(), context.now()
@@ -151,6 +156,8 @@ def announce(file: Path, dry_run: bool, test_to: str | None):
         return
     if not sum(per_language.values()):
         _fail("no confirmed subscriber matches this audience; nothing was sent")
+    if not yes:
+        _confirm(sum(per_language.values()))
     actor = _actor()
     announcement_id = store.save_announcement(content, audience, actor, now)
     nid, count = store.send_announcement(announcement_id, content, audience, now, expires)
@@ -165,6 +172,19 @@ def announce(file: Path, dry_run: bool, test_to: str | None):
         f"announcement {announcement_id} queued as notification {nid}: {count} deliveries; "
         "the worker sends them"
     )
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm(recipients: int) -> None:
+    """Ask on the terminal before sending; exit 1 on "no" or when there is no terminal."""
+    if not _stdin_is_terminal():
+        _fail("not sent: no terminal to confirm on; add --yes to send without asking")
+    question = f"Send this announcement to {recipients} recipient(s) now?"
+    if not click.confirm(question, default=False, err=True):
+        _fail("not sent")
 
 
 def _show(content: dict, languages: list[str]) -> None:

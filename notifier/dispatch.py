@@ -48,10 +48,20 @@ class DispatchStats:
     halted: str | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
 
-    def summary(self) -> str:
+    def summary(self, ttl_hours: int | None = None) -> str:
+        """One line for the log and `dispatch-once`: "3 sent, 0 to retry, 0 failed, 2 expired
+        (older than NOTIFICATION_TTL_HOURS=24 when due: never sent late), 1 request(s)".
+        Expired deliveries say why: a notification expires NOTIFICATION_TTL_HOURS after its
+        change was posted (notifier/notifications.py) or its announcement queued, so changes
+        in replayed old captures expire at once. `ttl_hours` is the setting's value, named
+        when given."""
+        expired = f"{self.expired} expired"
+        if self.expired:
+            setting = "NOTIFICATION_TTL_HOURS" + (f"={ttl_hours}" if ttl_hours else "")
+            expired += f" (older than {setting} when due: never sent late)"
         text = (
             f"{self.sent} sent, {self.retried} to retry, {self.failed} failed, "
-            f"{self.expired} expired, {self.requests} request(s)"
+            f"{expired}, {self.requests} request(s)"
         )
         return text + (f"; halted: {self.halted}" if self.halted else "")
 

@@ -228,7 +228,7 @@ def dispatch(app: Flask, stop: Shutdown):
     )
     stats = dispatcher.run()
     if stats.requests or stats.expired or stats.halted:
-        log.info("dispatch: %s", stats.summary())
+        log.info("dispatch: %s", stats.summary(context.settings().notification_ttl_hours))
     return stats
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -35,3 +38,34 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     # At DEBUG python_http_client (under sendgrid) logs whole request bodies: addresses and
     # signed unsubscribe links do not belong in logs.
     logging.getLogger("python_http_client").setLevel(logging.INFO)
+
+
+@contextmanager
+def told_on_stdout(*loggers: str, below: int = logging.CRITICAL + 1) -> Iterator[None]:
+    """Drop these loggers' own lines under level `below` for a one-shot CLI command that
+    prints those outcomes on stdout itself, while stdout and stderr are the same terminal:
+    there each would otherwise show twice, once as the log line on stderr and once as the
+    command's output. Piped or redirected (cron, scripts, log collection) nothing changes.
+    """
+    if not _same_terminal(sys.stdout, sys.stderr):
+        yield
+        return
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno >= below
+
+    for name in loggers:
+        logging.getLogger(name).addFilter(keep)
+    try:
+        yield
+    finally:
+        for name in loggers:
+            logging.getLogger(name).removeFilter(keep)
+
+
+def _same_terminal(a: TextIO, b: TextIO) -> bool:
+    try:
+        same = os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
+        return a.isatty() and b.isatty() and same
+    except (AttributeError, OSError, ValueError):  # replaced streams (tests) have no fileno
+        return False

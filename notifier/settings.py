@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import string
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from limits import parse_many
 
@@ -145,8 +147,12 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
-def _database_url(environ: Mapping[str, str]) -> str:
-    url = environ.get("DATABASE_URL", "").strip() or Settings.database_url
+def _database_url(environ: Mapping[str, str], instance_path: str) -> str:
+    """DATABASE_URL, or the SQLite file notifier.db inside INSTANCE_PATH (so that each instance
+    folder has its own database, whatever the working directory)."""
+    url = environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "notifier.db")
     if url.startswith("postgres://"):
         # Heroku still hands out the legacy scheme; libpq and psycopg want postgresql://.
         url = "postgresql://" + url.removeprefix("postgres://")
@@ -171,6 +177,24 @@ def _database_direct_url(environ: Mapping[str, str], database_url: str) -> str |
             "DATABASE_DIRECT_URL must be a postgres(ql):// URL, next to a PostgreSQL DATABASE_URL"
         )
     return url
+
+
+def _feed_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """FEED_URLS split at commas and/or whitespace (a list pasted with spaces is still a
+    list). Raises SettingsError on the first entry that is not an http(s) URL with a host."""
+    urls = tuple(u for u in re.split(r"[,\s]+", env.get("FEED_URLS", "")) if u)
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # "http://[::1" or a port that is not a number
+            usable = False
+        if not usable:
+            raise SettingsError(
+                f"FEED_URLS entries must be http(s) URLs with a host, got {url!r} "
+                "(separate several with commas or spaces)"
+            )
+    return urls
 
 
 def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
@@ -218,12 +242,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     backend = env.get("EMAIL_BACKEND", "").strip().lower() or ("sendgrid" if api_key else "outbox")
     if backend not in {"sendgrid", "outbox"}:
         raise SettingsError(f"EMAIL_BACKEND must be sendgrid or outbox, got {backend!r}")
-    feeds = tuple(u.strip() for u in env.get("FEED_URLS", "").split(",") if u.strip())
-    for url in feeds:
-        if not url.startswith(("http://", "https://")):
-            raise SettingsError(f"FEED_URLS entries must be http(s) URLs, got {url!r}")
+    feeds = _feed_urls(env)
     public = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or Settings.public_base_url
     defaults = Settings()
+    instance_path = env.get("INSTANCE_PATH", "").strip() or defaults.instance_path
     return Settings(
         app_env=app_env,
         dyno=env.get("DYNO") or None,
@@ -231,8 +253,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key_fallbacks=tuple(
             k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()
         ),
-        database_url=_database_url(env),
-        database_direct_url=_database_direct_url(env, _database_url(env)),
+        database_url=_database_url(env, instance_path),
+        database_direct_url=_database_direct_url(env, _database_url(env, instance_path)),
         feed_urls=feeds or defaults.feed_urls,
         poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=1),
         dispatch_interval_seconds=_int(env, "DISPATCH_INTERVAL_SECONDS", 5, minimum=1),
@@ -250,7 +272,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         review_mode=_flag(env, "REVIEW_MODE", False),
         review_timeout_minutes=_int(env, "REVIEW_TIMEOUT_MINUTES", 15, minimum=1),
         email_backend=backend,
-        instance_path=env.get("INSTANCE_PATH", "").strip() or defaults.instance_path,
+        instance_path=instance_path,
         feed_timeout_seconds=_float(env, "FEED_TIMEOUT_SECONDS", 10.0),
         feed_max_bytes=_int(env, "FEED_MAX_BYTES", defaults.feed_max_bytes, minimum=1024),
         stale_after_polls=_int(env, "STALE_AFTER_POLLS", 5, minimum=1),

@@ -339,8 +339,8 @@ def test_a_test_send_goes_to_that_address_only_in_each_language(admin, db, clock
     ]
     jobs.dispatch(app)
     assert received(mail) == [
-        ("ops.team@example.com", "[Hinweis] SMS (EU): Verzögerte SMS-Zustellung"),
-        ("ops.team@example.com", "[Notice] SMS (EU): Delayed SMS delivery"),
+        ("ops.team@example.com", "[Hinweis] SMS (EU): [TEST] Verzögerte SMS-Zustellung"),
+        ("ops.team@example.com", "[Notice] SMS (EU): [TEST] Delayed SMS delivery"),
     ]
     assert db.get_announcement(draft)["state"] == "draft"  # a test is not the send
     assert audit_rows(db)[-1] == (

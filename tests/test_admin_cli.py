@@ -156,7 +156,7 @@ def test_test_to_queues_each_language_to_that_address_only(runner, db, world, ya
 
 
 def test_announce_sends_to_the_audience(runner, db, world, yaml_file, clock):
-    result = runner.invoke(args=["announce", yaml_file()])
+    result = runner.invoke(args=["announce", yaml_file(), "--yes"])
     assert result.exit_code == 0, result.output
     [announcement] = table(db, "announcements")
     [notification] = table(db, "notifications")
