@@ -23,8 +23,7 @@ WIDEST = """() => {
     const r = e.getBoundingClientRect();
     if (r.right > right + 0.5 && !e.closest('.table-scroll')) {
       right = r.right;
-      const cls = typeof e.className === 'string' && e.className ? '.' + e.className : '';
-      worst = e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + cls;
+      worst = e.outerHTML.slice(0, 120);
     }
   }
   return worst ? worst + ' reaches ' + Math.round(right) + ' px' : '';
