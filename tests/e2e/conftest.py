@@ -286,6 +286,7 @@ def site(tmp_path_factory):
         instance,
         workers=2,
         FEED_URLS=LONG_FEED_URL,
+        FORM_MIN_FILL_SECONDS="1",
         ADMIN_PASSWORD_HASH=generate_password_hash(SITE_PASSWORD, method="pbkdf2:sha256:1000"),
     )
     try:
