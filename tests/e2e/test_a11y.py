@@ -2,9 +2,9 @@
 
 axe-core (axe-playwright-python) runs on every page of the URL map (tests/e2e/conftest.py
 `site`: seeded with long rows, logged in) in German and English, at 1280 px and at 390 px:
-no critical and no serious violation (and, as of issue 13, none at all). The count per page is printed (pytest -s) and written to
-artifacts/a11y-<locale>.txt. A keyboard-only walk of sign-up and preferences checks tab order,
-visible focus, labels and errors tied to their fields.
+no critical and no serious violation (and, since issue 13, none at all). The count per page
+is printed (pytest -s) and written to artifacts/a11y-<locale>.txt. A keyboard-only walk of
+sign-up and preferences checks tab order, visible focus, labels and errors tied to fields.
 """
 
 from __future__ import annotations
