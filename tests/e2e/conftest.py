@@ -279,6 +279,7 @@ def site(tmp_path_factory):
     (name, path, needs_login)."""
     from werkzeug.security import generate_password_hash
 
+    _require_chromium()  # before seeding and starting a server nobody would use
     instance = tmp_path_factory.mktemp("site") / "instance"
     instance.mkdir()
     seeded = _seed_site(instance)
