@@ -14,6 +14,7 @@ from .conftest import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PHONE = {"width": 390, "height": 844}
+SHOWN = {"admin.dashboard", "admin.notification(sent)", "public.preferences"}
 
 # The widest element that sticks out, for the failure message.
 WIDEST = """() => {
@@ -43,6 +44,8 @@ def test_every_page_fits_a_390px_phone(site, open_page, locale):
         page.goto(site.base_url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         print(f"{locale} {width:4d} px  {name}  {path[:60]}")
+        if name in SHOWN:
+            w.shot(name)  # for a person to look at: does it wrap sensibly, not just fit?
         if width > PHONE["width"]:
             too_wide[name] = f"{width} px: {page.evaluate(WIDEST)}"
             w.shot(f"wide-{name}")
