@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,9 +59,13 @@ def clock() -> Clock:
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
 # The same cluster through a real PgBouncer in transaction pool mode (script/pgbouncer start).
 PG_POOLER_URL = os.environ.get("TEST_PGBOUNCER_URL", "")
-# One template per pytest-xdist worker: CREATE DATABASE … TEMPLATE needs the template to have no
-# other session, and two workers must not drop each other's.
-PG_TEMPLATE = "notifier_test_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+# One template per pytest-xdist worker and run: CREATE DATABASE … TEMPLATE needs the template
+# to have no other session, and neither two workers nor two runs sharing a cluster may drop each
+# other's (the run id is the same for every worker of one run; a process id without xdist).
+PG_TEMPLATE = "notifier_test_template_{}_{}".format(
+    os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:8],
+    os.environ.get("PYTEST_XDIST_WORKER", "main"),
+)
 # Runs through PgBouncer: the store suite proper - every test of these modules that uses the
 # store (`db`) - and POOLER_TESTS; TEST_PGBOUNCER_ALL=1 adds every other test using `db` (all
 # pass; CI leaves them out to keep within its time budget: each PostgreSQL run of a test costs
@@ -95,7 +100,7 @@ def _pg_admin():
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     """A migrated template database; each test clones it (CREATE DATABASE … TEMPLATE)."""
     if not PG_ADMIN_URL:
         if os.environ.get("REQUIRE_POSTGRES") == "1":
@@ -109,7 +114,9 @@ def pg_template() -> str:
     store = PostgresStore(_pg_url(PG_TEMPLATE))
     store.upgrade()
     store.close()
-    return PG_TEMPLATE
+    yield PG_TEMPLATE
+    with _pg_admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")
