@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from notifier.store.base import to_db_time
@@ -94,3 +95,17 @@ def raw_rows(db, sql: str, *params) -> list[dict]:
     for row in db._raw_query(sql, db._params(params)):
         out.append({k: to_db_time(v) if isinstance(v, datetime) else v for k, v in row.items()})
     return out
+
+
+def poll_and_mail_through_fakes(app, settings, sendgrid, feed_url: str) -> None:
+    """Point the app at one local feed and the fake SendGrid (the official library, a local
+    server): the whole poll -> notify -> dispatch path runs for real."""
+    app.extensions["settings"] = replace(
+        settings,
+        feed_urls=(feed_url,),
+        email_backend="sendgrid",
+        sendgrid_api_key=sendgrid.api_key,
+        sendgrid_api_host=sendgrid.base_url,
+        sendgrid_timeout_seconds=2.0,
+        mail_from="Sinch Status <status@sinch.example>",
+    )

@@ -12,22 +12,14 @@ import pytest
 from notifier import jobs
 from notifier.render import render_email
 
-from .helpers import add_component, add_subscriber, atom
+from .helpers import add_component, add_subscriber, atom, poll_and_mail_through_fakes
 
 
 @pytest.fixture
 def world(app, settings, sendgrid, feed_server, clock):
     """An app polling one local feed and sending through the fake SendGrid."""
     url = feed_server.url("/history.atom")
-    app.extensions["settings"] = replace(
-        settings,
-        feed_urls=(url,),
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-    )
+    poll_and_mail_through_fakes(app, settings, sendgrid, url)
     return app, url
 
 

@@ -8,7 +8,6 @@ HTTP and runs on SQLite and PostgreSQL, through notifications to the fake SendGr
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -18,7 +17,7 @@ from notifier.feed import FeedError
 from notifier.poller import body_digest, parse_usable, replay
 
 from .feedgen import FORMATS, Incident, Page, Post, render, utc
-from .helpers import add_subscriber, raw_rows
+from .helpers import add_subscriber, poll_and_mail_through_fakes, raw_rows
 
 PAGE = Page()
 FIRST = Incident(
@@ -196,15 +195,7 @@ def test_cli_replay_refuses_an_emptied_feed_with_one_line(runner, tmp_path):
 @pytest.fixture
 def world(app, settings, sendgrid, feed_server):
     url = feed_server.url("/history.rss")
-    app.extensions["settings"] = replace(
-        settings,
-        feed_urls=(url,),
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-    )
+    poll_and_mail_through_fakes(app, settings, sendgrid, url)
     return app, url
 
 

@@ -21,7 +21,7 @@ from notifier.feed import FeedError, parse_feed
 from notifier.poller import replay
 
 from .feedgen import FORMATS, Incident, Page, Post, expected_inspect, render, utc
-from .helpers import add_subscriber, raw_rows
+from .helpers import add_subscriber, poll_and_mail_through_fakes, raw_rows
 
 PAGE = Page()
 OLD = Incident(
@@ -319,15 +319,7 @@ def test_cli_inspect_lists_the_clean_entries_and_one_line_per_damaged_one(runner
 @pytest.fixture
 def world(app, settings, sendgrid, feed_server):
     url = feed_server.url("/history.atom")
-    app.extensions["settings"] = replace(
-        settings,
-        feed_urls=(url,),
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-    )
+    poll_and_mail_through_fakes(app, settings, sendgrid, url)
     return app, url
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from notifier import jobs
 from notifier.admin.previews import render_preview
 from notifier.render import render_email
 
-from .helpers import add_subscriber, atom
+from .helpers import add_subscriber, atom, poll_and_mail_through_fakes
 
 GOLDEN = Path(__file__).parent / "golden" / "lead"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -31,15 +30,7 @@ KEY = "sms000000001"
 @pytest.fixture
 def world(app, settings, sendgrid, feed_server):
     url = feed_server.url("/history.atom")
-    app.extensions["settings"] = replace(
-        settings,
-        feed_urls=(url,),
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-    )
+    poll_and_mail_through_fakes(app, settings, sendgrid, url)
     return app
 
 

@@ -11,7 +11,6 @@ London, UTC and German (notifier/emails/times.py).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +19,7 @@ from notifier import jobs
 from notifier.emails import times
 from notifier.render import incident_content, render_email
 
-from .helpers import add_subscriber, atom
+from .helpers import add_subscriber, atom, poll_and_mail_through_fakes
 
 KEY = "sms000000013"
 
@@ -28,15 +27,7 @@ KEY = "sms000000013"
 @pytest.fixture
 def world(app, settings, sendgrid, feed_server):
     url = feed_server.url("/history.atom")
-    app.extensions["settings"] = replace(
-        settings,
-        feed_urls=(url,),
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-    )
+    poll_and_mail_through_fakes(app, settings, sendgrid, url)
     return app
 
 
