@@ -7,10 +7,8 @@ once, so two fetches were in flight exactly when the status page was struggling.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from .test_processes import FEED, Output
+from .test_poller_lease import _worker as lease_worker
+from .test_processes import FEED
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERVAL = 4.0  # seconds; 10 intervals keep the test under a minute
@@ -81,25 +80,7 @@ class SlowFeedServer(ThreadingHTTPServer):
 
 
 def _worker(tmp_path: Path, database_url: str, feed_url: str, name: str):
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "HOME": str(tmp_path),
-        "INSTANCE_PATH": str(tmp_path / name),
-        "DATABASE_URL": database_url,
-        "FEED_URLS": feed_url,
-        "POLL_INTERVAL_SECONDS": str(int(INTERVAL)),
-        "DISPATCH_INTERVAL_SECONDS": "60",
-        "PYTHONUNBUFFERED": "1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return proc, Output(proc)
+    return lease_worker(tmp_path, database_url, feed_url, name, interval=int(INTERVAL))
 
 
 def test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval(tmp_path, settings):

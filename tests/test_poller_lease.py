@@ -62,14 +62,17 @@ def test_the_lease_is_exclusive_renewable_and_passes_on_when_it_runs_out(db, clo
     }
 
 
-def _worker(tmp_path: Path, database_url: str, feed_url: str, name: str) -> tuple:
+def _worker(
+    tmp_path: Path, database_url: str, feed_url: str, name: str, interval: int = 4
+) -> tuple:
+    """A real `flask worker` process polling `feed_url` every `interval` s; (proc, Output)."""
     env = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "HOME": str(tmp_path),
         "INSTANCE_PATH": str(tmp_path / name),
         "DATABASE_URL": database_url,
         "FEED_URLS": feed_url,
-        "POLL_INTERVAL_SECONDS": "4",
+        "POLL_INTERVAL_SECONDS": str(interval),
         "DISPATCH_INTERVAL_SECONDS": "60",
         "PYTHONUNBUFFERED": "1",
     }
