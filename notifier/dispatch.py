@@ -148,8 +148,14 @@ class Dispatcher:
         for key, members in groups:
             rows_of_key = list(members)
             # Readers mailed about this incident before read "since our last email", the others
-            # their first-mail wording (issue 13): at most two renderings per group.
-            seen = self.store.mailed_before(key[0], (r["subscriber_id"] for r in rows_of_key))
+            # their first-mail wording (issue 13): at most two renderings per group. Mail about
+            # no incident (confirmations, announcements) skips the query.
+            notification = self._notification(key[0])
+            seen = (
+                self.store.mailed_before(key[0], (r["subscriber_id"] for r in rows_of_key))
+                if notification is not None and notification.get("incident_id") is not None
+                else set()
+            )
             for again in (False, True):
                 group = [r for r in rows_of_key if (r["subscriber_id"] in seen) == again]
                 if not group:
@@ -167,13 +173,18 @@ class Dispatcher:
         return min(self.backend.max_batch, self.settings.send_batch_size)
 
     # --- rendering -------------------------------------------------------------------
-    def _message(
-        self, notification_id: int, language: str, zone: str, group, *, mailed_before=False
-    ) -> Message | None:
+    def _notification(self, notification_id: int) -> dict | None:
+        """The notification row, read once per dispatcher run."""
         notification = self._notifications.get(notification_id)
         if notification is None:
             notification = self.store.get_notification(notification_id)
             self._notifications[notification_id] = notification
+        return notification
+
+    def _message(
+        self, notification_id: int, language: str, zone: str, group, *, mailed_before=False
+    ) -> Message | None:
+        notification = self._notification(notification_id)
         key = (notification_id, language, zone, mailed_before)
         try:
             email = self._emails.get(key) or render_email(
