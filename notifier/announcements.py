@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from .wake import work_queued
+
 LANGUAGES = ("de", "en")
 LIMITS = {"title": 150, "intro": 3000, "bullet": 300, "bullets": 10, "q": 300, "a": 4000,
           "qa": 20, "product": 100, "products": 10, "summary": 1000, "text": 4000}  # fmt: skip
@@ -350,3 +352,4 @@ def queue_test_sends(
             "announcement", marked, address, lang, DEFAULT_TIMEZONES[lang], now,
             expires_at(now, ttl_hours),
         )  # fmt: skip
+    work_queued(store, now)

@@ -24,6 +24,7 @@ from .forms import normalize_email
 from .i18n import DEFAULT_TIMEZONES
 from .mailer import mask_email
 from .render import render_email
+from .wake import work_queued
 
 MIN_PASSWORD = 12
 admin_cli = AppGroup(
@@ -161,6 +162,7 @@ def announce(file: Path, dry_run: bool, test_to: str | None, yes: bool):
     actor = _actor()
     announcement_id = store.save_announcement(content, audience, actor, now)
     nid, count = store.send_announcement(announcement_id, content, audience, now, expires)
+    work_queued(store, now)
     store.audit(
         actor,
         "announcement.send",

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 
-from . import context
+from . import context, wake
 from .enrich import Backoff, enrich_feeds
 from .fetch import make_client
 from .notifications import notify_changes, release_reviews
@@ -96,7 +96,8 @@ def poll(app: Flask, stop: Shutdown, lost: threading.Event | None = None):
         backoff = app.extensions.setdefault("enrich_backoff", Backoff())
         enrich_feeds(store, enrich_client, feeds, context.now(), backoff, stop=stop, until=until)
     # Enrichment ran first so notifications know the affected components when the API has them.
-    notify_changes(store, settings, context.now())
+    if notify_changes(store, settings, context.now()):
+        wake.work_queued(store, context.now(), app)
     return results
 
 
@@ -216,7 +217,31 @@ def mail_backend(app: Flask):
 
 @job("dispatch")
 def dispatch(app: Flask, stop: Shutdown):
-    """Send every due delivery (until told to stop)."""
+    """Send every due delivery (until told to stop).
+
+    In the worker, runs on its tick and whenever work is queued (notifier.wake): one run at a
+    time per process, and a run woken meanwhile goes once more. Returns the last pass's stats,
+    None when another run was already going.
+    """
+    gate = app.extensions.get("dispatch_gate")
+    if gate is None:  # dispatch-once, tests
+        return _dispatch_pass(app, stop)
+    if not gate.enter():
+        return None
+    while True:
+        try:
+            stats = _dispatch_pass(app, stop)
+        except BaseException:
+            gate.leave()
+            raise
+        if stop.is_set():
+            gate.leave()
+            return stats
+        if not gate.more():
+            return stats
+
+
+def _dispatch_pass(app: Flask, stop: Shutdown):
     from .dispatch import Dispatcher
 
     dispatcher = Dispatcher(
@@ -238,6 +263,7 @@ def reviews(app: Flask, stop: Shutdown):
     released = release_reviews(context.store(), context.now())
     if released:
         log.info("reviews: review timed out, sent unchanged: %s", released)
+        wake.work_queued(context.store(), context.now(), app)
     return released
 
 

@@ -13,7 +13,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from . import jobs
+from . import jobs, wake
 from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 EXIT_MARGIN_SECONDS = 1.5
 # Heroku's SIGKILL comes 5 s after our budget; a send being recorded may use part of that.
 CRITICAL_GRACE_SECONDS = 3.0
+# The wake listener ends within its receive timeout of a stop; it is a daemon thread anyway.
+LISTENER_JOIN_SECONDS = 2.0
 
 
 def job_table(settings) -> list[tuple]:
@@ -50,9 +52,18 @@ def build_scheduler(app: Flask, stop: Shutdown) -> BlockingScheduler:
     for fn, seconds, name, run_at_start in job_table(settings):
         # Not passing next_run_time means "first run after one interval"; None would pause it.
         start = {"next_run_time": now} if run_at_start else {}
+        if fn is jobs.dispatch:
+            # A wake re-times this job to now. A second instance may start while the previous
+            # one is returning; the gate turns it away (or lets the running one go again), so
+            # two dispatch runs never overlap and APScheduler never drops a wake as "maximum
+            # number of running instances reached".
+            start["max_instances"] = 2
         scheduler.add_job(
             fn, "interval", seconds=seconds, id=fn.job_name, name=name, args=[app, stop], **start
         )
+    app.extensions["dispatch_gate"] = wake.DispatchGate(
+        lambda: scheduler.modify_job(jobs.dispatch.job_name, next_run_time=datetime.now(UTC))
+    )
     scheduler.add_listener(
         lambda event: log.warning("job %s missed its run time; skipped", event.job_id),
         EVENT_JOB_MISSED,
@@ -88,8 +99,13 @@ def run_worker(app: Flask) -> None:
         len(settings.feed_urls),
         settings.poll_interval_seconds,
     )
+    listener = wake.start_listener(
+        app.extensions["store"], app.extensions["dispatch_gate"].wake, stop
+    )
     scheduler.start()
     stop.set()  # the scheduler can also end on its own (an error): the same budget applies
+    if listener is not None:
+        listener.join(LISTENER_JOIN_SECONDS)
     running = _join_job_threads(stop, EXIT_MARGIN_SECONDS)
     if running:
         _exit_now(stop, running)

@@ -9,6 +9,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import context
+from ..wake import work_queued
 from . import bp
 from .auth import safe_next
 from .common import DELIVERY_STATES, audit
@@ -98,6 +99,8 @@ def resend(notification_id: int):
         abort(400)
     expires = now + timedelta(hours=settings.notification_ttl_hours)
     new_id, count = store.resend(notification_id, which, now, expires, delivery_id=delivery_id)
+    if new_id is not None:
+        work_queued(store, now)
     detail = {"which": which, "new_notification": new_id, "deliveries": count}
     if which == "one":
         detail["delivery"] = delivery_id

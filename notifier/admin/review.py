@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 
 from .. import announcements as rules
 from .. import context
+from ..wake import work_queued
 from . import bp
 from .common import audit
 from .drafts import apply_qa_action, problems_by_field, qa_pairs
@@ -140,6 +141,7 @@ def review_action(notification_id: int):
     if count is None:
         flash(_("Too late: this notification no longer waits for review."))
         return redirect(url_for(".notification", notification_id=notification_id), 303)
+    work_queued(store, now)
     audit("review.approve", f"notification:{notification_id}", recipients=count)
     flash(_("Approved and sending to %(count)s recipients.", count=count))
     return redirect(url_for(".notification", notification_id=notification_id), 303)

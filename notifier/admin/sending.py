@@ -11,6 +11,7 @@ from .. import announcements as rules
 from .. import context
 from ..forms import normalize_email
 from ..mailer import mask_email
+from ..wake import work_queued
 from . import bp
 from .common import audit
 from .drafts import announcement_or_404, composer_page, ready_to_send
@@ -102,6 +103,7 @@ def send_announcement(announcement_id: int):
     except LookupError:
         flash(_("This announcement was already sent."))
         return redirect(url_for(".announcement", announcement_id=announcement_id), 303)
+    work_queued(store, now)
     audit(
         "announcement.send", f"announcement:{announcement_id}", notification=nid, recipients=count
     )

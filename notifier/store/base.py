@@ -9,12 +9,17 @@ backend only has to provide `_query`, `_execute`, `_executemany` and the transac
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Wake on work (notifier.wake): the PostgreSQL NOTIFY channel, and the SQLite meta row.
+WORK_CHANNEL = "notifier_work"
+WORK_KEY = "work_queued"
 
 
 class StoreError(RuntimeError):
@@ -40,6 +45,11 @@ def dumps(value: Any) -> str:
 
 def loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
+
+
+def work_origin() -> str:
+    """This process as a wake message names it ("host:pid"): a worker ignores its own."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _is_time_column(name: str) -> bool:
@@ -130,6 +140,16 @@ class BaseStore:
             "updated_at = excluded.updated_at",
             [key, value, now],
         )
+
+    # --- wake on work (notifier.wake) -----------------------------------------------
+    def notify_work(self, now: datetime) -> None:
+        """Tell every worker process that deliveries were queued and are due now.
+
+        Call it after (or inside) the transaction that queued them: inside one it takes effect
+        at commit, like the rows. PostgreSQL: NOTIFY on WORK_CHANNEL, SQLite: a new token in
+        the meta row WORK_KEY. Best effort: the dispatch tick still finds the rows without it.
+        """
+        raise NotImplementedError
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

@@ -18,8 +18,9 @@ transaction may run on a different server connection and nothing of a session su
 - locks are transaction-scoped: `pg_advisory_xact_lock`, row locks; never session locks.
 Migrations need nothing more than one transaction either; when DATABASE_DIRECT_URL is set
 they still run on it, so a long migration never holds a pooled server connection. Anything
-that needs a session (LISTEN/NOTIFY, none today) must use `direct_url` and fall back to
-polling when it cannot.
+that needs a session must use `direct_url` and fall back to polling when it cannot: the
+worker's LISTEN for queued work (notifier.wake) does; NOTIFY itself is transactional and
+works through the pooler.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.datetime import TimestamptzLoader
 
-from .base import StoreError
+from .base import WORK_CHANNEL, StoreError, work_origin
 from .migrations import SCHEMA, statements
 from .queries import Queries
 
@@ -183,6 +184,12 @@ class PostgresStore(Queries):
             # everything the first stored and records nothing twice.
             self._execute("SELECT id FROM feeds WHERE id = ? FOR UPDATE", [feed_id])
             yield
+
+    # --- wake on work ------------------------------------------------------------------
+    def notify_work(self, now) -> None:
+        """NOTIFY WORK_CHANNEL with this process's name ("host:pid") as the payload; inside a
+        transaction PostgreSQL delivers it at commit. Works through a transaction pooler."""
+        self._execute("SELECT pg_notify(?, ?)", [WORK_CHANNEL, work_origin()])
 
     # --- schema ----------------------------------------------------------------------
     def upgrade(self) -> list[str]:

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .base import StoreError
+from .base import WORK_KEY, StoreError, work_origin
 from .migrations import MIGRATIONS
 from .queries import Queries
 
@@ -150,6 +151,16 @@ class SQLiteStore(Queries):
         # SQLite has one writer at a time: the write transaction is the lock.
         with self.write():
             yield
+
+    # --- wake on work ------------------------------------------------------------------
+    def notify_work(self, now) -> None:
+        """A fresh token ("host:pid uuid") in the meta row WORK_KEY: the worker, another
+        process on the same file, reads that one row every WATCH_SECONDS (notifier.wake)."""
+        self.set_meta(WORK_KEY, f"{work_origin()} {uuid.uuid4().hex}", now)
+
+    def work_token(self) -> str | None:
+        """The meta row WORK_KEY as notify_work last wrote it (None before the first)."""
+        return self.get_meta(WORK_KEY)
 
     # --- schema ----------------------------------------------------------------------
     def upgrade(self) -> list[str]:
