@@ -230,7 +230,7 @@ class PostgresListener(threading.Thread):
         try:
             conn.execute(f"LISTEN {WORK_CHANNEL}")
             probe = f"probe {uuid.uuid4().hex}"
-            self.store._execute("SELECT pg_notify(?, ?)", [WORK_CHANNEL, probe])
+            self._send_probe(probe)
             for note in conn.notifies(timeout=PROBE_SECONDS):
                 if note.payload == probe:
                     return conn
@@ -241,6 +241,15 @@ class PostgresListener(threading.Thread):
             raise
         conn.close()
         raise ProbeLost()
+
+    def _send_probe(self, payload: str) -> None:
+        """NOTIFY as senders do: through DATABASE_URL (the pooler, if any), on a connection
+        of its own that is closed at once (no extra idle server connection per worker)."""
+        conn = self.store._connect(self.store.url)
+        try:
+            conn.execute("SELECT pg_notify(%s, %s)", [WORK_CHANNEL, payload])
+        finally:
+            conn.close()
 
     def _receive(self) -> bool:
         """Wake on every foreign notification until `stop` (False) or the connection drops

@@ -25,8 +25,16 @@ from notifier.wake import LISTEN_APPLICATION, DispatchGate
 
 from .conftest import _pg_admin, _pg_url
 from .helpers import add_subscriber, atom
+from .test_admin_announcements import new_draft
 from .test_admin_cli import ANNOUNCEMENT
-from .test_admin_helpers import audience_world
+from .test_admin_helpers import (  # noqa: F401  (fixtures)
+    admin_client,
+    admin_settings,
+    audience_world,
+    composer_form,
+    hidden,
+    post,
+)
 from .test_crash import process_env
 from .test_shutdown import _sigterm_and_time, _start_worker, _wait
 
@@ -107,6 +115,55 @@ def test_notify_work_reaches_another_process_only_at_commit(db, clock):
             db.notify_work(now)
         got = [(n.channel, n.payload) for n in listener.notifies(timeout=2)]
     assert got == [(WORK_CHANNEL, work_origin())]
+
+
+class Wakes:
+    """The wakes another process would see: NOTIFYs on WORK_CHANNEL, or new SQLite tokens."""
+
+    def __init__(self, db):
+        self.db, self.conn = db, None
+        if db.backend == "postgres":
+            self.conn = psycopg.connect(db.direct_url, autocommit=True)
+            self.conn.execute(f"LISTEN {WORK_CHANNEL}")
+        else:
+            self.last = db.work_token()
+
+    def count(self) -> int:
+        """Wakes since the last call."""
+        if self.conn is not None:
+            return len(list(self.conn.notifies(timeout=0.3)))
+        token = self.db.work_token()
+        woken, self.last = token != self.last, token  # one row: at least one wake, not how many
+        return int(woken)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def test_every_console_action_that_queues_mail_wakes_the_workers_once(admin, db, clock):
+    audience_world(db, clock())
+    wakes = Wakes(db)
+    try:
+        draft = new_draft(admin)
+        assert wakes.count() == 0  # a draft queues nothing
+        post(admin, f"/admin/announcements/{draft}", composer_form(action="test", test_to="o@x.de"))
+        assert wakes.count() == 1
+        page = admin.get(f"/admin/announcements/{draft}/send").text
+        response = post(
+            admin, f"/admin/announcements/{draft}/send", {"revision": hidden(page, "revision")}
+        )
+        assert wakes.count() == 1
+        nid = int(response.headers["Location"].rsplit("/", 1)[1])
+        db._execute(
+            "UPDATE deliveries SET state = 'failed', reason = 'timeout' WHERE notification_id = ?",
+            [nid],
+        )
+        response = post(admin, f"/admin/notifications/{nid}/resend", {"which": "failed"})
+        assert response.status_code == 303
+        assert wakes.count() == 1
+    finally:
+        wakes.close()
 
 
 # --- real worker processes -----------------------------------------------------------
