@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 0.5  # SQLite: how often the worker reads the wake row
 RECEIVE_SECONDS = 0.5  # PostgreSQL: how long one wait for notifications lasts (stop latency)
-PROBE_SECONDS = 5.0  # how long the listener waits for its own probe before it gives up
+PROBE_SECONDS = 5.0  # how long the listener waits for its own probe
+PROBE_RETRY_SECONDS = 300.0  # after a lost probe (a pooler): the next try, without a log line
 BACKOFF_SECONDS = (0.5, 1, 2, 4, 8, 15, 30)  # reconnecting after a failed or dropped listen
 LISTEN_APPLICATION = "status-notifier-listen"
 
@@ -169,10 +170,11 @@ class PostgresListener(threading.Thread):
 
     Each (re)connection LISTENs, then sends a probe NOTIFY the way senders do (through the
     store, DATABASE_URL) and waits up to PROBE_SECONDS for it: through a transaction pooler
-    the listen session is not the client's, the probe never arrives, and the listener stops
-    for good with one line saying why. After a drop it logs one line, retries with
-    BACKOFF_SECONDS and, once back, wakes dispatch once (work may have been queued meanwhile).
-    Stops within RECEIVE_SECONDS of `stop`.
+    the listen session is not the client's and the probe never arrives: one line says why,
+    and it tries again every PROBE_RETRY_SECONDS without another line. After a drop it logs
+    one line, retries with BACKOFF_SECONDS and, once back, wakes dispatch once (work may have
+    been queued meanwhile). Listening, it stops within RECEIVE_SECONDS of `stop`; a connect or
+    probe in flight may take longer, which is why it is a daemon thread (never delays exit).
     """
 
     def __init__(self, store, on_wake: Callable[[], None], stop: threading.Event):
@@ -182,18 +184,23 @@ class PostgresListener(threading.Thread):
         self.conn = None
 
     def run(self) -> None:
-        attempt, down = 0, False
+        attempt, down, probe_lost = 0, False, False
         while not self.stop.is_set():
             try:
                 self.conn = self._listen()
             except ProbeLost:
-                log.warning(
-                    "wake: NOTIFY through DATABASE_URL does not reach a LISTEN on %s (a "
-                    "connection pooler in transaction mode? set DATABASE_DIRECT_URL to the "
-                    "database itself); dispatch runs on its tick only",
-                    _where(self.url),
-                )
-                return
+                if not probe_lost:
+                    log.warning(
+                        "wake: NOTIFY through DATABASE_URL does not reach a LISTEN on %s (a "
+                        "connection pooler in transaction mode? set DATABASE_DIRECT_URL to the "
+                        "database itself); dispatch runs on its tick only",
+                        _where(self.url),
+                    )
+                probe_lost = True
+                # A pooler stays a pooler, but a database too slow for one probe recovers:
+                # try again, rarely and silently.
+                self.stop.wait(PROBE_RETRY_SECONDS)
+                continue
             except Exception as exc:
                 if self.stop.is_set():
                     return
@@ -209,7 +216,7 @@ class PostgresListener(threading.Thread):
                 attempt += 1
                 continue
             log.info("wake: listening for queued work on %s", _where(self.url))
-            attempt, down = 0, False
+            attempt, down, probe_lost = 0, False, False
             self.on_wake()  # whatever was queued before this listen
             down = self._receive()
 
