@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -55,9 +56,45 @@ class _ClockSigner(TimestampSigner):
     def get_timestamp(self) -> int:
         return super().get_timestamp() if self._now is None else int(self._now.timestamp())
 
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        """itsdangerous's own derivation, remembered per (key, salt): it is a pure function of
+        them, and a fan-out signs the same two purposes for every recipient (issue 14)."""
+        cache_key = (secret_key, self.secret_keys[-1], self.salt, self.key_derivation)
+        derived = _DERIVED_KEYS.get(cache_key)
+        if derived is None:
+            derived = super().derive_key(secret_key)
+            with _CACHE_LOCK:
+                if len(_DERIVED_KEYS) >= 64:  # a handful of keys x purposes; never grows
+                    _DERIVED_KEYS.clear()
+                _DERIVED_KEYS[cache_key] = derived
+        return derived
+
+
+_DERIVED_KEYS: dict[tuple, bytes] = {}
+_SERIALIZERS: dict[tuple, URLSafeTimedSerializer] = {}
+_CACHE_LOCK = threading.Lock()
+
 
 def _serializer(
     secret_key: str | list[str], purpose: str, now: datetime | None = None
+) -> URLSafeTimedSerializer:
+    """The itsdangerous serializer for `purpose`; one per (keys, purpose) is kept for the real
+    clock (it holds no per-call state), a new one is built for an injected `now`."""
+    if now is None:
+        cache_key = (tuple(secret_key) if isinstance(secret_key, list) else secret_key, purpose)
+        serializer = _SERIALIZERS.get(cache_key)
+        if serializer is None:
+            serializer = _build_serializer(secret_key, purpose, None)
+            with _CACHE_LOCK:
+                if len(_SERIALIZERS) >= 64:
+                    _SERIALIZERS.clear()
+                _SERIALIZERS[cache_key] = serializer
+        return serializer
+    return _build_serializer(secret_key, purpose, now)
+
+
+def _build_serializer(
+    secret_key: str | list[str], purpose: str, now: datetime | None
 ) -> URLSafeTimedSerializer:
     # A list of keys (oldest first) signs with the newest and verifies with any of them.
     return URLSafeTimedSerializer(

@@ -1,0 +1,64 @@
+"""Tokens: the cached serializers and derived keys (issue 14) sign exactly as itsdangerous does."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from notifier import tokens
+
+KEY = "k" * 48
+OLD = "o" * 48
+
+
+def _plain(key, purpose: str) -> URLSafeTimedSerializer:
+    """The library alone, configured as notifier.tokens documents (no caching, real clock)."""
+    return URLSafeTimedSerializer(key, salt=f"status-notifier/{purpose}")
+
+
+@pytest.mark.parametrize("purpose", [tokens.CONFIRM, tokens.MANAGE, tokens.UNDO])
+def test_cached_tokens_are_the_librarys_tokens(purpose):
+    for _ in range(3):  # the second and third calls use the cached serializer and key
+        second = int(time.time())
+        token = tokens.make_token(KEY, purpose, 42, "nonce-a")
+        if int(time.time()) != second:
+            continue  # the clock ticked between the two signatures; try again
+        assert token == _plain(KEY, purpose).dumps([42, "nonce-a"])
+        assert _plain(KEY, purpose).loads(token) == [42, "nonce-a"]
+        assert tokens.read_token(KEY, purpose, token) == tokens.TokenData(42, "nonce-a")
+        break
+    else:
+        pytest.fail("the clock ticked during every attempt")
+
+
+def test_purposes_and_keys_do_not_share_cached_keys():
+    manage = tokens.make_token(KEY, tokens.MANAGE, 1, "n")
+    with pytest.raises(tokens.TokenError):
+        tokens.read_token(KEY, tokens.CONFIRM, manage)
+    with pytest.raises(tokens.TokenError):
+        tokens.read_token("x" * 48, tokens.MANAGE, manage)
+
+
+def test_rotated_keys_verify_old_tokens_and_sign_with_the_newest():
+    old_token = tokens.make_token(OLD, tokens.MANAGE, 7, "n7")
+    assert tokens.read_token([OLD, KEY], tokens.MANAGE, old_token) == tokens.TokenData(7, "n7")
+    new_token = tokens.make_token([OLD, KEY], tokens.MANAGE, 7, "n7")
+    assert tokens.read_token(KEY, tokens.MANAGE, new_token) == tokens.TokenData(7, "n7")
+    with pytest.raises(tokens.TokenError):
+        tokens.read_token(OLD, tokens.MANAGE, new_token)
+
+
+def test_an_injected_clock_still_decides_issue_time_and_age():
+    issued = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    token = tokens.make_token(KEY, tokens.CONFIRM, 3, "c", now=issued)
+    just_valid = datetime.fromtimestamp(issued.timestamp() + 72 * 3600, UTC)
+    assert tokens.read_token(KEY, tokens.CONFIRM, token, now=just_valid).subscriber_id == 3
+    too_late = datetime.fromtimestamp(issued.timestamp() + 72 * 3600 + 1, UTC)
+    with pytest.raises(tokens.TokenError, match="expired"):
+        tokens.read_token(KEY, tokens.CONFIRM, token, now=too_late)
+    # A cached real-clock serializer is not affected by the injected one, nor the reverse.
+    fresh = tokens.make_token(KEY, tokens.CONFIRM, 3, "c")
+    assert tokens.read_token(KEY, tokens.CONFIRM, fresh).nonce == "c"
