@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import urllib.error
 import uuid
@@ -162,7 +163,8 @@ def _error_text(status: int, body: bytes | None, reason: str | None) -> str:
 
 
 class SendGridBackend:
-    """Sends through the official `sendgrid` library (which speaks HTTP through urllib)."""
+    """Sends through the official `sendgrid` library (which speaks HTTP through urllib);
+    `send` may be called from several threads at once."""
 
     max_batch = MAX_PERSONALIZATIONS
 
@@ -177,11 +179,26 @@ class SendGridBackend:
         self.host = host
         self.timeout_seconds = timeout_seconds
         self._clock = clock  # epoch seconds, to turn X-RateLimit-Reset into a wait
-        self._sg = SendGridAPIClient(api_key, host=host)
-        # The library sets no timeout: a stalled connection would hang the dispatcher forever.
-        # python_http_client copies `timeout` into every child client (sg.client.mail.send) and
-        # hands it to urllib, where it bounds the connect and each socket read.
-        self._sg.client.timeout = timeout_seconds
+        self._api_key = api_key
+        # One library client per sender thread (the dispatcher sends from several): the
+        # python_http_client chain shares one request-headers dict that `post` mutates (it sets
+        # Content-Type on the first call), and nothing in it is documented as thread-safe. A
+        # client is a few small objects and opens no connection of its own (urllib opens one
+        # per request), so one per thread costs nothing.
+        self._local = threading.local()
+
+    @property
+    def _sg(self) -> SendGridAPIClient:
+        """This thread's library client."""
+        sg = getattr(self._local, "sg", None)
+        if sg is None:
+            sg = self._local.sg = SendGridAPIClient(self._api_key, host=self.host)
+            # The library sets no timeout: a stalled connection would hang the dispatcher
+            # forever. python_http_client copies `timeout` into every child client
+            # (sg.client.mail.send) and hands it to urllib, where it bounds the connect and
+            # each socket read.
+            sg.client.timeout = self.timeout_seconds
+        return sg
 
     def send(
         self,
