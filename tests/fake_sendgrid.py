@@ -331,17 +331,17 @@ class FakeSendGrid(ThreadingHTTPServer):
         # Read the body even when refusing it: answering early would make the client fail
         # while still sending (a broken pipe) instead of reading our 413.
         raw = handler.rfile.read(length)
+        gate = self.gate  # before counting: a test that sees this request may swap the gate
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            self._handle_body(handler, path, headers, length, raw)
+            self._handle_body(handler, path, headers, length, raw, gate)
         finally:
             with self._lock:
                 self.in_flight -= 1
 
-    def _handle_body(self, handler: _Handler, path, headers, length: int, raw: bytes) -> None:
-        gate = self.gate
+    def _handle_body(self, handler: _Handler, path, headers, length, raw, gate) -> None:
         while gate is not None and not gate.is_set() and not self._stopping.is_set():
             gate.wait(0.02)
         if length > self.max_request_bytes:
