@@ -166,6 +166,7 @@ class Dispatcher:
             self._send_claimed(rows)
 
     def _send_claimed(self, rows: list[dict]) -> None:
+        self._handed = set()  # this claim's rows only: a run may claim 100,000
         try:
             self._send_groups(rows)
         finally:
@@ -183,7 +184,7 @@ class Dispatcher:
     def _start_senders(self) -> None:
         self._hold = threading.Event()  # set by the sender that sees a 429, 401 or 403
         self._flights: dict[Future, _Flight] = {}
-        self._handed: set[int] = set()  # delivery ids given to a sender in this run
+        self._handed: set[int] = set()  # ids of the current claim given to a sender
         self._unsent: list[dict] = []  # claimed rows to hand back once nothing is in flight
         self._resends: list[tuple] = []  # (message, rows, nonces) to send again after a 400
         self._error: BaseException | None = None
