@@ -394,8 +394,12 @@ class Dispatcher:
         # A forced exit waits until the answer is recorded (Shutdown.critical).
         critical.enter_context(self.stop.critical())
         flight = _Flight(message, batch, recipients, nonces, critical)
+        try:
+            self._flights[self._pool.submit(self._fly, flight)] = flight
+        except BaseException:
+            critical.close()
+            raise
         self._handed.update(r["id"] for r in batch)
-        self._flights[self._pool.submit(self._fly, flight)] = flight
 
     def _invalid(self, flight: _Flight, exc: ValueError) -> None:
         # The message itself cannot be sent (e.g. MAIL_FROM is not an address): fail the rows
