@@ -101,10 +101,12 @@ def _headers(headers: dict[str, str]) -> dict[str, str]:
 
 def build_request_body(message: Message, recipients: Sequence[Recipient]) -> dict:
     """The Mail Send JSON body: one personalization per recipient."""
-    check_recipients(recipients)
+    check_recipients(recipients)  # every address is a plain addr-spec (header_value's "To")
     personalizations = []
     for r in recipients:
-        p: dict = {"to": [{"email": header_value("To", r.email)}]}
+        # Checked once above: header_value("To", a) is plain_address(a), which returns a as
+        # given; checking it again cost a tenth of a 1000-recipient request's CPU.
+        p: dict = {"to": [{"email": r.email}]}
         if r.substitutions:
             p["substitutions"] = dict(r.substitutions)
         if r.headers:
