@@ -1,13 +1,22 @@
 """Fan-out benchmark: one incident update to N confirmed subscribers through the fake SendGrid.
 
     .venv/bin/python bench/fanout.py                         # SQLite, 100,000 recipients
+    .venv/bin/python bench/fanout.py --zones 400             # + readers spread over 400 zones
     .venv/bin/python bench/fanout.py --database postgres     # + PostgreSQL with 1 and 2 workers
+    .venv/bin/python bench/fanout.py --recipients 20000      # quicker
 
-Each dispatch worker is a real `flask --app app dispatch-once` process talking to a fake
-SendGrid server in this process (50 ms latency per request, schema validation off so the fake's
-own CPU does not count). Reports wall time until every delivery is accepted, requests,
-recipients per second and the workers' peak RSS; then the same for one request per recipient on
-a smaller N, extrapolated linearly to N.
+Each dispatch worker is a real `flask --app app dispatch-once` process (SEND_CONCURRENCY at its
+default unless --concurrency) talking to a fake SendGrid server in this process (50 ms latency
+per request, schema validation off so the fake's own CPU does not count). Reports wall time
+until every delivery is accepted, requests, recipients per second and the workers' peak RSS;
+then the same for one request per recipient on a smaller N, extrapolated linearly to N.
+
+The reference floor, in the same run against the same fake: the official `sendgrid` library
+alone (`SendGridAPIClient.send`, one client per thread, in its own process like the worker)
+sending the same number of requests of the same size (1000 personalizations shaped like the
+product's: To, two substitutions, List-Unsubscribe, custom_args), built before the clock starts,
+with 1 and with 8 requests in flight. The product's wall time over the 8-in-flight reference is
+the ratio issue 14 sets a goal for (<= 2.5).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,14 +43,26 @@ from tests.fake_sendgrid import FakeSendGrid  # noqa: E402
 from tests.test_dispatch import CONTENT  # noqa: E402
 
 
-def seed(database_url: str, n: int) -> float:
-    """N confirmed subscribers, half German, and one fanned-out notification; fan-out seconds."""
+def zone_names(count: int) -> list[str]:
+    """`count` distinct IANA zones; 2 is today's default mix (Europe/Berlin and UTC)."""
+    if count == 2:
+        return ["UTC", "Europe/Berlin"]
+    names = sorted(z for z in zoneinfo.available_timezones() if "/" in z and "Etc" not in z)
+    if count > len(names):
+        raise SystemExit(f"--zones: at most {len(names)} zones available")
+    return names[:: len(names) // count][:count]
+
+
+def seed(database_url: str, n: int, zones: int = 2) -> float:
+    """N confirmed subscribers, half German, spread evenly over `zones` zones (each zone gets
+    both languages), and one fanned-out notification; returns the fan-out seconds."""
     store = open_store(load_settings({"DATABASE_URL": database_url}))
     store.upgrade()
     now = datetime.now(UTC)
+    names = zone_names(zones)
     rows = [
         [f"user{i:06d}@example.com", "de" if i % 2 else "en",
-         "Europe/Berlin" if i % 2 else "UTC", f"nonce{i}", now, now, now]
+         names[(i // 2) % len(names)], f"nonce{i}", now, now, now]
         for i in range(n)
     ]  # fmt: skip
     with store.write():
@@ -59,7 +81,9 @@ def seed(database_url: str, n: int) -> float:
     return elapsed
 
 
-def run_workers(database_url: str, workers: int, fake: FakeSendGrid, batch: int, tmp: Path):
+def run_workers(
+    database_url: str, workers: int, fake: FakeSendGrid, batch: int, tmp: Path, concurrency=None
+):
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp),
@@ -72,6 +96,7 @@ def run_workers(database_url: str, workers: int, fake: FakeSendGrid, batch: int,
         "SEND_BATCH_SIZE": str(batch),
         "PUBLIC_BASE_URL": "https://status-notify.example.com",
         "LOG_LEVEL": "WARNING",
+        **({"SEND_CONCURRENCY": str(concurrency)} if concurrency else {}),
     }
     # Peak RSS from /proc/self/status VmHWM: ru_maxrss would also count the pages of this
     # (large) benchmark process that the child shares between fork and exec.
@@ -129,26 +154,80 @@ class Database:
                 conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
-def measure(kind, workers, n, batch, tmp, admin_url, latency) -> dict:
+def measure(kind, workers, n, batch, tmp, admin_url, latency, zones=2, concurrency=None) -> dict:
     fake = FakeSendGrid(latency_seconds=latency, schema_path=None).start()
     try:
         with Database(kind, tmp, admin_url) as url:
-            fan_out = seed(url, n)
-            wall, rss = run_workers(url, workers, fake, batch, tmp)
+            fan_out = seed(url, n, zones)
+            wall, rss = run_workers(url, workers, fake, batch, tmp, concurrency)
             left = pending(url)
     finally:
         fake.stop()
     accepted = len(fake.accepted_recipients())
     assert left == 0 and accepted >= n, (left, accepted)
     return {
-        "database": kind, "workers": workers, "n": n, "batch": batch, "fan_out_s": fan_out,
-        "wall_s": wall, "requests": len(fake.requests), "per_s": n / wall, "rss_mb": rss,
+        "database": kind, "workers": workers, "zones": zones, "n": n, "batch": batch,
+        "fan_out_s": fan_out, "wall_s": wall, "requests": len(fake.requests), "per_s": n / wall,
+        "rss_mb": rss, "in_flight": fake.max_in_flight,
     }  # fmt: skip
+
+
+# The reference: the library alone, in a process of its own like the worker. Argv: host,
+# api key, requests, personalizations per request, requests in flight. Prints the seconds.
+REFERENCE = """
+import sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+from sendgrid import SendGridAPIClient
+
+host, key, requests, size, in_flight = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+base = "https://status-notify.example.com"
+bodies = [{
+    "personalizations": [{
+        "to": [{"email": f"user{r:03d}{i:04d}@example.com"}],
+        "substitutions": {"-preferences_url-": f"{base}/preferences/{'t' * 80}{i}",
+                          "-unsubscribe_url-": f"{base}/unsubscribe/{'t' * 80}{i}"},
+        "headers": {"List-Unsubscribe": f"<{base}/unsubscribe/one-click/{'t' * 80}{i}>"},
+        "custom_args": {"delivery_id": str(r * size + i), "notification_id": "1"},
+    } for i in range(size)],
+    "from": {"email": "status@example.com", "name": "Status"},
+    "subject": "[Sinch] Delayed SMS delivery: identified",
+    "content": [{"type": "text/plain", "value": "x" * 2000},
+                {"type": "text/html", "value": "<p>" + "x" * 6000 + "</p>"}],
+    "categories": ["incident"],
+    "headers": {"List-Id": "Status <status.example.com>"},
+} for r in range(requests)]
+local = threading.local()
+
+def send(body):
+    sg = getattr(local, "sg", None) or SendGridAPIClient(key, host=host)
+    local.sg = sg
+    assert sg.send(body).status_code == 202
+
+started = time.perf_counter()
+with ThreadPoolExecutor(in_flight) as pool:
+    list(pool.map(send, bodies))
+print(time.perf_counter() - started)
+"""
+
+
+def reference(requests: int, size: int, in_flight: int, latency: float) -> float:
+    """Seconds the library alone takes for `requests` requests of `size`, `in_flight` at once."""
+    fake = FakeSendGrid(latency_seconds=latency, schema_path=None).start()
+    try:
+        args = [fake.base_url, fake.api_key, str(requests), str(size), str(in_flight)]
+        out = subprocess.run(
+            [sys.executable, "-c", REFERENCE, *args], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        fake.stop()
+    assert len(fake.accepted_recipients()) == requests * size
+    return float(out.split()[-1])
 
 
 def report(row: dict, runs: list[dict] | None = None, extrapolate_to: int | None = None) -> str:
     line = (
-        f"| {row['database']} | {row['workers']} | {row['n']:,} | {row['batch']} | "
+        f"| {row['database']} | {row['workers']} | {row['zones']} | {row['n']:,} | "
+        f"{row['batch']} | {row['in_flight']} | "
         f"{row['fan_out_s']:.2f} | {row['wall_s']:.1f} | {row['requests']:,} | "
         f"{row['per_s']:,.0f} | {row['rss_mb']:.0f} |"
     )
@@ -161,7 +240,20 @@ def report(row: dict, runs: list[dict] | None = None, extrapolate_to: int | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("-n", type=int, default=100_000, help="recipients (default 100000)")
+    parser.add_argument(
+        "-n",
+        "--recipients",
+        dest="n",
+        type=int,
+        default=100_000,
+        help="recipients (default 100000)",
+    )
+    parser.add_argument(
+        "--zones", type=int, default=None, help="also a run with readers over this many zones"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="SEND_CONCURRENCY (default: the setting's)"
+    )
     parser.add_argument("--single-n", type=int, default=1_000, help="N for 1 request/recipient")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--latency", type=float, default=0.05, help="fake SendGrid latency (s)")
@@ -178,20 +270,37 @@ def main() -> None:
     )
     print(f"# fake SendGrid latency {args.latency * 1000:.0f} ms/request, N = {args.n:,}")
     print(
-        "| database | workers | N | batch | fan-out s | wall s | requests | recipients/s "
-        "| peak RSS MB |"
+        "| database | workers | zones | N | batch | max in flight | fan-out s | wall s | "
+        "requests | recipients/s | peak RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    latency, conc = args.latency, args.concurrency
     try:
+        product = None
         for kind, workers in configs:
-            runs = [measure(kind, workers, args.n, 1000, tmp, admin_url, args.latency)
+            runs = [measure(kind, workers, args.n, 1000, tmp, admin_url, latency, 2, conc)
                     for _ in range(args.repeat)]  # fmt: skip
             runs.sort(key=lambda r: r["wall_s"])
             median = runs[(len(runs) - 1) // 2]  # the run with the median wall time
+            product = product or median
             print(report(median, runs), flush=True)
-        single = measure("sqlite", 1, args.single_n, 1, tmp, admin_url, args.latency)
+        if args.zones:
+            zoned = measure("sqlite", 1, args.n, 1000, tmp, admin_url, latency, args.zones, conc)
+            print(report(zoned), flush=True)
+        single = measure("sqlite", 1, args.single_n, 1, tmp, admin_url, latency, 2, conc)
         print(report(single, extrapolate_to=args.n), flush=True)
+        requests = -(-args.n // 1000)
+        print(f"\nReference: the `sendgrid` library alone, {requests} requests x 1000 "
+              "personalizations, same fake")  # fmt: skip
+        floor = {k: reference(requests, 1000, k, latency) for k in (1, 8)}
+        print("| requests in flight | wall s |\n|---|---|")
+        for k, seconds in floor.items():
+            print(f"| {k} | {seconds:.2f} |")
+        print(
+            f"\nRatio: product {product['wall_s']:.2f} s (sqlite, 1 worker) / reference with 8 "
+            f"in flight {floor[8]:.2f} s = {product['wall_s'] / floor[8]:.2f} (goal <= 2.5)"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -3,6 +3,19 @@
 Delivery is at-least-once. A row is marked sent right after the provider's 202; the only
 duplicate window is a request whose 202 was lost (timeout or reset after sending, or a worker
 killed between 202 and the database write), and such rows carry `possible_duplicate`.
+
+Concurrency (issue 14): a worker keeps up to SEND_CONCURRENCY requests in flight. The thread
+that runs `Dispatcher.run()` claims, renders, writes to the database and records every answer;
+a small pool of sender threads only makes the HTTP requests (`backend.send`), because that is
+where a worker waits. So the store keeps one connection per worker (a pooler counts no extra
+clients, SQLite sees one writer per process), DispatchStats and the halt state change on one
+thread only, and nothing needs a lock but the hold flag the senders share. Each claim is still
+one request's worth: at most SEND_CONCURRENCY requests' rows are claimed and unrecorded at any
+time, and that is all a kill -9 strands (and flags). A run starts with one request alone and
+opens up only after SendGrid accepted one: a refused key or a closed rate-limit window then
+costs one request, not SEND_CONCURRENCY. A 429, 401 or 403 raises the hold flag in the sender
+that sees it, so no further request starts; the rows of requests not started go back, due when
+the limit resets.
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -35,10 +50,16 @@ BROADCAST_KINDS = frozenset({"incident", "maintenance", "announcement"})
 # Mails that carry a one-click unsubscribe: everything but the receipt of an unsubscribe. The
 # confirmation has one too, so "I never signed up" is one click in the mail client.
 ONE_CLICK_KINDS = BROADCAST_KINDS | {"confirmation"}
+# Answers that hold every other sender of this worker: SendGrid's rate limit and its API key
+# are per account, so any other request would get the same answer.
+HOLD_OUTCOMES = frozenset({"rate_limited", "unauthorized"})
 
 
 @dataclass
 class DispatchStats:
+    """Counts of one run. Changed only on the thread that runs `Dispatcher.run()` (senders
+    hand their answers back to it), so it needs no lock."""
+
     requests: int = 0
     sent: int = 0
     retried: int = 0
@@ -117,28 +138,134 @@ class Dispatcher:
             return self.stats
         self.stats.expired += self.store.expire_due(now)
         self.stats.reclaimed += self.store.reclaim_expired_leases(now)
+        self._start_senders()
+        try:
+            self._claim_and_send(max_claims)
+        finally:
+            self._stop_senders()
+        return self.stats
+
+    def _claim_and_send(self, max_claims: int | None) -> None:
         claims = 0
-        while not self.stop.is_set() and not self.stats.halted:
+        while not self._holding():
             if max_claims is not None and claims >= max_claims:
+                break
+            # A free sender first: at most SEND_CONCURRENCY requests' rows are claimed and
+            # unrecorded at any time.
+            self._wait_for_sender(self._senders_allowed() - 1)
+            if self._holding():
                 break
             now = self.clock()
             lease = timedelta(seconds=self.settings.dispatch_lease_seconds)
             # Claim one request's worth at a time: a killed worker then strands (and flags as
-            # possible duplicates) only the rows of the request it had in flight.
+            # possible duplicates) only the rows of the requests it had in flight.
             rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
             claims += 1
             if not rows:
                 break
             self._send_claimed(rows)
-        return self.stats
 
     def _send_claimed(self, rows: list[dict]) -> None:
+        self._handed = set()  # this claim's rows only: a run may claim 100,000
         try:
             self._send_groups(rows)
         finally:
-            # Whatever was claimed but not attempted (stop, halt, an unexpected error) goes back
-            # at once, unflagged, instead of waiting for the lease to run out.
-            self._release(rows, "dispatch stopped before sending")
+            # Whatever was claimed but not handed to a sender (stop, halt, an unexpected error)
+            # goes back at once, unflagged, instead of waiting for the lease to run out. After
+            # a hold, not before the requests in flight are recorded: one may be the 429 that
+            # says when the rows are due.
+            unsent = [r for r in rows if r["id"] not in self._handed]
+            if self._hold.is_set():
+                self._unsent.extend(unsent)
+            else:
+                self._release(unsent, "dispatch stopped before sending")
+
+    # --- the senders -------------------------------------------------------------------
+    def _start_senders(self) -> None:
+        self._hold = threading.Event()  # set by the sender that sees a 429, 401 or 403
+        self._flights: dict[Future, _Flight] = {}
+        self._handed: set[int] = set()  # ids of the current claim given to a sender
+        self._unsent: list[dict] = []  # claimed rows to hand back once nothing is in flight
+        self._resends: list[tuple] = []  # (message, rows, nonces) to send again after a 400
+        self._error: BaseException | None = None
+        self._opened = False  # True after SendGrid accepted a request in this run
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.send_concurrency, thread_name_prefix="sendgrid"
+        )
+
+    def _stop_senders(self) -> None:
+        """Record every request in flight, hand back what was never sent, end the threads."""
+        try:
+            self._wait_for_sender(0)
+        finally:
+            self._pool.shutdown(wait=True)
+            for flight in self._flights.values():  # only when recording itself failed
+                flight.critical.close()
+        self._release(self._unsent, "dispatch stopped before sending")
+        self._unsent = []
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _holding(self) -> bool:
+        """True once nothing new may start: stop, a recorded halt, or a sender's hold."""
+        return self.stop.is_set() or bool(self.stats.halted) or self._hold.is_set()
+
+    def _senders_allowed(self) -> int:
+        # One request alone until SendGrid accepted one in this run: a revoked key or a closed
+        # rate-limit window is then answered once, with nothing else on the wire.
+        return self.settings.send_concurrency if self._opened else 1
+
+    def _wait_for_sender(self, in_flight: int) -> None:
+        """Record answers until at most `in_flight` requests are on the wire (and no 400's
+        remainder waits to be sent again)."""
+        while self._resends or len(self._flights) > max(0, in_flight):
+            if self._resends:
+                message, rows, nonces = self._resends.pop(0)
+                self._send_batch(message, rows, nonces)
+                # Rows of a 400's remainder that no sender took (a hold came first) go back
+                # with the rest once nothing is in flight.
+                self._unsent.extend(r for r in rows if r["id"] not in self._handed)
+                continue
+            done, _ = wait(self._flights, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._land(self._flights.pop(future), future)
+
+    def _fly(self, flight: _Flight) -> SendResult | None:
+        """On a sender thread: the request, unless a stop or a hold came first (None)."""
+        if self.stop.is_set() or self._hold.is_set():
+            return None
+        # A request started just before SIGTERM must be answered, and recorded, before the
+        # budget runs out: its timeout comes from the budget (Shutdown.timeout).
+        timeout = self.stop.timeout(self.settings.sendgrid_timeout_seconds)
+        if timeout <= 0:
+            return None  # no time left for a request
+        result = self.backend.send(flight.message, flight.recipients, timeout_seconds=timeout)
+        if result.outcome in HOLD_OUTCOMES:
+            self._hold.set()  # before this answer is recorded: no other sender starts
+        return result
+
+    def _land(self, flight: _Flight, future: Future) -> None:
+        """Record one sender's answer (on the run's thread), then end its critical section."""
+        try:
+            try:
+                result = future.result()
+            except ValueError as exc:
+                self._invalid(flight, exc)
+                return
+            except Exception as exc:
+                # Not an answer from SendGrid (a bug, memory): hand the rows back unflagged as
+                # before, let the others land, and raise it at the end of the run.
+                self._hold.set()
+                self._release(flight.batch, "dispatch stopped before sending")
+                self._error = self._error or exc
+                return
+            if result is None:
+                self._unsent.extend(flight.batch)  # not started: handed back at the end
+                return
+            self._send_and_record(flight.message, flight.batch, result, flight.nonces)
+        finally:
+            flight.critical.close()
 
     def _send_groups(self, rows: list[dict]) -> None:
         nonces = self.store.subscriber_nonces(
@@ -236,7 +363,8 @@ class Dispatcher:
 
     # --- sending ---------------------------------------------------------------------
     def _send_batch(self, message: Message, batch: list[dict], nonces: dict[int, dict]) -> None:
-        if self.stop.is_set() or self.stats.halted:
+        """Hand one request to a sender, once one is free; the answer is recorded later."""
+        if self._holding():
             return  # left claimed; _send_claimed hands it back
         live = self.store.still_sending([r["id"] for r in batch], self.owner, message.category)
         unwanted = [r["id"] for r in batch if r["id"] not in live]
@@ -259,33 +387,43 @@ class Dispatcher:
         if not batch:
             return
         recipients = [self._recipient(r, message.category, nonces) for r in batch]
-        # A request started just before SIGTERM must be answered, and recorded, before the
-        # budget runs out: its timeout comes from the budget (Shutdown.timeout).
-        timeout = self.stop.timeout(self.settings.sendgrid_timeout_seconds)
-        if timeout <= 0:
-            return  # no time left for a request: left claimed; _send_claimed hands it back
-        with self.stop.critical():  # a forced exit waits until the answer is recorded
-            self._send_and_record(message, batch, recipients, nonces, timeout)
-
-    def _send_and_record(self, message, batch, recipients, nonces, timeout: float) -> None:
+        self._wait_for_sender(self._senders_allowed() - 1)
+        if self._holding():
+            return  # left claimed; _send_claimed hands it back
+        critical = ExitStack()
+        # A forced exit waits until the answer is recorded (Shutdown.critical).
+        critical.enter_context(self.stop.critical())
+        flight = _Flight(message, batch, recipients, nonces, critical)
         try:
-            result = self.backend.send(message, recipients, timeout_seconds=timeout)
-        except ValueError as exc:
-            # The message itself cannot be sent (e.g. MAIL_FROM is not an address): fail the rows
-            # with the reason and tell ops, instead of retrying a request that can never work.
-            reason = f"not sent: {exc}"
-            self._fail(batch, reason)
-            self.store.raise_alert("message_invalid", reason, self.clock())
-            log.error("notification %s: %s", message.notification_id, reason)
-            return
+            self._flights[self._pool.submit(self._fly, flight)] = flight
+        except BaseException:
+            critical.close()
+            raise
+        self._handed.update(r["id"] for r in batch)
+
+    def _invalid(self, flight: _Flight, exc: ValueError) -> None:
+        # The message itself cannot be sent (e.g. MAIL_FROM is not an address): fail the rows
+        # with the reason and tell ops, instead of retrying a request that can never work.
+        reason = f"not sent: {exc}"
+        self._fail(flight.batch, reason)
+        self.store.raise_alert("message_invalid", reason, self.clock())
+        log.error("notification %s: %s", flight.message.notification_id, reason)
+
+    def _send_and_record(self, message, batch, result: SendResult, nonces) -> None:
+        """Record a sender's answer and act on its outcome (the run's thread)."""
         self.stats.requests += 1
         self.stats.outcomes[result.outcome] = self.stats.outcomes.get(result.outcome, 0) + 1
-        self._record(batch, result)
+        if result.outcome == "accepted":
+            self._opened = True
         handler = getattr(self, f"_on_{result.outcome}", None)
         if handler is None:
             log.error("unknown send outcome %r; retrying later", result.outcome)
             handler = self._on_transient
-        handler(message, batch, result, nonces)
+        # The attempts and the rows' new state in one transaction: one commit per request
+        # instead of one per recipient (SQLite in autocommit mode commits every INSERT).
+        with self.store.write(exclusive=False):
+            self._record(batch, result)
+            handler(message, batch, result, nonces)
 
     def _plain_addresses(self, batch: list[dict]) -> list[dict]:
         """Fail rows whose address is not a plain addr-spec (stored before the form refused
@@ -358,9 +496,12 @@ class Dispatcher:
             self._fail(batch, reason)
             return
         # One bad address makes SendGrid refuse the whole request. Its error names the
-        # personalization; fail exactly those and send the rest again at once.
+        # personalization; fail exactly those and send the rest again at once (queued: this
+        # runs while an answer is recorded, and the next free sender takes it).
         self._fail([batch[i] for i in sorted(named)], reason)
-        self._send_batch(message, [row for i, row in enumerate(batch) if i not in named], nonces)
+        rest = [row for i, row in enumerate(batch) if i not in named]
+        self._handed.difference_update(r["id"] for r in rest)
+        self._resends.append((message, rest, nonces))
 
     def _on_unauthorized(self, message, batch, result: SendResult, nonces) -> None:
         now = self.clock()
@@ -404,3 +545,15 @@ class Dispatcher:
         self.store.mark_retry(
             [r["id"] for r in rows], now, due, reason, self.owner, attempted=False
         )
+
+
+@dataclass
+class _Flight:
+    """One request handed to a sender thread, and the critical section it holds open until
+    its answer is recorded."""
+
+    message: Message
+    batch: list[dict]
+    recipients: list[Recipient]
+    nonces: dict[int, dict]
+    critical: ExitStack

@@ -49,6 +49,7 @@ class Settings:
     dispatch_interval_seconds: int = 5
     dispatch_lease_seconds: int = 120
     send_batch_size: int = 1000
+    send_concurrency: int = 8  # SendGrid requests in flight per worker process
     public_base_url: str = "http://localhost:5000"
     mail_from: str = "Sinch Status <status-noreply@localhost>"
     list_id: str = "Sinch status notifications <status.notifier.localhost>"
@@ -120,6 +121,21 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+MAX_SEND_CONCURRENCY = 32
+
+
+def _send_concurrency(environ: Mapping[str, str]) -> int:
+    """SEND_CONCURRENCY: 1-32 SendGrid requests in flight per worker (1 = one at a time).
+
+    Bounded because each request in flight holds up to 1000 rendered recipients and its JSON
+    body (about 1 MB) in memory, and its claimed rows are what a killed worker strands.
+    """
+    value = _int(environ, "SEND_CONCURRENCY", Settings.send_concurrency, minimum=1)
+    if value > MAX_SEND_CONCURRENCY:
+        raise SettingsError(f"SEND_CONCURRENCY must be at most {MAX_SEND_CONCURRENCY}, got {value}")
     return value
 
 
@@ -260,6 +276,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dispatch_interval_seconds=_int(env, "DISPATCH_INTERVAL_SECONDS", 5, minimum=1),
         dispatch_lease_seconds=_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
         send_batch_size=min(1000, _int(env, "SEND_BATCH_SIZE", 1000, minimum=1)),
+        send_concurrency=_send_concurrency(env),
         public_base_url=public,
         mail_from=_header(env, "MAIL_FROM", "From", defaults.mail_from),
         list_id=_header(env, "LIST_ID", "List-Id", defaults.list_id),

@@ -241,6 +241,12 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.faults: dict[str, float] = {}  # outcome -> probability, drawn with self.rng
         self.rng = random.Random(seed)
         self.requests: list[RecordedRequest] = []
+        # Concurrency: requests being answered now, and the most at any one moment.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        # An Event to hold every request (after its body is read) until the test sets it;
+        # None answers at once (after latency_seconds).
+        self.gate: threading.Event | None = None
         self._accepted: list[dict] = []
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
@@ -325,6 +331,19 @@ class FakeSendGrid(ThreadingHTTPServer):
         # Read the body even when refusing it: answering early would make the client fail
         # while still sending (a broken pipe) instead of reading our 413.
         raw = handler.rfile.read(length)
+        gate = self.gate  # before counting: a test that sees this request may swap the gate
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._handle_body(handler, path, headers, length, raw, gate)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _handle_body(self, handler: _Handler, path, headers, length, raw, gate) -> None:
+        while gate is not None and not gate.is_set() and not self._stopping.is_set():
+            gate.wait(0.02)
         if length > self.max_request_bytes:
             self._record(RecordedRequest(path, headers, None, "too_large", 413))
             handler.send_json(413, {"errors": [_error("content too large")]})

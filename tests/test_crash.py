@@ -87,9 +87,11 @@ def test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_r
     batch = 10
     emails = seed(database_url, 1000)
     sendgrid.latency_seconds = 0.1  # 100 requests: about 10 s of sending in all
+    # One request in flight (issue 14 made several the default): the bound below is per request.
     env = process_env(
-        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1"
-    )
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1",
+        SEND_CONCURRENCY="1",
+    )  # fmt: skip
     rng = random.Random(7)
     kills = 0
     for _ in range(20):
@@ -129,7 +131,8 @@ def test_sigterm_during_a_send_finishes_the_request_and_exits_in_time(
 ):
     seed(database_url, 300)
     sendgrid.latency_seconds = 3.0
-    env = process_env(tmp_path, database_url, sendgrid, SEND_BATCH_SIZE="100")
+    # One request in flight, so one is still pending at SIGTERM (the concurrent case below).
+    env = process_env(tmp_path, database_url, sendgrid, SEND_BATCH_SIZE="100", SEND_CONCURRENCY="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "app", "worker"],
         cwd=ROOT,
@@ -175,8 +178,9 @@ def test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres(
     emails = seed(database_url, 10_000)
     sendgrid.latency_seconds = 0.1
     env = process_env(
-        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1"
-    )
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1",
+        SEND_CONCURRENCY="1",
+    )  # fmt: skip
     kills = [0, 0]
 
     def worker(slot: int) -> None:
@@ -280,3 +284,105 @@ def test_kill_9_mid_request_then_expiry_then_resend_flags_every_duplicate(
     store.close()
     assert {r["state"] for r in resent.values()} == {"sent"}
     assert {e for e, r in resent.items() if r["possible_duplicate"]} == twice
+
+
+# --- several requests in flight per worker (issue 14) ----------------------------------------
+
+
+def test_kill_9_during_a_concurrent_fan_out_loses_nothing_and_flags_every_duplicate(
+    tmp_path, database_url, sendgrid
+):
+    batch, concurrency = 10, 4
+    emails = seed(database_url, 1000)
+    sendgrid.latency_seconds = 0.1
+    env = process_env(
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1",
+        SEND_CONCURRENCY=str(concurrency),
+    )  # fmt: skip
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(15):
+        proc = dispatch_once(env)
+        # Kill while requests are on the wire at once (start-up time varies on a loaded host).
+        deadline = time.monotonic() + 30
+        while sendgrid.in_flight < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        proc.stderr.close()
+        time.sleep(1.1)  # the dead worker's lease runs out
+    assert kills >= 10, "the kills should land while the fan-out is running"
+    assert sendgrid.max_in_flight == concurrency
+    for _ in range(10):
+        proc = dispatch_once(env)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        if _all_sent(database_url):
+            break
+        time.sleep(1.1)
+
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    rows = {r["email"]: r for r in table(store, "deliveries")}
+    store.close()
+    assert {r["state"] for r in rows.values()} == {"sent"}
+    got = Counter(r["email"] for r in sendgrid.accepted_recipients())
+    assert set(got) == set(emails)
+    duplicates = sum(n - 1 for n in got.values())
+    assert duplicates <= kills * batch * concurrency  # at most the requests in flight per kill
+    assert all(rows[e]["possible_duplicate"] == 1 for e, n in got.items() if n > 1)
+
+
+def test_sigterm_during_concurrent_sends_records_every_answer_and_starts_nothing_new(
+    tmp_path, database_url, sendgrid
+):
+    seed(database_url, 600)
+    sendgrid.latency_seconds = 3.0
+    env = process_env(
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE="100", SEND_CONCURRENCY="3",
+        FEED_URLS="http://127.0.0.1:9/history.atom", POLL_INTERVAL_SECONDS="600",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "worker"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    # The run's first request goes alone; once it is accepted, three are on the wire.
+    deadline = time.monotonic() + 30
+    while not (sendgrid.requests and sendgrid.in_flight == 3) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sendgrid.in_flight == 3, "three requests should be in flight"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, out
+    assert elapsed < 25
+    assert len(sendgrid.requests) == 4, out  # the first and the three in flight; none after
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    rows = table(store, "deliveries")
+    store.close()
+    accepted = {int(r["delivery_id"]) for r in sendgrid.accepted_recipients()}
+    assert len(accepted) == 400
+    # Every answer was recorded; nothing claimed but unsent was lost or counted as an attempt.
+    assert Counter((r["state"], r["attempts"], r["id"] in accepted) for r in rows) == {
+        ("sent", 1, True): 400,
+        ("pending", 0, False): 200,
+    }
+    assert {r["lease_owner"] for r in rows} == {None}
+    signalled = _log_time(next(line for line in out.splitlines() if "SIGTERM received" in line))
+    sends = [line for line in out.splitlines() if "notifier.mailer: sendgrid:" in line]
+    assert len(sends) == 4, out
+    for line in sends:
+        seconds = float(re.search(r", ([0-9.]+)s\)", line).group(1))
+        assert _log_time(line) - timedelta(seconds=seconds) < signalled, line
+    assert "worker: stopped" in out
+
+
+def _all_sent(database_url: str) -> bool:
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    try:
+        return store._scalar("SELECT COUNT(*) AS n FROM deliveries WHERE state <> 'sent'") == 0
+    finally:
+        store.close()
