@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .base import dumps, loads
+
+
+# Claim order (issue 14): broadcast mail (incident, maintenance, announcement and ops test
+# sends) before personal mail (confirmation, receipt), so a flood of sign-ups can delay
+# confirmations but never incident mail. Stored per delivery at insert (column default:
+# broadcast), so the claim walks one partial index (deliveries_pending) in order.
+PRIORITY_BROADCAST = 0
+PRIORITY_PERSONAL = 1
+PERSONAL_KINDS = frozenset({"confirmation", "receipt"})
+# Personal rows queued within one window share a notification (create_personal_notification).
+# A minute keeps the notifications few (at most 1440 a day per kind) and bounds how long a
+# newer row of one language/zone group can be claimed before an older one of another group
+# of the same notification: claims are ordered by notification first.
+PERSONAL_BATCH_WINDOW = timedelta(minutes=1)
+_MAX_SLOTS = 1000
+
+
+def priority_of(kind: str) -> int:
+    """The claim priority of a notification kind: 0 broadcast (first), 1 personal."""
+    return PRIORITY_PERSONAL if kind in PERSONAL_KINDS else PRIORITY_BROADCAST
+
+
+def _window_start(now: datetime) -> datetime:
+    """The start of the PERSONAL_BATCH_WINDOW holding `now` (windows count from the epoch)."""
+    now = now.astimezone(UTC)
+    return now - (now - datetime(1970, 1, 1, tzinfo=UTC)) % PERSONAL_BATCH_WINDOW
 
 
 def _marks(values: Sequence) -> str:
@@ -174,22 +200,62 @@ class DeliveryQueries:
     def create_personal_notification(
         self, kind: str, subscriber_id: int, content: dict, now: datetime, expires_at: datetime
     ) -> tuple[int, int]:
-        """A one-recipient notification (confirmation, receipt) with its pending delivery."""
+        """Queue one personal mail (confirmation, receipt): (notification id, delivery id).
+
+        Personal mail is batched like any other mail (issue 14): every row of a kind queued in
+        the same PERSONAL_BATCH_WINDOW (UTC minute) joins one shared notification, found by its
+        `batch_key` ("confirmation:2026-11-30T23:45Z"). Dispatch groups claimed rows by
+        notification and sends up to SEND_BATCH_SIZE recipients per request, each with their
+        own links (notifier/dispatch.py `_recipient`), so a flood of sign-ups costs requests in
+        the tens, not one per sign-up. `content` must be the same for every row of a kind
+        (today {"kind": kind}): the first row of a window stores it.
+
+        Each row keeps its own lifetime: the delivery's `expires_at` is this call's
+        `expires_at` (expire_due reads it first); the shared notification expires when its
+        last possible row does (window end + the same TTL). A second row for the same
+        subscriber in one window (UNIQUE (notification_id, subscriber_id)), e.g. a receipt
+        after unsubscribe, undo and unsubscribe within a minute, goes to the window's next
+        slot ("…Z/1"). The rows get PRIORITY_PERSONAL: claimed after broadcast mail.
+
+        Raises LookupError when there is no such subscriber.
+        """
+        ttl = expires_at - now
+        start = _window_start(now)
         with self.write():
-            nid = self.create_notification(
-                kind, content, now, expires_at, audience={"subscriber_id": subscriber_id}
-            )
-            row = self._query_one(
-                "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
-                "timezone, state, next_attempt_at, created_at, updated_at) "
-                "SELECT ?, id, email, language, timezone, 'pending', ?, ?, ? "
-                "FROM subscribers WHERE id = ? RETURNING id",
-                [nid, now, now, now, subscriber_id],
-            )
-            self._execute("UPDATE notifications SET fanned_out_at = ? WHERE id = ?", [now, nid])
+            for slot in range(_MAX_SLOTS):
+                key = f"{kind}:{start:%Y-%m-%dT%H:%M}Z" + (f"/{slot}" if slot else "")
+                nid = self._batch_notification(
+                    kind, key, content, now, start + PERSONAL_BATCH_WINDOW + ttl
+                )
+                row = self._query_one(
+                    "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
+                    "timezone, state, next_attempt_at, created_at, updated_at, priority, "
+                    "expires_at) SELECT ?, id, email, language, timezone, 'pending', ?, ?, ?, ?, ? "
+                    "FROM subscribers WHERE id = ? "
+                    "ON CONFLICT (notification_id, subscriber_id) DO NOTHING RETURNING id",
+                    [nid, now, now, now, PRIORITY_PERSONAL, expires_at, subscriber_id],
+                )
+                if row is not None:
+                    return nid, row["id"]
+                if self.get_subscriber(subscriber_id) is None:
+                    break
+        raise LookupError(f"no subscriber {subscriber_id}")
+
+    def _batch_notification(
+        self, kind: str, key: str, content: dict, now: datetime, expires_at: datetime
+    ) -> int:
+        """The id of the shared notification with this batch key, created on first use."""
+        row = self._query_one("SELECT id FROM notifications WHERE batch_key = ?", [key])
         if row is None:
-            raise LookupError(f"no subscriber {subscriber_id}")
-        return nid, row["id"]
+            # ON CONFLICT: a writer that does not hold the exclusive write lock may have
+            # created it since the SELECT; then it is read again.
+            row = self._query_one(
+                "INSERT INTO notifications (kind, content, batch_key, created_at, expires_at, "
+                "fanned_out_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (batch_key) DO NOTHING RETURNING id",
+                [kind, dumps(content), key, now, expires_at, now],
+            ) or self._query_one("SELECT id FROM notifications WHERE batch_key = ?", [key])
+        return row["id"]
 
     # --- ledger ----------------------------------------------------------------------
     def cancel_pending_for_subscriber(

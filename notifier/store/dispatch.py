@@ -12,6 +12,10 @@ PAUSE_KEY = "sending_paused"
 RATE_LIMIT_KEY = "rate_limited_until"
 
 
+def _claim_order(row: dict) -> tuple:
+    return (row["priority"], row["notification_id"], row["language"], row["timezone"], row["id"])
+
+
 class DispatchQueries:
     # PostgreSQL adds FOR UPDATE SKIP LOCKED: concurrent workers take disjoint batches instead
     # of queueing behind each other's row locks. SQLite has one writer at a time anyway.
@@ -21,6 +25,9 @@ class DispatchQueries:
     def expire_due(self, now: datetime) -> int:
         """Due rows of expired notifications fail as 'expired'; never sent automatically.
 
+        A row with its own `expires_at` (personal mail sharing a notification, see
+        create_personal_notification) expires by it: 72 h after that sign-up, not the window's.
+
         A row still 'sending' under a dead worker's lease keeps `possible_duplicate`: its
         request may have reached SendGrid (the lost 202), so a resend may be a second copy.
         """
@@ -28,9 +35,9 @@ class DispatchQueries:
             "UPDATE deliveries SET possible_duplicate = CASE WHEN state = 'sending' THEN 1 "
             "ELSE possible_duplicate END, state = 'failed', reason = 'expired', updated_at = ?, "
             "lease_owner = NULL, lease_expires_at = NULL WHERE (state = 'pending' OR "
-            "(state = 'sending' AND lease_expires_at <= ?)) AND notification_id IN "
-            "(SELECT id FROM notifications WHERE expires_at <= ?)",
-            [now, now, now],
+            "(state = 'sending' AND lease_expires_at <= ?)) AND (expires_at <= ? OR "
+            "notification_id IN (SELECT id FROM notifications WHERE expires_at <= ?))",
+            [now, now, now, now],
         )
 
     def reclaim_expired_leases(self, now: datetime) -> int:
@@ -43,18 +50,28 @@ class DispatchQueries:
         )
 
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
-        """Lease up to `limit` due deliveries, ordered so that groups stay together."""
+        """Lease up to `limit` due deliveries: broadcast mail first, then personal mail.
+
+        Order (issue 14): `priority` (0 incident, maintenance, announcement and ops test
+        sends; 1 confirmations and receipts; set at insert), then the oldest notification
+        first, its rows in group order (language, zone, id). A flood of older confirmations
+        therefore never holds back a newer incident. The subquery walks the partial index
+        deliveries_pending (migration 0011: pending rows only, in this order) and stops after
+        `limit` due rows, so its cost does not grow with the number of pending rows (EXPLAIN
+        on both backends: tests/test_priority.py). Rows come back sorted by (priority,
+        notification, language, zone, id): groups stay together, broadcast groups first.
+        """
         with self.write(exclusive=False):
             rows = self._query(
                 "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
                 "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
-                "AND next_attempt_at <= ? ORDER BY notification_id, language, timezone, id "
-                f"LIMIT ? {self._claim_lock}) RETURNING id, notification_id, subscriber_id, "
-                "email, language, timezone, attempts, possible_duplicate",
+                "AND next_attempt_at <= ? ORDER BY priority, notification_id, language, "
+                f"timezone, id LIMIT ? {self._claim_lock}) RETURNING id, notification_id, "
+                "subscriber_id, email, language, timezone, attempts, possible_duplicate, priority",
                 [owner, lease_until, now, now, limit],
             )
         # RETURNING order is unspecified; the grouping needs it sorted.
-        rows.sort(key=lambda r: (r["notification_id"], r["language"], r["timezone"], r["id"]))
+        rows.sort(key=_claim_order)
         return rows
 
     def mailed_before(self, notification_id: int, subscriber_ids: Iterable[int | None]) -> set[int]:
