@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from .base import dumps, loads
 
-
 # Claim order (issue 14): broadcast mail (incident, maintenance, announcement and ops test
 # sends) before personal mail (confirmation, receipt), so a flood of sign-ups can delay
 # confirmations but never incident mail. Stored per delivery at insert (column default:

@@ -199,8 +199,16 @@ class LedgerQueries:
                 "ON rn.id = r.notification_id WHERE rn.resend_of = ? AND "
                 "r.subscriber_id = d.subscriber_id AND r.state IN ('pending', 'sending', 'sent')) "
                 "ON CONFLICT (notification_id, subscriber_id) DO NOTHING",
-                [nid, now, now, now, priority_of(original["kind"]), notification_id, *params,
-                 notification_id],
+                [
+                    nid,
+                    now,
+                    now,
+                    now,
+                    priority_of(original["kind"]),
+                    notification_id,
+                    *params,
+                    notification_id,
+                ],
             )
             if not count:
                 self._execute("DELETE FROM notifications WHERE id = ?", [nid])
