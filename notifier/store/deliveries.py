@@ -223,38 +223,49 @@ class DeliveryQueries:
         with self.write():
             for slot in range(_MAX_SLOTS):
                 key = f"{kind}:{start:%Y-%m-%dT%H:%M}Z" + (f"/{slot}" if slot else "")
-                nid = self._batch_notification(
+                # One round trip while the window's notification exists (every sign-up but
+                # the first of a minute); otherwise create it and try again.
+                row = self._join_batch(key, subscriber_id, now, expires_at)
+                if row is None and self._ensure_batch(
                     kind, key, content, now, start + PERSONAL_BATCH_WINDOW + ttl
-                )
-                row = self._query_one(
-                    "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
-                    "timezone, state, next_attempt_at, created_at, updated_at, priority, "
-                    "expires_at) SELECT ?, id, email, language, timezone, 'pending', ?, ?, ?, ?, ? "
-                    "FROM subscribers WHERE id = ? "
-                    "ON CONFLICT (notification_id, subscriber_id) DO NOTHING RETURNING id",
-                    [nid, now, now, now, PRIORITY_PERSONAL, expires_at, subscriber_id],
-                )
+                ):
+                    row = self._join_batch(key, subscriber_id, now, expires_at)
                 if row is not None:
-                    return nid, row["id"]
+                    return row["notification_id"], row["id"]
                 if self.get_subscriber(subscriber_id) is None:
                     break
-        raise LookupError(f"no subscriber {subscriber_id}")
+            # Inside the transaction: a notification created for nobody is rolled back.
+            raise LookupError(f"no subscriber {subscriber_id}")
 
-    def _batch_notification(
+    def _join_batch(
+        self, key: str, subscriber_id: int, now: datetime, expires_at: datetime
+    ) -> dict | None:
+        """The subscriber's pending row in the notification with this batch key; None when
+        there is no such notification or subscriber, or the subscriber has a row in it."""
+        return self._query_one(
+            "INSERT INTO deliveries (notification_id, subscriber_id, email, language, timezone, "
+            "state, next_attempt_at, created_at, updated_at, priority, expires_at) "
+            "SELECT n.id, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, ?, ? "
+            "FROM notifications n JOIN subscribers s ON s.id = ? WHERE n.batch_key = ? "
+            "ON CONFLICT (notification_id, subscriber_id) DO NOTHING "
+            "RETURNING id, notification_id",
+            [now, now, now, PRIORITY_PERSONAL, expires_at, subscriber_id, key],
+        )
+
+    def _ensure_batch(
         self, kind: str, key: str, content: dict, now: datetime, expires_at: datetime
-    ) -> int:
-        """The id of the shared notification with this batch key, created on first use."""
-        row = self._query_one("SELECT id FROM notifications WHERE batch_key = ?", [key])
-        if row is None:
-            # ON CONFLICT: a writer that does not hold the exclusive write lock may have
-            # created it since the SELECT; then it is read again.
-            row = self._query_one(
+    ) -> bool:
+        """Create the shared notification with this batch key; False when it existed."""
+        # ON CONFLICT: a writer without the exclusive write lock may have created it.
+        return (
+            self._query_one(
                 "INSERT INTO notifications (kind, content, batch_key, created_at, expires_at, "
                 "fanned_out_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (batch_key) DO NOTHING RETURNING id",
                 [kind, dumps(content), key, now, expires_at, now],
-            ) or self._query_one("SELECT id FROM notifications WHERE batch_key = ?", [key])
-        return row["id"]
+            )
+            is not None
+        )
 
     # --- ledger ----------------------------------------------------------------------
     def cancel_pending_for_subscriber(

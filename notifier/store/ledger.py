@@ -168,8 +168,7 @@ class LedgerQueries:
         unsubscribed, bounced or complained since, or turned this kind of mail off. A row
         already resent (and not failed again) is skipped, so a double click sends nothing twice.
         A resent row inherits `possible_duplicate` from the row it copies, and its kind's
-        claim priority (deliveries.priority_of). Resending rows of a shared personal
-        notification (a minute's confirmations) resends exactly the selected rows of it.
+        claim priority (deliveries.priority_of): a resent incident goes before confirmations.
         """
         if which not in _RESEND_SELECTORS:
             raise ValueError(f"unknown resend selection {which!r}")
