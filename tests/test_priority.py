@@ -151,6 +151,41 @@ def test_the_claim_walks_the_pending_index_without_sorting(db, clock):
         assert "Sort" not in plan, plan
 
 
+def test_in_a_flood_personal_mail_goes_in_bursts_and_incident_mail_at_once(
+    db, sg_settings, clock, sendgrid
+):
+    """At most one burst of personal mail per PERSONAL_BURST_INTERVAL (5 s): a dispatcher
+    looping through a sign-up flood sends full requests, not what trickled in meanwhile."""
+    queue = iter(pending_signups(db, 60, clock()))
+    db._execute("DELETE FROM deliveries")  # queued below, a few at a time
+
+    def run():
+        return dispatcher(db, sg_settings, clock).run()
+
+    for _ in range(10):
+        queue_personal(db, "confirmation", next(queue), clock())
+    assert run().sent == 10  # a quiet spell before: the first sign-ups go at once
+    clock.advance(seconds=1)
+    for _ in range(10):
+        queue_personal(db, "confirmation", next(queue), clock())
+    nid = incident(db, clock(), 2)
+    stats = run()
+    assert (stats.sent, stats.requests) == (2, 1)  # the incident; the 10 wait
+    clock.advance(seconds=3)
+    for _ in range(10):
+        queue_personal(db, "confirmation", next(queue), clock())
+    assert run().sent == 0
+    clock.advance(seconds=1)  # 5 s after the first burst: the next takes all 20
+    stats = run()
+    assert (stats.sent, stats.requests) == (20, 1)
+    assert [
+        (r.body["categories"][0], len(r.body["personalizations"])) for r in sendgrid.requests
+    ] == [("confirmation", 10), ("incident", 2), ("confirmation", 20)]
+    assert sendgrid.requests[1].body["personalizations"][0]["custom_args"]["notification_id"] == (
+        str(nid)
+    )
+
+
 # --- batched confirmations -----------------------------------------------------------
 def _check_token(settings, purpose: str, url: str, expected: tuple[int, str]) -> str:
     prefix, token = url.rstrip(">").rsplit("/", 1)

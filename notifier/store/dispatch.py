@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .base import from_db_time, to_db_time
 from .deliveries import _marks
 
 PAUSE_KEY = "sending_paused"
 RATE_LIMIT_KEY = "rate_limited_until"
+PERSONAL_BURST_KEY = "personal_burst_at"
+# At most one burst of personal mail per interval (claim_due): the dispatch tick's length, so
+# a confirmation waits at most about one tick longer in a flood, and not at all otherwise.
+PERSONAL_BURST_INTERVAL = timedelta(seconds=5)
 
 
 def _claim_order(row: dict) -> tuple:
@@ -60,16 +64,30 @@ class DispatchQueries:
         `limit` due rows, so its cost does not grow with the number of pending rows (EXPLAIN
         on both backends: tests/test_priority.py). Rows come back sorted by (priority,
         notification, language, zone, id): groups stay together, broadcast groups first.
+
+        Personal mail goes out in bursts, at most one per PERSONAL_BURST_INTERVAL (meta
+        PERSONAL_BURST_KEY holds when the last one began): a burst takes every personal row
+        queued up to its start, in full requests, and rows queued after it wait for the next
+        one. Without this, a dispatcher looping through a sign-up flood would send whatever
+        trickled in since its last request, a handful of recipients per request; with it a
+        flood costs about (languages x zones) requests per interval plus one per
+        SEND_BATCH_SIZE confirmations. A lone sign-up after a quiet spell goes at once.
         """
         with self.write(exclusive=False):
+            last = self.get_meta(PERSONAL_BURST_KEY)
+            last = None if last is None else from_db_time(last)
+            burst = last is None or now - last >= PERSONAL_BURST_INTERVAL
             rows = self._query(
                 "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
                 "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
-                "AND next_attempt_at <= ? ORDER BY priority, notification_id, language, "
-                f"timezone, id LIMIT ? {self._claim_lock}) RETURNING id, notification_id, "
-                "subscriber_id, email, language, timezone, attempts, possible_duplicate, priority",
-                [owner, lease_until, now, now, limit],
+                "AND next_attempt_at <= ? AND (priority = 0 OR created_at <= ?) ORDER BY "
+                f"priority, notification_id, language, timezone, id LIMIT ? {self._claim_lock}) "
+                "RETURNING id, notification_id, subscriber_id, email, language, timezone, "
+                "attempts, possible_duplicate, priority",
+                [owner, lease_until, now, now, now if burst else last, limit],
             )
+            if burst and any(r["priority"] for r in rows):
+                self.set_meta(PERSONAL_BURST_KEY, to_db_time(now), now)
         # RETURNING order is unspecified; the grouping needs it sorted.
         rows.sort(key=_claim_order)
         return rows
