@@ -323,10 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"detection -> first 202 of incident: {r['detected_to_first_202_s']:.2f} s")
     print(f"detection -> last 202 of incident:  {r['detected_to_last_202_s']:.2f} s "
           f"({r['incident_requests']} request(s); goal <= 5 s)")  # fmt: skip
-    print(f"confirmation requests (flood):      {r['confirmation_requests_during_flood']:,} "
-          f"carrying {r['confirmations_sent_during_flood']:,} confirmations "
-          f"({r['confirmations_sent_during_flood'] / max(1, r['confirmation_requests_during_flood']):.0f} "
-          "per request)")  # fmt: skip
+    requests, sent = r["confirmation_requests_during_flood"], r["confirmations_sent_during_flood"]
+    print(f"confirmation requests (flood):      {requests:,} carrying {sent:,} confirmations "
+          f"({sent / max(1, requests):.0f} per request)")  # fmt: skip
     print(f"confirmation requests before the incident's last 202: "
           f"{r['confirmation_requests_before_last_incident_202']:,}")  # fmt: skip
     print(f"still pending when the incident was done: {r['pending_when_incident_done']}")

@@ -29,8 +29,9 @@ from .test_dispatch import CONTENT, dispatcher
 
 sg_settings = test_dispatch.sg_settings  # the fixture: settings sending to the fake SendGrid
 
-CLAIM_SQL = (
+CLAIM_SQL = (  # the subquery of store.claim_due
     "SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? "
+    "AND (priority = 0 OR created_at <= ?) "
     "ORDER BY priority, notification_id, language, timezone, id LIMIT ?"
 )
 
@@ -139,13 +140,14 @@ def test_the_claim_walks_the_pending_index_without_sorting(db, clock):
     db._execute("ANALYZE")
     if not db._claim_lock:  # SQLite
         plan = " / ".join(
-            r["detail"] for r in db._query(f"EXPLAIN QUERY PLAN {CLAIM_SQL}", [now, 1000])
+            r["detail"] for r in db._query(f"EXPLAIN QUERY PLAN {CLAIM_SQL}", [now, now, 1000])
         )
         assert "USING INDEX deliveries_pending" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
     else:
         plan = " / ".join(
-            r["QUERY PLAN"] for r in db._query(f"EXPLAIN {CLAIM_SQL} {db._claim_lock}", [now, 1000])
+            r["QUERY PLAN"]
+            for r in db._query(f"EXPLAIN {CLAIM_SQL} {db._claim_lock}", [now, now, 1000])
         )
         assert "deliveries_pending" in plan, plan
         assert "Sort" not in plan, plan
