@@ -408,3 +408,42 @@ def test_a_resend_from_the_ledger_goes_before_pending_confirmations(admin, db, m
     ] == [(["incident"], 3), (["confirmation"], 50)]
     # Personal mail stays out of the ops ledger's list (broadcast only, as before).
     assert [n["id"] for n in db.recent_notifications()] == [resend["id"], nid]
+
+
+def test_migration_0011_gives_existing_personal_rows_the_personal_priority(tmp_path):
+    """Rows queued before the upgrade: one-recipient confirmations become priority 1, broadcast
+    rows stay 0, and their lifetime stays the notification's (no per-row expires_at)."""
+    import sqlite3
+
+    from notifier.store.migrations import SCHEMA, statements
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    names = [name for name, _ in SCHEMA]
+    upgrade = names.index("0011_delivery_priority")
+    for _name, migration in SCHEMA[:upgrade]:
+        for statement in statements(migration, "sqlite"):
+            conn.execute(statement)
+    t = "2026-11-26T12:00:00.000000Z"
+    conn.execute(
+        "INSERT INTO subscribers (id, email, language, timezone, state, link_nonce, created_at, "
+        "updated_at) VALUES (1, 'a@example.com', 'en', 'UTC', 'pending', 'n', ?, ?)",
+        [t, t],
+    )
+    for nid, kind in ((1, "confirmation"), (2, "incident"), (3, "receipt")):
+        conn.execute(
+            "INSERT INTO notifications (id, kind, content, created_at, expires_at) "
+            "VALUES (?, ?, '{}', ?, ?)",
+            [nid, kind, t, t],
+        )
+        conn.execute(
+            "INSERT INTO deliveries (notification_id, subscriber_id, email, language, timezone, "
+            "state, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, 1, 'a@example.com', 'en', 'UTC', 'pending', ?, ?, ?)",
+            [nid, t, t, t],
+        )
+    for statement in statements(SCHEMA[upgrade][1], "sqlite"):
+        conn.execute(statement)
+    assert conn.execute(
+        "SELECT notification_id, priority, expires_at FROM deliveries ORDER BY id"
+    ).fetchall() == [(1, 1, None), (2, 0, None), (3, 1, None)]
+    assert conn.execute("SELECT DISTINCT batch_key FROM notifications").fetchall() == [(None,)]
