@@ -77,20 +77,36 @@ class DispatchQueries:
             last = self.get_meta(PERSONAL_BURST_KEY)
             last = None if last is None else from_db_time(last)
             burst = last is None or now - last >= PERSONAL_BURST_INTERVAL
+            newest = now if burst else last
             rows = self._query(
-                "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
-                "updated_at = ? WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' "
-                "AND next_attempt_at <= ? AND (priority = 0 OR created_at <= ?) ORDER BY "
-                f"priority, notification_id, language, timezone, id LIMIT ? {self._claim_lock}) "
-                "RETURNING id, notification_id, subscriber_id, email, language, timezone, "
-                "attempts, possible_duplicate, priority",
-                [owner, lease_until, now, now, now if burst else last, limit],
+                self.claim_statement(), [owner, lease_until, now, now, newest, limit]
             )
             if burst and any(r["priority"] for r in rows):
                 self.set_meta(PERSONAL_BURST_KEY, to_db_time(now), now)
         # RETURNING order is unspecified; the grouping needs it sorted.
         rows.sort(key=_claim_order)
         return rows
+
+    def claim_statement(self) -> str:
+        """The UPDATE claim_due runs; parameters: owner, lease_until, now, now, the newest
+        personal `created_at` this claim may take, limit.
+
+        The subquery walks deliveries_pending in claim order. PostgreSQL gets its ids as an
+        array (`id = ANY(ARRAY(...))`): with `id IN (...)` it hash-joins them against a
+        sequential scan of all deliveries, ~180 ms at 100,000 rows instead of ~7 ms by primary
+        key (EXPLAIN ANALYZE); SQLite looks each id up by rowid either way.
+        """
+        pick = (
+            "SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? "
+            "AND (priority = 0 OR created_at <= ?) ORDER BY priority, notification_id, "
+            f"language, timezone, id LIMIT ? {self._claim_lock}"
+        )
+        ids = f"id = ANY(ARRAY({pick}))" if self._claim_lock else f"id IN ({pick})"
+        return (
+            "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
+            f"updated_at = ? WHERE {ids} RETURNING id, notification_id, subscriber_id, email, "
+            "language, timezone, attempts, possible_duplicate, priority"
+        )
 
     def mailed_before(self, notification_id: int, subscriber_ids: Iterable[int | None]) -> set[int]:
         """Which of these subscribers were already sent an email about the same incident: a
