@@ -226,9 +226,8 @@ class DeliveryQueries:
                 # One round trip while the window's notification exists (every sign-up but
                 # the first of a minute); otherwise create it and try again.
                 row = self._join_batch(key, subscriber_id, now, expires_at)
-                if row is None and self._ensure_batch(
-                    kind, key, content, now, start + PERSONAL_BATCH_WINDOW + ttl
-                ):
+                if row is None:
+                    self._ensure_batch(kind, key, content, now, start + PERSONAL_BATCH_WINDOW + ttl)
                     row = self._join_batch(key, subscriber_id, now, expires_at)
                 if row is not None:
                     return row["notification_id"], row["id"]
@@ -254,17 +253,13 @@ class DeliveryQueries:
 
     def _ensure_batch(
         self, kind: str, key: str, content: dict, now: datetime, expires_at: datetime
-    ) -> bool:
-        """Create the shared notification with this batch key; False when it existed."""
-        # ON CONFLICT: a writer without the exclusive write lock may have created it.
-        return (
-            self._query_one(
-                "INSERT INTO notifications (kind, content, batch_key, created_at, expires_at, "
-                "fanned_out_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (batch_key) DO NOTHING RETURNING id",
-                [kind, dumps(content), key, now, expires_at, now],
-            )
-            is not None
+    ) -> None:
+        """Create the shared notification with this batch key unless it exists (ON CONFLICT:
+        also when a writer without the exclusive write lock created it meanwhile)."""
+        self._execute(
+            "INSERT INTO notifications (kind, content, batch_key, created_at, expires_at, "
+            "fanned_out_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch_key) DO NOTHING",
+            [kind, dumps(content), key, now, expires_at, now],
         )
 
     # --- ledger ----------------------------------------------------------------------
