@@ -17,7 +17,14 @@ _PAGE_SUFFIX = re.compile(r"\s*[-–—]\s*(Incident History|Status)\s*$", re.I)
 
 
 def queue_personal(store, kind: str, subscriber_id: int, now: datetime) -> tuple[int, int]:
-    """Queue a confirmation or unsubscribe receipt for one subscriber; the worker sends it."""
+    """Queue a confirmation or unsubscribe receipt for one subscriber; the worker sends it.
+
+    Returns (notification id, delivery id). The row joins the notification shared by every
+    mail of this kind queued in the same minute (store.create_personal_notification), so
+    dispatch batches it with the others, each recipient with their own links; it expires
+    PERSONAL_TTL[kind] after `now` whatever the others do. Raises ValueError for another
+    kind, LookupError for an unknown subscriber.
+    """
     if kind not in PERSONAL_TTL:
         raise ValueError(f"not a personal mail kind: {kind}")
     return store.create_personal_notification(

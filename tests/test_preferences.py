@@ -200,7 +200,10 @@ def test_erase_asks_first_then_deletes_every_row(client, settings, db, clock):
         rows = after[table]
         owner = "id" if table == "subscribers" else "subscriber_id"
         if table == "notifications":
-            assert all(r["audience"] == f'{{"subscriber_id":{other_id}}}' for r in rows)
+            # Personal mail shares a notification per minute (issue 14): what is left holds
+            # only the other subscriber's rows, and no notification is left empty.
+            used = {d["notification_id"] for d in after["deliveries"]}
+            assert rows and all(r["audience"] is None and r["id"] in used for r in rows)
         else:
             assert rows and all(r[owner] == other_id for r in rows), table
     assert "ada@example.com" not in json.dumps(after, default=str)

@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .base import dumps, loads
+
+# Claim order (issue 14): broadcast mail (incident, maintenance, announcement and ops test
+# sends) before personal mail (confirmation, receipt), so a flood of sign-ups can delay
+# confirmations but never incident mail. Stored per delivery at insert (column default:
+# broadcast), so the claim walks one partial index (deliveries_pending) in order.
+PRIORITY_BROADCAST = 0
+PRIORITY_PERSONAL = 1
+PERSONAL_KINDS = frozenset({"confirmation", "receipt"})
+# Personal rows queued within one window share a notification (create_personal_notification).
+# A minute keeps the notifications few (at most 1440 a day per kind) and bounds how long a
+# newer row of one language/zone group can be claimed before an older one of another group
+# of the same notification: claims are ordered by notification first.
+PERSONAL_BATCH_WINDOW = timedelta(minutes=1)
+_MAX_SLOTS = 1000
+
+
+def priority_of(kind: str) -> int:
+    """The claim priority of a notification kind: 0 broadcast (first), 1 personal."""
+    return PRIORITY_PERSONAL if kind in PERSONAL_KINDS else PRIORITY_BROADCAST
+
+
+def _window_start(now: datetime) -> datetime:
+    """The start of the PERSONAL_BATCH_WINDOW holding `now` (windows count from the epoch)."""
+    now = now.astimezone(UTC)
+    return now - (now - datetime(1970, 1, 1, tzinfo=UTC)) % PERSONAL_BATCH_WINDOW
 
 
 def _marks(values: Sequence) -> str:
@@ -174,22 +199,68 @@ class DeliveryQueries:
     def create_personal_notification(
         self, kind: str, subscriber_id: int, content: dict, now: datetime, expires_at: datetime
     ) -> tuple[int, int]:
-        """A one-recipient notification (confirmation, receipt) with its pending delivery."""
+        """Queue one personal mail (confirmation, receipt): (notification id, delivery id).
+
+        Personal mail is batched like any other mail (issue 14): every row of a kind queued in
+        the same PERSONAL_BATCH_WINDOW (UTC minute) joins one shared notification, found by its
+        `batch_key` ("confirmation:2026-11-30T23:45Z"). Dispatch groups claimed rows by
+        notification and sends up to SEND_BATCH_SIZE recipients per request, each with their
+        own links (notifier/dispatch.py `_recipient`), so a flood of sign-ups costs requests in
+        the tens, not one per sign-up. `content` must be the same for every row of a kind
+        (today {"kind": kind}): the first row of a window stores it.
+
+        Each row keeps its own lifetime: the delivery's `expires_at` is this call's
+        `expires_at` (expire_due reads it first); the shared notification expires when its
+        last possible row does (window end + the same TTL). A second row for the same
+        subscriber in one window (UNIQUE (notification_id, subscriber_id)), e.g. a receipt
+        after unsubscribe, undo and unsubscribe within a minute, goes to the window's next
+        slot ("…Z/1"). The rows get PRIORITY_PERSONAL: claimed after broadcast mail.
+
+        Raises LookupError when there is no such subscriber.
+        """
+        ttl = expires_at - now
+        start = _window_start(now)
         with self.write():
-            nid = self.create_notification(
-                kind, content, now, expires_at, audience={"subscriber_id": subscriber_id}
-            )
-            row = self._query_one(
-                "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
-                "timezone, state, next_attempt_at, created_at, updated_at) "
-                "SELECT ?, id, email, language, timezone, 'pending', ?, ?, ? "
-                "FROM subscribers WHERE id = ? RETURNING id",
-                [nid, now, now, now, subscriber_id],
-            )
-            self._execute("UPDATE notifications SET fanned_out_at = ? WHERE id = ?", [now, nid])
-        if row is None:
+            for slot in range(_MAX_SLOTS):
+                key = f"{kind}:{start:%Y-%m-%dT%H:%M}Z" + (f"/{slot}" if slot else "")
+                # One round trip while the window's notification exists (every sign-up but
+                # the first of a minute); otherwise create it and try again.
+                row = self._join_batch(key, subscriber_id, now, expires_at)
+                if row is None:
+                    self._ensure_batch(kind, key, content, now, start + PERSONAL_BATCH_WINDOW + ttl)
+                    row = self._join_batch(key, subscriber_id, now, expires_at)
+                if row is not None:
+                    return row["notification_id"], row["id"]
+                if self.get_subscriber(subscriber_id) is None:
+                    break
+            # Inside the transaction: a notification created for nobody is rolled back.
             raise LookupError(f"no subscriber {subscriber_id}")
-        return nid, row["id"]
+
+    def _join_batch(
+        self, key: str, subscriber_id: int, now: datetime, expires_at: datetime
+    ) -> dict | None:
+        """The subscriber's pending row in the notification with this batch key; None when
+        there is no such notification or subscriber, or the subscriber has a row in it."""
+        return self._query_one(
+            "INSERT INTO deliveries (notification_id, subscriber_id, email, language, timezone, "
+            "state, next_attempt_at, created_at, updated_at, priority, expires_at) "
+            "SELECT n.id, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, ?, ? "
+            "FROM notifications n JOIN subscribers s ON s.id = ? WHERE n.batch_key = ? "
+            "ON CONFLICT (notification_id, subscriber_id) DO NOTHING "
+            "RETURNING id, notification_id",
+            [now, now, now, PRIORITY_PERSONAL, expires_at, subscriber_id, key],
+        )
+
+    def _ensure_batch(
+        self, kind: str, key: str, content: dict, now: datetime, expires_at: datetime
+    ) -> None:
+        """Create the shared notification with this batch key unless it exists (ON CONFLICT:
+        also when a writer without the exclusive write lock created it meanwhile)."""
+        self._execute(
+            "INSERT INTO notifications (kind, content, batch_key, created_at, expires_at, "
+            "fanned_out_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch_key) DO NOTHING",
+            [kind, dumps(content), key, now, expires_at, now],
+        )
 
     # --- ledger ----------------------------------------------------------------------
     def cancel_pending_for_subscriber(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from .base import dumps, loads
-from .deliveries import _marks
+from .deliveries import _marks, priority_of
 
 # Per-state sums shared by the dashboard, the ledger list and the live progress endpoint.
 # "expired" is a failed row whose notification went stale before it could be sent.
@@ -167,7 +167,8 @@ class LedgerQueries:
         Only subscribers who still want this mail get one: a resend never reaches anyone who
         unsubscribed, bounced or complained since, or turned this kind of mail off. A row
         already resent (and not failed again) is skipped, so a double click sends nothing twice.
-        A resent row inherits `possible_duplicate` from the row it copies.
+        A resent row inherits `possible_duplicate` from the row it copies, and its kind's
+        claim priority (deliveries.priority_of): a resent incident goes before confirmations.
         """
         if which not in _RESEND_SELECTORS:
             raise ValueError(f"unknown resend selection {which!r}")
@@ -186,9 +187,9 @@ class LedgerQueries:
             # is flagged as well: it may be the second copy in that mailbox.
             count = self._execute(
                 "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
-                "timezone, state, next_attempt_at, created_at, updated_at, possible_duplicate) "
-                "SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, "
-                "d.possible_duplicate "
+                "timezone, state, next_attempt_at, created_at, updated_at, possible_duplicate, "
+                "priority) SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, "
+                "d.possible_duplicate, ? "
                 "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.notification_id = ? AND d.state = 'failed' "
                 f"AND {_RESEND_SELECTORS[which]} AND s.state = 'confirmed' "
@@ -197,7 +198,16 @@ class LedgerQueries:
                 "ON rn.id = r.notification_id WHERE rn.resend_of = ? AND "
                 "r.subscriber_id = d.subscriber_id AND r.state IN ('pending', 'sending', 'sent')) "
                 "ON CONFLICT (notification_id, subscriber_id) DO NOTHING",
-                [nid, now, now, now, notification_id, *params, notification_id],
+                [
+                    nid,
+                    now,
+                    now,
+                    now,
+                    priority_of(original["kind"]),
+                    notification_id,
+                    *params,
+                    notification_id,
+                ],
             )
             if not count:
                 self._execute("DELETE FROM notifications WHERE id = ?", [nid])

@@ -373,6 +373,26 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
                    AND chosen.subscriber_id = subscriber_components.subscriber_id)""",
         ],
     ),
+    (
+        "0011_delivery_priority",
+        [
+            # Issue 14: incident mail is claimed before personal mail. 0 = broadcast
+            # (incident, maintenance, announcement, ops test sends: the default), 1 = personal
+            # (confirmation, receipt); set once at insert (notifier/store/deliveries.py).
+            "ALTER TABLE deliveries ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+            """UPDATE deliveries SET priority = 1 WHERE notification_id IN
+                   (SELECT id FROM notifications WHERE kind IN ('confirmation', 'receipt'))""",
+            # The claim walks only the pending rows, in claim order (priority, then group order
+            # oldest notification first). Partial: sent rows, the bulk of the table, stay out.
+            "CREATE INDEX deliveries_pending ON deliveries "
+            "(priority, notification_id, language, timezone, id) WHERE state = 'pending'",
+            # Personal mail shares one notification per (kind, minute) so it is batched like
+            # any other mail; each row keeps its own lifetime (NULL: the notification's).
+            "ALTER TABLE deliveries ADD COLUMN expires_at TEXT",
+            "ALTER TABLE notifications ADD COLUMN batch_key TEXT",
+            "CREATE UNIQUE INDEX notifications_batch ON notifications (batch_key)",
+        ],
+    ),
 ]
 
 

@@ -87,8 +87,10 @@ class SubscriberQueries:
         )
 
     def delete_subscriber(self, subscriber_id: int) -> int:
-        """Erase: consents, components, confirmation sends and deliveries go with it (cascade);
-        the personal notifications addressed to it too."""
+        """Erase: consents, components, confirmation sends and deliveries go with it (cascade),
+        and every personal notification (confirmation, receipt) left without deliveries. A
+        shared one (a minute's confirmations, see create_personal_notification) keeps the
+        other subscribers' rows."""
         return self._delete_subscribers("s.id = ?", [subscriber_id])
 
     def delete_pending_subscribers(self, updated_before: datetime) -> int:
@@ -104,20 +106,35 @@ class SubscriberQueries:
         )
 
     def _delete_subscribers(self, where: str, params: list) -> int:
-        # Two set-based statements, however many rows: the hourly purge must not hold the
-        # write lock for long after a burst of junk sign-ups.
+        # Set-based statements, however many rows: the hourly purge must not hold the write
+        # lock for long after a burst of junk sign-ups. Personal notifications are shared
+        # (issue 14): the subscribers' deliveries go with them (cascade), and only the personal
+        # notifications they leave empty are deleted. The exclusive write lock keeps a sign-up
+        # from joining a notification between the check and the delete.
         with self.write():
-            self._execute(
-                "DELETE FROM notifications WHERE kind IN ('confirmation', 'receipt') AND id IN "
-                "(SELECT d.notification_id FROM deliveries d JOIN subscribers s "
-                f"ON s.id = d.subscriber_id WHERE {where})",
-                params,
-            )
-            return self._execute(
+            touched = [
+                r["notification_id"]
+                for r in self._query(
+                    "SELECT DISTINCT d.notification_id FROM deliveries d JOIN subscribers s "
+                    "ON s.id = d.subscriber_id JOIN notifications n ON n.id = d.notification_id "
+                    f"WHERE n.kind IN ('confirmation', 'receipt') AND {where}",
+                    params,
+                )
+            ]
+            deleted = self._execute(
                 "DELETE FROM subscribers WHERE id IN "
                 f"(SELECT s.id FROM subscribers s WHERE {where})",
                 params,
             )
+            for start in range(0, len(touched), 500):
+                chunk = touched[start : start + 500]
+                self._execute(
+                    f"DELETE FROM notifications WHERE id IN ({','.join('?' * len(chunk))}) "
+                    "AND NOT EXISTS (SELECT 1 FROM deliveries d "
+                    "WHERE d.notification_id = notifications.id)",
+                    chunk,
+                )
+            return deleted
 
     # --- consent records -------------------------------------------------------------
     def open_consent(self, subscriber_id: int) -> dict | None:
