@@ -35,6 +35,7 @@ from .forms import (
     LANGUAGE_CHOICES,
     PreferencesForm,
     SubscribeForm,
+    component_list,
     kept_groups,
     load_catalogue,
     seconds_since,
@@ -59,6 +60,7 @@ def page_context() -> dict:
         "language_choices": LANGUAGE_CHOICES,
         "current_path": request.full_path if query else request.path,
         "zone_options": zone_options,
+        "component_list": component_list,
     }
 
 
