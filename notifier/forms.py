@@ -417,6 +417,7 @@ class SubscribeForm(PreferencesForm):
 
 
 # --- fill-in time ----------------------------------------------------------------------
+@functools.cache
 def _started_serializer(secret_key: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret_key, salt="status-notifier/form-started")
 
@@ -428,7 +429,14 @@ STARTED_MAX_AGE_SECONDS = 3600
 
 def started_token(secret_key: str, now: datetime) -> str:
     """A signed 'form shown at' stamp; bots that post without loading the form lack it."""
-    return _started_serializer(secret_key).dumps(int(now.timestamp()))
+    return _signed_second(secret_key, int(now.timestamp()))
+
+
+@functools.lru_cache(maxsize=4)
+def _signed_second(secret_key: str, second: int) -> str:
+    # The stamp has whole seconds and no nonce: every page shown in one second gets the same
+    # one, so it is signed once per second, not once per page.
+    return _started_serializer(secret_key).dumps(second)
 
 
 def seconds_since(
@@ -441,13 +449,24 @@ def seconds_since(
     than `max_age` seconds (None: any age)."""
     if not token or len(token) > 200:
         return None
+    shown_at = _stamp_second(secret_key, token)
+    if shown_at is None:
+        return None
+    age = now.timestamp() - shown_at
+    if max_age is not None and age > max_age:
+        return None
+    return age
+
+
+@functools.lru_cache(maxsize=64)
+def _stamp_second(secret_key: str, token: str) -> int | None:
+    """The second a stamp of ours was made; None for a forged or malformed one. A sign-up
+    asks up to three times (expired? too fast? the page again), the signature is checked
+    once."""
     try:
         shown_at = _started_serializer(secret_key).loads(token)
     except BadSignature:
         return None
     if not isinstance(shown_at, int) or isinstance(shown_at, bool):
         return None
-    age = now.timestamp() - shown_at
-    if max_age is not None and age > max_age:
-        return None
-    return age
+    return shown_at

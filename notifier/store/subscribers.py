@@ -196,11 +196,12 @@ class SubscriberQueries:
             [subscriber_id, now],
         )
 
-    def catalogue_stamp(self) -> datetime | None:
-        """When the component catalogue last changed (it only changes through a sync)."""
-        return self._query_one("SELECT MAX(components_synced_at) AS synced_at FROM feeds")[
-            "synced_at"
-        ]
+    def catalogue_stamp(self):
+        """A value that changes whenever the component catalogue may have (it only changes
+        through a sync): the newest sync time as the database holds it (text on SQLite, a
+        datetime on PostgreSQL), None before the first sync. Compare it, do not parse it: the
+        sign-up page asks on every request."""
+        return self._scalar("SELECT MAX(components_synced_at) FROM feeds")
 
     # --- export ----------------------------------------------------------------------
     def subscriber_deliveries(self, subscriber_id: int) -> list[dict]:
