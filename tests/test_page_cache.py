@@ -11,9 +11,16 @@ from flask_babel import get_locale
 from flask_wtf.csrf import generate_csrf
 
 from app import create_app
-from notifier import context, forms, public
+from notifier import context, forms, public, subscriptions
 
-from .test_subscribe_helpers import form_tokens, hidden, seed_catalogue, signup_data
+from .test_subscribe_helpers import (
+    form_tokens,
+    hidden,
+    seed_catalogue,
+    signup,
+    signup_data,
+    snapshot,
+)
 
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9"}
 ENGLISH = {"Accept-Language": "en"}
@@ -161,3 +168,23 @@ def test_a_catalogue_sync_shows_at_once_in_every_process(app, settings, clock, d
                 assert "> Voice calls</label>" in page and "SMS (US)" not in page
     finally:
         other.extensions["store"].close()
+
+
+def test_a_sign_up_on_an_erased_subscribers_id_starts_with_no_old_rows(app, client, db, clock):
+    """A new address stores its choices and consent without first clearing any: erasing
+    takes them along, also when SQLite hands the erased id out again."""
+    seed_catalogue(db, clock())
+    signup(client, clock, "old@example.com", scope="selected", components=["grp-sms", "voice"])
+    old = db.get_subscriber_by_email("old@example.com")
+    subscriptions.erase(db, old["id"])
+    signup(client, clock, "new@example.com", scope="selected", components=["sms-eu"])
+    new = db.get_subscriber_by_email("new@example.com")
+    if db.backend == "sqlite":
+        assert new["id"] == old["id"]  # the case this guards: SQLite reused the id
+    rows = snapshot(db)
+    assert rows["subscribers"] == [new]
+    assert rows["subscriber_components"] == [{"subscriber_id": new["id"], "component_id": "sms-eu"}]
+    assert [(c["subscriber_id"], c["signup_at"]) for c in rows["consents"]] == [
+        (new["id"], clock())
+    ]
+    assert [s["subscriber_id"] for s in rows["confirmation_sends"]] == [new["id"]]
