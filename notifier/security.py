@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -29,8 +30,27 @@ CSRF_EXEMPT_VIEWS = (
 CSRF_EXEMPT_BLUEPRINTS = ("hooks",)
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its signing serializer built once per set of keys.
+
+    Flask builds a new one twice per request (open and save), and building one serializes a
+    probe value to learn its type: a tenth of the time of a first visit to the sign-up page,
+    whose CSRF token starts a session. The cookies are the same.
+    """
+
+    def __init__(self):
+        self._serializers: dict = {}
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if keys not in self._serializers:
+            self._serializers[keys] = super().get_signing_serializer(app)
+        return self._serializers[keys]
+
+
 def init_security(app: Flask, settings: Settings) -> CSRFProtect:
-    """ProxyFix, CSRF and headers; call after the blueprints are registered."""
+    """ProxyFix, CSRF, the session and headers; call after the blueprints are registered."""
+    app.session_interface = SessionInterface()
     if settings.trusted_proxy_hops:
         # Only as many X-Forwarded-* hops as we really have: trusting more would let any
         # client pick its own address and walk around the per-IP limits.
