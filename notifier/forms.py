@@ -38,6 +38,7 @@ from .subscriptions import Preferences
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 MAX_CHOICE_LENGTH = 64  # component ids, zone names, flags
 MAX_COMPONENTS = 500
+MAX_RENDERED = 32  # cached renderings per catalogue (Catalogue.remember)
 # Language names are written in their own language on purpose (autonyms), in every UI language.
 LANGUAGE_CHOICES = [("de", "Deutsch"), ("en", "English")]
 ZONE_AREAS = {
@@ -124,6 +125,13 @@ class Catalogue:
     # The product boxes as HTML with none ticked, per (language, aria attributes): built by
     # component_list once per catalogue, so a sync that changes it starts afresh.
     rendered: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def remember(self, key, value) -> None:
+        """Keep a rendering in `rendered`, up to MAX_RENDERED of them: keys come from the
+        request (language, address), and a proxy that passes SCRIPT_NAME through could
+        otherwise make one for every prefix a client sends."""
+        if len(self.rendered) < MAX_RENDERED:
+            self.rendered[key] = value
 
     @functools.cached_property
     def members(self) -> dict[str, tuple[str, ...]]:
@@ -226,7 +234,7 @@ def component_list(form: PreferencesForm, attrs: str, language: str) -> Markup:
         template = current_app.jinja_env.get_template("_components.html")
         html = Markup(template.render(catalogue=catalogue, chosen=chosen, attrs=attrs))
         if key:
-            catalogue.rendered[key] = html
+            catalogue.remember(key, html)
     return html
 
 

@@ -129,7 +129,7 @@ def _first_visit_page(catalogue: Catalogue, language: str) -> bytes:
             csrf_token=lambda: _CSRF_SLOT,
         )
         pieces = tuple(p.encode() for p in re.split(f"({_CSRF_SLOT}|{_STARTED_SLOT})", page))
-        catalogue.rendered[key] = pieces
+        catalogue.remember(key, pieces)
     started = started_token(context.settings().secret_key, context.now())
     values = {
         _CSRF_SLOT.encode(): generate_csrf().encode(),

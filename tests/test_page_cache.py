@@ -188,3 +188,15 @@ def test_a_sign_up_on_an_erased_subscribers_id_starts_with_no_old_rows(app, clie
         (new["id"], clock())
     ]
     assert [s["subscriber_id"] for s in rows["confirmation_sends"]] == [new["id"]]
+
+
+def test_pages_per_address_prefix_are_capped_and_each_keeps_its_prefix(app, client, db, clock):
+    """SCRIPT_NAME (a proxy may pass a client's through) is part of the key: every prefix
+    gets its own links, and the number of kept pages stays bounded."""
+    seed_catalogue(db, clock())
+    for n in range(forms.MAX_RENDERED + 8):
+        page = client.get("/", environ_overrides={"SCRIPT_NAME": f"/p{n}"}, headers=ENGLISH)
+        assert f'href="/p{n}/privacy"' in page.get_data(as_text=True)
+    with app.app_context():
+        catalogue = forms.load_catalogue(context.store())
+    assert len(catalogue.rendered) == forms.MAX_RENDERED
