@@ -11,10 +11,11 @@ import functools
 import unicodedata
 import weakref
 import zoneinfo
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -37,6 +38,7 @@ from .subscriptions import Preferences
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 MAX_CHOICE_LENGTH = 64  # component ids, zone names, flags
 MAX_COMPONENTS = 500
+MAX_RENDERED = 32  # cached renderings per catalogue (Catalogue.remember)
 # Language names are written in their own language on purpose (autonyms), in every UI language.
 LANGUAGE_CHOICES = [("de", "Deutsch"), ("en", "English")]
 ZONE_AREAS = {
@@ -120,6 +122,16 @@ class Catalogue:
     # Groups a subscriber chose that are gone from the page, with their last known members
     # (offered on that subscriber's preferences page only, see kept_groups).
     kept: tuple[Group, ...] = ()
+    # The product boxes as HTML with none ticked, per (language, aria attributes): built by
+    # component_list once per catalogue, so a sync that changes it starts afresh.
+    rendered: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def remember(self, key, value) -> None:
+        """Keep a rendering in `rendered`, up to MAX_RENDERED of them: keys come from the
+        request (language, address), and a proxy that passes SCRIPT_NAME through could
+        otherwise make one for every prefix a client sends."""
+        if len(self.rendered) < MAX_RENDERED:
+            self.rendered[key] = value
 
     @functools.cached_property
     def members(self) -> dict[str, tuple[str, ...]]:
@@ -204,6 +216,26 @@ def build_catalogue(store) -> Catalogue:
         if groups:
             sections.append(Section(feeds.get(feed_id, "Sinch"), tuple(groups)))
     return Catalogue(tuple(sections))
+
+
+def component_list(form: PreferencesForm, attrs: str, language: str) -> Markup:
+    """The product boxes of `form` (templates/_components.html); `attrs` are the aria
+    attributes every box carries, `language` the page language.
+
+    ~90 boxes cost more to render than the rest of GET / together, so the untouched list (no
+    box ticked, no gone groups: nothing of the visitor's in it) is rendered once per catalogue
+    and language and reused; a ticked or kept box renders afresh.
+    """
+    chosen = form.components.data or []
+    catalogue = form.catalogue
+    key = None if chosen or catalogue.kept else (language, str(attrs))
+    html = catalogue.rendered.get(key) if key else None
+    if html is None:
+        template = current_app.jinja_env.get_template("_components.html")
+        html = Markup(template.render(catalogue=catalogue, chosen=chosen, attrs=attrs))
+        if key:
+            catalogue.remember(key, html)
+    return html
 
 
 # --- validators ----------------------------------------------------------------------
@@ -393,6 +425,7 @@ class SubscribeForm(PreferencesForm):
 
 
 # --- fill-in time ----------------------------------------------------------------------
+@functools.cache
 def _started_serializer(secret_key: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret_key, salt="status-notifier/form-started")
 
@@ -404,7 +437,14 @@ STARTED_MAX_AGE_SECONDS = 3600
 
 def started_token(secret_key: str, now: datetime) -> str:
     """A signed 'form shown at' stamp; bots that post without loading the form lack it."""
-    return _started_serializer(secret_key).dumps(int(now.timestamp()))
+    return _signed_second(secret_key, int(now.timestamp()))
+
+
+@functools.lru_cache(maxsize=4)
+def _signed_second(secret_key: str, second: int) -> str:
+    # The stamp has whole seconds and no nonce: every page shown in one second gets the same
+    # one, so it is signed once per second, not once per page.
+    return _started_serializer(secret_key).dumps(second)
 
 
 def seconds_since(
@@ -417,13 +457,24 @@ def seconds_since(
     than `max_age` seconds (None: any age)."""
     if not token or len(token) > 200:
         return None
+    shown_at = _stamp_second(secret_key, token)
+    if shown_at is None:
+        return None
+    age = now.timestamp() - shown_at
+    if max_age is not None and age > max_age:
+        return None
+    return age
+
+
+@functools.lru_cache(maxsize=64)
+def _stamp_second(secret_key: str, token: str) -> int | None:
+    """The second a stamp of ours was made; None for a forged or malformed one. A sign-up
+    asks up to three times (expired? too fast? the page again), the signature is checked
+    once."""
     try:
         shown_at = _started_serializer(secret_key).loads(token)
     except BadSignature:
         return None
     if not isinstance(shown_at, int) or isinstance(shown_at, bool):
         return None
-    age = now.timestamp() - shown_at
-    if max_age is not None and age > max_age:
-        return None
-    return age
+    return shown_at

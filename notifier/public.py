@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 import unicodedata
 
 from flask import (
@@ -22,19 +24,22 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, TooManyRequests
 
 from . import context, subscriptions, tokens
 from .errors import bad_request_texts, csrf_texts, retry_after_seconds
 from .forms import (
     LANGUAGE_CHOICES,
+    Catalogue,
     PreferencesForm,
     SubscribeForm,
+    component_list,
     kept_groups,
     load_catalogue,
     seconds_since,
@@ -59,6 +64,7 @@ def page_context() -> dict:
         "language_choices": LANGUAGE_CHOICES,
         "current_path": request.full_path if query else request.path,
         "zone_options": zone_options,
+        "component_list": component_list,
     }
 
 
@@ -100,11 +106,47 @@ def _subscribe_page(form: SubscribeForm, status: int = 200, stale: bool = False)
     return page, status
 
 
+# Stand-ins for the two values of a first-visit sign-up page that are the visitor's own; a
+# fresh random pair per process, so no text on the page can be mistaken for one.
+_CSRF_SLOT = f"csrf-slot-{secrets.token_hex(16)}"
+_STARTED_SLOT = f"started-slot-{secrets.token_hex(16)}"
+
+
+def _first_visit_page(catalogue: Catalogue, language: str) -> bytes:
+    """The sign-up page as it looks before the visitor did anything: rendered once per
+    catalogue, language and address with stand-ins, then only this visitor's CSRF token and
+    started stamp go in. Rendering all of it on every GET cost most of its time."""
+    key = ("page", language, request.script_root, request.path)
+    pieces = catalogue.rendered.get(key)
+    if pieces is None:
+        form = SubscribeForm.for_request(catalogue, language)
+        page = render_template(
+            "subscribe.html",
+            form=form,
+            started=_STARTED_SLOT,
+            stale=False,
+            consent_version=context.settings().consent_version,
+            csrf_token=lambda: _CSRF_SLOT,
+        )
+        pieces = tuple(p.encode() for p in re.split(f"({_CSRF_SLOT}|{_STARTED_SLOT})", page))
+        catalogue.remember(key, pieces)
+    started = started_token(context.settings().secret_key, context.now())
+    values = {
+        _CSRF_SLOT.encode(): generate_csrf().encode(),
+        _STARTED_SLOT.encode(): started.encode(),
+    }
+    return b"".join(values.get(p, p) for p in pieces)
+
+
 @bp.get("/subscribe")
 @bp.get("/")
 def home():
-    form = SubscribeForm.for_request(load_catalogue(context.store()), get_locale().language)
-    return _subscribe_page(form)
+    catalogue, language = load_catalogue(context.store()), get_locale().language
+    # A query string shows in the language links and a waiting flash message in the page:
+    # those pages are rendered for this visitor alone.
+    if not request.query_string and "_flashes" not in session:
+        return _first_visit_page(catalogue, language)
+    return _subscribe_page(SubscribeForm.for_request(catalogue, language))
 
 
 @bp.post("/subscribe")

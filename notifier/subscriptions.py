@@ -112,6 +112,14 @@ def subscribe(
     store, settings: Settings, email: str, prefs: Preferences, visitor: Visitor, now: datetime
 ) -> SignupOutcome:
     """Handle one sign-up request (email already validated and normalized)."""
+    consent = {
+        "version": settings.consent_version,
+        "language": prefs.language,
+        "ip": visitor.ip,
+        "user_agent": visitor.user_agent,
+        "now": now,
+    }
+    chosen = () if prefs.all_components else prefs.component_ids
     with store.write():
         row = store.get_subscriber_by_email(email)
         previous = None if row is None else row["state"]
@@ -128,6 +136,11 @@ def subscribe(
                 },
                 now,
             )
+            # A new row has no choices and no consent to replace (erasing a subscriber
+            # takes them along, even where SQLite hands its id out again): two statements
+            # fewer on the busiest path.
+            store.add_subscriber_components(subscriber_id, chosen)
+            store.open_signup_consent(subscriber_id, **consent)
         else:
             subscriber_id = row["id"]
             fresh_opt_in = previous == "unsubscribed"
@@ -142,17 +155,8 @@ def subscribe(
                     else {}
                 ),
             )
-        store.set_subscriber_components(
-            subscriber_id, () if prefs.all_components else prefs.component_ids
-        )
-        store.record_signup_consent(
-            subscriber_id,
-            version=settings.consent_version,
-            language=prefs.language,
-            ip=visitor.ip,
-            user_agent=visitor.user_agent,
-            now=now,
-        )
+            store.set_subscriber_components(subscriber_id, chosen)
+            store.record_signup_consent(subscriber_id, **consent)
         queued = _queue_confirmation(store, subscriber_id, now)
     log.info("sign-up for subscriber %s (was %s), mail queued: %s", subscriber_id, previous, queued)
     return SignupOutcome(previous, queued, subscriber_id)

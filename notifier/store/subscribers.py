@@ -65,9 +65,16 @@ class SubscriberQueries:
             self._execute(
                 "DELETE FROM subscriber_components WHERE subscriber_id = ?", [subscriber_id]
             )
+            self.add_subscriber_components(subscriber_id, component_ids)
+
+    def add_subscriber_components(self, subscriber_id: int, component_ids: Iterable[str]) -> None:
+        """Store these choices beside the ones the subscriber has (none, for a new row);
+        no statement at all when there are none."""
+        rows = [[subscriber_id, cid] for cid in sorted(set(component_ids))]
+        if rows:
             self._executemany(
                 "INSERT INTO subscriber_components (subscriber_id, component_id) VALUES (?, ?)",
-                [[subscriber_id, cid] for cid in sorted(set(component_ids))],
+                rows,
             )
 
     def remembered_group_members(self, group_ids: Iterable[str]) -> list[dict]:
@@ -165,12 +172,33 @@ class SubscriberQueries:
                     [version, language, now, ip, user_agent, open_row["id"]],
                 )
                 return open_row["id"]
-            row = self._query_one(
-                "INSERT INTO consents (subscriber_id, consent_version, language, signup_at, "
-                "signup_ip, signup_user_agent) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                [subscriber_id, version, language, now, ip, user_agent],
+            return self.open_signup_consent(
+                subscriber_id,
+                version=version,
+                language=language,
+                ip=ip,
+                user_agent=user_agent,
+                now=now,
             )
-            return row["id"]
+
+    def open_signup_consent(
+        self,
+        subscriber_id: int,
+        *,
+        version: str,
+        language: str,
+        ip: str | None,
+        user_agent: str | None,
+        now: datetime,
+    ) -> int:
+        """A new consent row waiting for its confirmation (a new subscriber has no open one
+        to refresh); its id."""
+        row = self._query_one(
+            "INSERT INTO consents (subscriber_id, consent_version, language, signup_at, "
+            "signup_ip, signup_user_agent) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            [subscriber_id, version, language, now, ip, user_agent],
+        )
+        return row["id"]
 
     def record_consent_confirmation(
         self, subscriber_id: int, *, ip: str | None, user_agent: str | None, now: datetime
@@ -213,11 +241,12 @@ class SubscriberQueries:
             [subscriber_id, now],
         )
 
-    def catalogue_stamp(self) -> datetime | None:
-        """When the component catalogue last changed (it only changes through a sync)."""
-        return self._query_one("SELECT MAX(components_synced_at) AS synced_at FROM feeds")[
-            "synced_at"
-        ]
+    def catalogue_stamp(self):
+        """A value that changes whenever the component catalogue may have (it only changes
+        through a sync): the newest sync time as the database holds it (text on SQLite, a
+        datetime on PostgreSQL), None before the first sync. Compare it, do not parse it: the
+        sign-up page asks on every request."""
+        return self._scalar("SELECT MAX(components_synced_at) FROM feeds")
 
     # --- export ----------------------------------------------------------------------
     def subscriber_deliveries(self, subscriber_id: int) -> list[dict]:
