@@ -1,26 +1,40 @@
 """Email rendering: a notification's content snapshot in, a finished Email out. Pure.
 
-A mail is rendered once per (notification, language, time zone, mailed before) and sent to
-many people, so per-recipient links are the literal PLACEHOLDERS strings, which the sender
-substitutes per recipient. The content dicts are described in docs/ARCHITECTURE.md ("Email
+A mail is rendered once per (notification, language, mailed before) and sent to many people in
+many zones (issue 14): `SharedEmail` renders it with every zone-dependent text as a placeholder
+and gives, per zone, the substitutions that turn it into exactly what `render_email` renders
+for that zone (tests/test_shared_render.py walks zones, kinds and languages to prove it).
+`render_email` stays the direct rendering for one zone: previews, golden files, that proof.
+Per-recipient links are the literal PLACEHOLDERS strings, which the sender substitutes per
+recipient. The content dicts are described in docs/ARCHITECTURE.md ("Email
 content") and built for feed changes by `incident_content`; the pieces live in notifier/emails/
 and templates/email/.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .emails import incident, labels, notices, text, times
-from .emails.message import PLACEHOLDERS, Message, escape_placeholders
-from .emails.templates import render_html, render_text
+from .emails.message import (
+    PLACEHOLDERS,
+    ZONE_KEY,
+    Message,
+    escape_placeholders,
+    escape_text,
+    has_placeholder,
+    map_strings,
+)
+from .emails.templates import render_html, render_text, wrap_block
 from .emails.timeline import LADDER
 from .feed import Entry
 
-__all__ = ["PLACEHOLDERS", "Email", "content_from_entry", "render_email"]
+__all__ = ["PLACEHOLDERS", "Email", "SharedEmail", "ZoneMail", "content_from_entry", "render_email"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +43,13 @@ log = logging.getLogger(__name__)
 # per-recipient URL (~150 bytes), so the rendered part keeps a few KB below that.
 HTML_LIMIT_BYTES = 90_000
 HTML_TARGET_BYTES = HTML_LIMIT_BYTES - 4_000
+# SendGrid Mail Send: "The total collective size of your substitutions may not exceed 10,000
+# bytes per personalization object" (docs.sendgrid.com, v3 Mail Send, personalizations[].
+# substitutions; tests/fake_sendgrid.py counts them as compact JSON). The four link
+# substitutions (URLs of ~100-300 bytes) keep LINK_RESERVE_BYTES of it.
+SUBSTITUTIONS_LIMIT_BYTES = 10_000
+LINK_RESERVE_BYTES = 2_500
+ZONE_SUBSTITUTIONS_BYTES = SUBSTITUTIONS_LIMIT_BYTES - LINK_RESERVE_BYTES
 
 KINDS: dict[str, Callable[[dict, str, str], Message]] = {
     "incident": incident.build,
@@ -62,22 +83,191 @@ def render_email(
 
     ValueError for an unknown kind, language or zone; the message says which.
     """
-    if language not in labels.LANGUAGES:
-        raise ValueError(f"unsupported language {language!r} (use one of: de, en)")
+    build = _check(content, language)
     times.zone(timezone)
-    kind = content.get("kind") if isinstance(content, Mapping) else None
-    build = KINDS.get(kind)
-    if build is None:
-        raise ValueError(f"unknown email kind {kind!r}")
     if build is incident.build:
         message, html = _fitted(dict(content), language, timezone, mailed_before)
     else:
         message = escape_placeholders(build(dict(content), language, timezone))
         html = render_html(message)
+    return Email(subject=_subject_line(message.subject), text=render_text(message), html=html)
+
+
+def _subject_line(subject: str) -> str:
     # The builders made the subject from cleaned values; it only has to be one line here (a
     # second markup pass would eat a feed title's own "<POST /x>").
-    subject = text.truncate(text.tidy_line(message.subject), incident.SUBJECT_LIMIT)
-    return Email(subject=subject, text=render_text(message), html=html)
+    return text.truncate(text.tidy_line(subject), incident.SUBJECT_LIMIT)
+
+
+def _check(content, language: str):
+    """The kind's builder; ValueError for an unknown kind or language."""
+    if language not in labels.LANGUAGES:
+        raise ValueError(f"unsupported language {language!r} (use one of: de, en)")
+    kind = content.get("kind") if isinstance(content, Mapping) else None
+    build = KINDS.get(kind)
+    if build is None:
+        raise ValueError(f"unknown email kind {kind!r}")
+    return build
+
+
+@dataclass(frozen=True)
+class ZoneMail:
+    """How the readers in one zone get a SharedEmail: readers with equal `group` share requests.
+
+    `group` is ("shared", rung): `email` holds zone placeholders, `substitutions` fill them
+    for this zone (add them to the link ones); or ("class", …) when the substitutions would
+    not fit SendGrid's limit: `email` is complete for every zone of the class (zones whose
+    texts are identical in this mail) and `substitutions` is empty.
+    """
+
+    group: tuple
+    email: Email
+    substitutions: dict[str, str]
+
+
+class SharedEmail:
+    """One notification rendered for readers of `language` in any zone (issue 14).
+
+    Everything that depends on the zone is a placeholder (keys in
+    notifier.emails.message.ZONE_KEY): each distinct time expression (`-zt<n>-`, the zone's
+    name is `-zt0-`), a subject whose length depends on the zone (`-zs<n>-`, and `-zh<n>-` for
+    its HTML-escaped copy in <title>), and, in the text part, every wrapped paragraph holding
+    one (`-zw<n>-`: wrapping depends on the times' lengths). Their values for a zone are what
+    `render_email(content, language, zone, mailed_before=…)` has at those places, so the mail
+    a reader gets after substitution is byte-identical to the direct rendering. Values that
+    appear in the HTML part are checked to be HTML-safe as they are (a time or a zone name
+    always is); a zone whose values are not gets its own complete rendering.
+
+    Incident mails step down the size ladder per zone: the HTML size after substitution is
+    known from the placeholder counts, so no zone-specific rendering is needed. When a zone's
+    substitutions exceed ZONE_SUBSTITUTIONS_BYTES (long timelines: a time per post), its
+    readers fall back to an equivalence class of zones with identical values, one complete
+    rendering each. `for_zone` results are cached per zone. ValueError as `render_email`.
+    """
+
+    def __init__(self, content: dict, language: str, *, mailed_before: bool = False):
+        self.build = _check(content, language)
+        self.content, self.language, self.mailed_before = dict(content), language, mailed_before
+        self.rungs = range(len(LADDER)) if self.build is incident.build else range(1)
+        self._variants: dict[int, _Variant] = {}
+        self._zones: dict[str, ZoneMail] = {}
+        self._classes: dict[tuple, Email] = {}
+
+    def for_zone(self, zone: str) -> ZoneMail:
+        """The ZoneMail for readers in `zone` (an IANA name); ValueError for unknown zones."""
+        mail = self._zones.get(zone)
+        if mail is None:
+            times.zone(zone)
+            mail = self._zones[zone] = self._zone_mail(zone)
+        return mail
+
+    def _zone_mail(self, zone: str) -> ZoneMail:
+        for rung in self.rungs:
+            variant = self._variant(rung)
+            values = variant.values(zone)
+            if variant.html_bytes(values) <= HTML_TARGET_BYTES:
+                break
+        else:
+            if self.build is incident.build:
+                log.warning("incident mail HTML is over target even at its shortest (%s)", zone)
+        subs = {key: values[key] for key in variant.used}
+        if variant.safe(values) and _json_bytes(subs) <= ZONE_SUBSTITUTIONS_BYTES:
+            return ZoneMail(("shared", rung), variant.email, subs)
+        if variant.safe(values):
+            key = ("class", rung, _digest(subs))
+            if key not in self._classes:
+                self._classes[key] = Email(*(_fill(part, subs) for part in variant.email_parts))
+        else:
+            mailed_before = self.mailed_before
+            direct = render_email(self.content, self.language, zone, mailed_before=mailed_before)
+            key = ("class", rung, _digest({"": direct.subject + direct.text + direct.html}))
+            self._classes.setdefault(key, direct)
+        return ZoneMail(key, self._classes[key], {})
+
+    def _variant(self, rung: int) -> _Variant:
+        variant = self._variants.get(rung)
+        if variant is None:
+            zone = times.Symbolic()
+            if self.build is incident.build:
+                built = incident.build(
+                    dict(self.content), self.language, zone, LADDER[rung],
+                    mailed_before=self.mailed_before,
+                )  # fmt: skip
+            else:
+                built = self.build(dict(self.content), self.language, zone)
+            message = map_strings(escape_placeholders(built), zone.live_key)
+            variant = self._variants[rung] = _Variant(message, zone.expressions)
+        return variant
+
+
+class _Variant:
+    """One shared rendering (one rung of the ladder) and how to fill it for a zone."""
+
+    def __init__(self, message: Message, expressions: dict[str, Callable[[str], str]]):
+        self.expressions = expressions
+        self.blocks: dict[str, tuple] = {}
+        body = render_text(message, blocks=self.blocks)
+        html = render_html(message)
+        for key in expressions:
+            if key.startswith("-zs"):  # the subject in <title>: HTML-escaped
+                html = html.replace(key, "-zh" + key[3:])
+        self.email = Email(subject=_subject_line(message.subject), text=body, html=html)
+        self.email_parts = (self.email.subject, body, html)
+        self.used = tuple(dict.fromkeys(ZONE_KEY.findall("\n".join(self.email_parts))))
+        self.html_counts = {k: html.count(k) for k in dict.fromkeys(ZONE_KEY.findall(html))}
+        self._html_bytes = len(html.encode("utf-8"))
+
+    def values(self, zone: str) -> dict[str, str]:
+        """Every placeholder's text for readers in `zone`, as the direct rendering has it."""
+        values = {}
+        for key, fn in self.expressions.items():
+            value = escape_text(fn(zone))
+            if key.startswith("-zs"):
+                values[key] = _subject_line(value)
+                values["-zh" + key[3:]] = _html_text(value)
+            else:
+                values[key] = value
+        for key, (body, options) in self.blocks.items():
+            values[key] = wrap_block(_fill(body, values), options)
+        return values
+
+    def html_bytes(self, values: dict[str, str]) -> int:
+        """The HTML part's size (UTF-8) with `values` filled in."""
+        grow = sum(
+            count * (len(values[key].encode("utf-8")) - len(key))
+            for key, count in self.html_counts.items()
+        )
+        return self._html_bytes + grow
+
+    def safe(self, values: dict[str, str]) -> bool:
+        """No value holds a placeholder, and those in the HTML part read the same as HTML."""
+        if any(has_placeholder(values[key]) for key in self.used):
+            return False
+        return all(
+            key.startswith("-zh") or _html_text(values[key]) == values[key]
+            for key in self.html_counts
+        )
+
+
+def _fill(body: str, values: dict[str, str]) -> str:
+    """`body` with its zone placeholders replaced (in one pass, as SendGrid's are disjoint)."""
+    return ZONE_KEY.sub(lambda m: values.get(m.group(0), m.group(0)), body)
+
+
+def _html_text(value: str) -> str:
+    """Plain text as the HTML part writes it: escaped by the layout, then re-serialized by the
+    CSS inliner (html5ever), which writes back only &, <, > and the no-break space as entities."""
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\xa0", "&nbsp;")):
+        value = value.replace(char, entity)
+    return value
+
+
+def _json_bytes(values: dict) -> int:
+    return len(json.dumps(values, ensure_ascii=False).encode("utf-8"))
+
+
+def _digest(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _fitted(
