@@ -115,9 +115,10 @@ class ZoneMail:
     """How the readers in one zone get a SharedEmail: readers with equal `group` share requests.
 
     `group` is ("shared", rung): `email` holds zone placeholders, `substitutions` fill them
-    for this zone (add them to the link ones); or ("class", …) when the substitutions would
-    not fit SendGrid's limit: `email` is complete for every zone of the class (zones whose
-    texts are identical in this mail) and `substitutions` is empty.
+    for this zone (add them to the link ones); or ("class", rung, digest) when they would not
+    fit SendGrid's limit: `email` has the single times filled in, the same for every zone of
+    the class (zones whose times read the same in this mail), and `substitutions` fill the
+    rest (zone name, subject, wrapped paragraphs).
     """
 
     group: tuple
@@ -141,8 +142,9 @@ class SharedEmail:
     Incident mails step down the size ladder per zone: the HTML size after substitution is
     known from the placeholder counts, so no zone-specific rendering is needed. When a zone's
     substitutions exceed ZONE_SUBSTITUTIONS_BYTES (long timelines: a time per post), its
-    readers fall back to an equivalence class of zones with identical values, one complete
-    rendering each. `for_zone` results are cached per zone. ValueError as `render_email`.
+    readers fall back to an equivalence class of zones whose times read the same (Kolkata and
+    Calcutta; New York and Toronto), one rendering per class with those filled in (see
+    ZoneMail). `for_zone` results are cached per zone. ValueError as `render_email`.
     """
 
     def __init__(self, content: dict, language: str, *, mailed_before: bool = False):
@@ -171,18 +173,23 @@ class SharedEmail:
             if self.build is incident.build:
                 log.warning("incident mail HTML is over target even at its shortest (%s)", zone)
         subs = {key: values[key] for key in variant.used}
-        if variant.safe(values) and _json_bytes(subs) <= ZONE_SUBSTITUTIONS_BYTES:
+        safe = variant.safe(values)
+        if safe and _json_bytes(subs) <= ZONE_SUBSTITUTIONS_BYTES:
             return ZoneMail(("shared", rung), variant.email, subs)
-        if variant.safe(values):
-            key = ("class", rung, _digest(subs))
+        # Too much to substitute: the single times (a timeline's, mostly) are filled in, and
+        # readers are grouped by them; zone name, subject and paragraphs stay placeholders
+        # (the zone's name alone would otherwise make every zone a class of its own).
+        fixed = {k: v for k, v in subs.items() if k.startswith("-zt") and k != "-zt0-"}
+        kept = {k: v for k, v in subs.items() if k not in fixed}
+        if safe and _json_bytes(kept) <= ZONE_SUBSTITUTIONS_BYTES:
+            key = ("class", rung, _digest(fixed))
             if key not in self._classes:
-                self._classes[key] = Email(*(_fill(part, subs) for part in variant.email_parts))
-        else:
-            mailed_before = self.mailed_before
-            direct = render_email(self.content, self.language, zone, mailed_before=mailed_before)
-            key = ("class", rung, _digest({"": direct.subject + direct.text + direct.html}))
-            self._classes.setdefault(key, direct)
-        return ZoneMail(key, self._classes[key], {})
+                self._classes[key] = Email(*(_fill(part, fixed) for part in variant.email_parts))
+            return ZoneMail(key, self._classes[key], kept)
+        mailed_before = self.mailed_before  # never seen: a complete rendering for this zone
+        direct = render_email(self.content, self.language, zone, mailed_before=mailed_before)
+        key = ("class", rung, _digest({"": direct.subject + direct.text + direct.html}))
+        return ZoneMail(key, self._classes.setdefault(key, direct), {})
 
     def _variant(self, rung: int) -> _Variant:
         variant = self._variants.get(rung)
