@@ -151,7 +151,7 @@ class SharedEmail:
         self.build = _check(content, language)
         self.content, self.language, self.mailed_before = dict(content), language, mailed_before
         self.rungs = range(len(LADDER)) if self.build is incident.build else range(1)
-        self._variants: dict[int, _Variant] = {}
+        self._variants: dict[int, _Variant | str] = {}  # str: why it cannot be built
         self._zones: dict[str, ZoneMail] = {}
         self._classes: dict[tuple, Email] = {}
 
@@ -193,18 +193,26 @@ class SharedEmail:
 
     def _variant(self, rung: int) -> _Variant:
         variant = self._variants.get(rung)
+        if isinstance(variant, str):  # content that cannot be built fails every zone
+            raise ValueError(variant)
         if variant is None:
             zone = times.Symbolic()
-            if self.build is incident.build:
-                built = incident.build(
-                    dict(self.content), self.language, zone, LADDER[rung],
-                    mailed_before=self.mailed_before,
-                )  # fmt: skip
-            else:
-                built = self.build(dict(self.content), self.language, zone)
+            try:
+                built = self._build(zone, rung)
+            except ValueError as exc:
+                self._variants[rung] = str(exc)
+                raise
             message = map_strings(escape_placeholders(built), zone.live_key)
             variant = self._variants[rung] = _Variant(message, zone.expressions)
         return variant
+
+    def _build(self, zone: times.Symbolic, rung: int) -> Message:
+        if self.build is incident.build:
+            limits = LADDER[rung]
+            return incident.build(
+                dict(self.content), self.language, zone, limits, mailed_before=self.mailed_before
+            )
+        return self.build(dict(self.content), self.language, zone)
 
 
 class _Variant:

@@ -193,3 +193,31 @@ def test_a_batch_is_filled_with_readers_of_any_zone(db, sg_settings, clock, send
     sizes = [len(r.body["personalizations"]) for r in sendgrid.requests]
     assert sizes == [25, 25, 25, 5]
     assert len({r.body["content"][0]["value"] for r in sendgrid.requests}) == 1
+
+
+def test_a_reader_in_an_unknown_zone_fails_alone_and_broken_content_fails_its_rows(
+    db, sg_settings, clock, sendgrid
+):
+    now = clock()
+    add_subscriber(db, "berlin@example.com", now=now, language="de", timezone="Europe/Berlin")
+    add_subscriber(db, "mars@example.com", now=now, language="de", timezone="Mars/Olympus")
+    nid = db.create_notification("incident", CONTENT, now, now + timedelta(hours=24), audience={})
+    db.fan_out(nid, now)
+    broken = {**CONTENT, "updates": []}
+    bad = db.create_notification("incident", broken, now, now + timedelta(hours=24), audience={})
+    db.fan_out(bad, now)
+
+    stats = dispatcher(db, sg_settings, clock).run()
+
+    assert (stats.requests, stats.sent, stats.failed) == (1, 1, 3)
+    assert sorted(
+        (d["notification_id"], d["email"], d["state"], d["reason"]) for d in table(db, "deliveries")
+    ) == [
+        (nid, "berlin@example.com", "sent", None),
+        (nid, "mars@example.com", "failed",
+         "render error: ValueError: unknown time zone 'Mars/Olympus'"),
+        (bad, "berlin@example.com", "failed",
+         "render error: ValueError: incident content has no updates"),
+        (bad, "mars@example.com", "failed",
+         "render error: ValueError: unknown time zone 'Mars/Olympus'"),
+    ]  # fmt: skip
