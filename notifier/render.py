@@ -13,25 +13,21 @@ and templates/email/.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .emails import incident, labels, notices, text, times
+from .emails import incident, labels, notices, times
 from .emails.message import (
     PLACEHOLDERS,
-    ZONE_KEY,
     Message,
     escape_placeholders,
-    escape_text,
-    has_placeholder,
     map_strings,
 )
-from .emails.templates import render_html, render_text, wrap_block
+from .emails.templates import render_html, render_text
 from .emails.timeline import LADDER
+from .emails.zoned import Email, Variant, digest, fill, json_bytes, subject_line
 from .feed import Entry
 
 __all__ = ["PLACEHOLDERS", "Email", "SharedEmail", "ZoneMail", "content_from_entry", "render_email"]
@@ -60,13 +56,6 @@ KINDS: dict[str, Callable[[dict, str, str], Message]] = {
 }
 
 
-@dataclass(frozen=True)
-class Email:
-    subject: str  # single line, no CR/LF, ≤ 200 chars
-    text: str  # complete plain-text part
-    html: str  # complete HTML document with CSS inlined, readable without images
-
-
 def render_email(
     content: dict, language: str, timezone: str, *, mailed_before: bool = False
 ) -> Email:
@@ -90,13 +79,7 @@ def render_email(
     else:
         message = escape_placeholders(build(dict(content), language, timezone))
         html = render_html(message)
-    return Email(subject=_subject_line(message.subject), text=render_text(message), html=html)
-
-
-def _subject_line(subject: str) -> str:
-    # The builders made the subject from cleaned values; it only has to be one line here (a
-    # second markup pass would eat a feed title's own "<POST /x>").
-    return text.truncate(text.tidy_line(subject), incident.SUBJECT_LIMIT)
+    return Email(subject=subject_line(message.subject), text=render_text(message), html=html)
 
 
 def _check(content, language: str):
@@ -151,7 +134,7 @@ class SharedEmail:
         self.build = _check(content, language)
         self.content, self.language, self.mailed_before = dict(content), language, mailed_before
         self.rungs = range(len(LADDER)) if self.build is incident.build else range(1)
-        self._variants: dict[int, _Variant | str] = {}  # str: why it cannot be built
+        self._variants: dict[int, Variant | str] = {}  # str: why it cannot be built
         self._zones: dict[str, ZoneMail] = {}
         self._classes: dict[tuple, Email] = {}
 
@@ -174,24 +157,24 @@ class SharedEmail:
                 log.warning("incident mail HTML is over target even at its shortest (%s)", zone)
         subs = {key: values[key] for key in variant.used}
         safe = variant.safe(values)
-        if safe and _json_bytes(subs) <= ZONE_SUBSTITUTIONS_BYTES:
+        if safe and json_bytes(subs) <= ZONE_SUBSTITUTIONS_BYTES:
             return ZoneMail(("shared", rung), variant.email, subs)
         # Too much to substitute: the single times (a timeline's, mostly) are filled in, and
         # readers are grouped by them; zone name, subject and paragraphs stay placeholders
         # (the zone's name alone would otherwise make every zone a class of its own).
         fixed = {k: v for k, v in subs.items() if k.startswith("-zt") and k != "-zt0-"}
         kept = {k: v for k, v in subs.items() if k not in fixed}
-        if safe and _json_bytes(kept) <= ZONE_SUBSTITUTIONS_BYTES:
-            key = ("class", rung, _digest(fixed))
+        if safe and json_bytes(kept) <= ZONE_SUBSTITUTIONS_BYTES:
+            key = ("class", rung, digest(fixed))
             if key not in self._classes:
-                self._classes[key] = Email(*(_fill(part, fixed) for part in variant.email_parts))
+                self._classes[key] = Email(*(fill(part, fixed) for part in variant.email_parts))
             return ZoneMail(key, self._classes[key], kept)
         mailed_before = self.mailed_before  # never seen: a complete rendering for this zone
         direct = render_email(self.content, self.language, zone, mailed_before=mailed_before)
-        key = ("class", rung, _digest({"": direct.subject + direct.text + direct.html}))
+        key = ("class", rung, digest({"": direct.subject + direct.text + direct.html}))
         return ZoneMail(key, self._classes.setdefault(key, direct), {})
 
-    def _variant(self, rung: int) -> _Variant:
+    def _variant(self, rung: int) -> Variant:
         variant = self._variants.get(rung)
         if isinstance(variant, str):  # content that cannot be built fails every zone
             raise ValueError(variant)
@@ -203,7 +186,7 @@ class SharedEmail:
                 self._variants[rung] = str(exc)
                 raise
             message = map_strings(escape_placeholders(built), zone.live_key)
-            variant = self._variants[rung] = _Variant(message, zone.expressions)
+            variant = self._variants[rung] = Variant(message, zone.expressions)
         return variant
 
     def _build(self, zone: times.Symbolic, rung: int) -> Message:
@@ -213,76 +196,6 @@ class SharedEmail:
                 dict(self.content), self.language, zone, limits, mailed_before=self.mailed_before
             )
         return self.build(dict(self.content), self.language, zone)
-
-
-class _Variant:
-    """One shared rendering (one rung of the ladder) and how to fill it for a zone."""
-
-    def __init__(self, message: Message, expressions: dict[str, Callable[[str], str]]):
-        self.expressions = expressions
-        self.blocks: dict[str, tuple] = {}
-        body = render_text(message, blocks=self.blocks)
-        html = render_html(message)
-        for key in expressions:
-            if key.startswith("-zs"):  # the subject in <title>: HTML-escaped
-                html = html.replace(key, "-zh" + key[3:])
-        self.email = Email(subject=_subject_line(message.subject), text=body, html=html)
-        self.email_parts = (self.email.subject, body, html)
-        self.used = tuple(dict.fromkeys(ZONE_KEY.findall("\n".join(self.email_parts))))
-        self.html_counts = {k: html.count(k) for k in dict.fromkeys(ZONE_KEY.findall(html))}
-        self._html_bytes = len(html.encode("utf-8"))
-
-    def values(self, zone: str) -> dict[str, str]:
-        """Every placeholder's text for readers in `zone`, as the direct rendering has it."""
-        values = {}
-        for key, fn in self.expressions.items():
-            value = escape_text(fn(zone))
-            if key.startswith("-zs"):
-                values[key] = _subject_line(value)
-                values["-zh" + key[3:]] = _html_text(value)
-            else:
-                values[key] = value
-        for key, (body, options) in self.blocks.items():
-            values[key] = wrap_block(_fill(body, values), options)
-        return values
-
-    def html_bytes(self, values: dict[str, str]) -> int:
-        """The HTML part's size (UTF-8) with `values` filled in."""
-        grow = sum(
-            count * (len(values[key].encode("utf-8")) - len(key))
-            for key, count in self.html_counts.items()
-        )
-        return self._html_bytes + grow
-
-    def safe(self, values: dict[str, str]) -> bool:
-        """No value holds a placeholder, and those in the HTML part read the same as HTML."""
-        if any(has_placeholder(values[key]) for key in self.used):
-            return False
-        return all(
-            key.startswith("-zh") or _html_text(values[key]) == values[key]
-            for key in self.html_counts
-        )
-
-
-def _fill(body: str, values: dict[str, str]) -> str:
-    """`body` with its zone placeholders replaced (in one pass, as SendGrid's are disjoint)."""
-    return ZONE_KEY.sub(lambda m: values.get(m.group(0), m.group(0)), body)
-
-
-def _html_text(value: str) -> str:
-    """Plain text as the HTML part writes it: escaped by the layout, then re-serialized by the
-    CSS inliner (html5ever), which writes back only &, <, > and the no-break space as entities."""
-    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\xa0", "&nbsp;")):
-        value = value.replace(char, entity)
-    return value
-
-
-def _json_bytes(values: dict) -> int:
-    return len(json.dumps(values, ensure_ascii=False).encode("utf-8"))
-
-
-def _digest(values: dict) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _fitted(
