@@ -14,7 +14,7 @@ from notifier.mailer import apply_substitutions
 from notifier.render import render_email
 
 from .helpers import add_component, add_subscriber, atom, poll_and_mail_through_fakes
-from .mailbox import zone_filled
+from .zone_bodies import zone_filled
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from notifier.admin.previews import render_preview
 from notifier.render import render_email
 
 from .helpers import add_subscriber, atom, poll_and_mail_through_fakes
-from .mailbox import zone_filled
+from .zone_bodies import zone_filled
 
 GOLDEN = Path(__file__).parent / "golden" / "lead"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
