@@ -1,8 +1,12 @@
 """Email rendering: a notification's content snapshot in, a finished Email out. Pure.
 
-A mail is rendered once per (notification, language, time zone, mailed before) and sent to
-many people, so per-recipient links are the literal PLACEHOLDERS strings, which the sender
-substitutes per recipient. The content dicts are described in docs/ARCHITECTURE.md ("Email
+A mail is rendered once per (notification, language, mailed before) and sent to many people in
+many zones (issue 14): `SharedEmail` renders it with every zone-dependent text as a placeholder
+and gives, per zone, the substitutions that turn it into exactly what `render_email` renders
+for that zone (tests/test_shared_render.py walks zones, kinds and languages to prove it).
+`render_email` stays the direct rendering for one zone: previews, golden files, that proof.
+Per-recipient links are the literal PLACEHOLDERS strings, which the sender substitutes per
+recipient. The content dicts are described in docs/ARCHITECTURE.md ("Email
 content") and built for feed changes by `incident_content`; the pieces live in notifier/emails/
 and templates/email/.
 """
@@ -14,13 +18,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .emails import incident, labels, notices, text, times
-from .emails.message import PLACEHOLDERS, Message, escape_placeholders
+from .emails import incident, labels, notices, times
+from .emails.message import (
+    PLACEHOLDERS,
+    Message,
+    escape_placeholders,
+    map_strings,
+)
 from .emails.templates import render_html, render_text
 from .emails.timeline import LADDER
+from .emails.zoned import Email, Variant, digest, fill, json_bytes, subject_line
 from .feed import Entry
 
-__all__ = ["PLACEHOLDERS", "Email", "content_from_entry", "render_email"]
+__all__ = ["PLACEHOLDERS", "Email", "SharedEmail", "ZoneMail", "content_from_entry", "render_email"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,13 @@ log = logging.getLogger(__name__)
 # per-recipient URL (~150 bytes), so the rendered part keeps a few KB below that.
 HTML_LIMIT_BYTES = 90_000
 HTML_TARGET_BYTES = HTML_LIMIT_BYTES - 4_000
+# SendGrid Mail Send: "The total collective size of your substitutions may not exceed 10,000
+# bytes per personalization object" (docs.sendgrid.com, v3 Mail Send, personalizations[].
+# substitutions; tests/fake_sendgrid.py counts them as compact JSON). The four link
+# substitutions (URLs of ~100-300 bytes) keep LINK_RESERVE_BYTES of it.
+SUBSTITUTIONS_LIMIT_BYTES = 10_000
+LINK_RESERVE_BYTES = 2_500
+ZONE_SUBSTITUTIONS_BYTES = SUBSTITUTIONS_LIMIT_BYTES - LINK_RESERVE_BYTES
 
 KINDS: dict[str, Callable[[dict, str, str], Message]] = {
     "incident": incident.build,
@@ -37,13 +54,6 @@ KINDS: dict[str, Callable[[dict, str, str], Message]] = {
     "confirmation": notices.build_confirmation,
     "receipt": notices.build_receipt,
 }
-
-
-@dataclass(frozen=True)
-class Email:
-    subject: str  # single line, no CR/LF, ≤ 200 chars
-    text: str  # complete plain-text part
-    html: str  # complete HTML document with CSS inlined, readable without images
 
 
 def render_email(
@@ -62,22 +72,130 @@ def render_email(
 
     ValueError for an unknown kind, language or zone; the message says which.
     """
-    if language not in labels.LANGUAGES:
-        raise ValueError(f"unsupported language {language!r} (use one of: de, en)")
+    build = _check(content, language)
     times.zone(timezone)
-    kind = content.get("kind") if isinstance(content, Mapping) else None
-    build = KINDS.get(kind)
-    if build is None:
-        raise ValueError(f"unknown email kind {kind!r}")
     if build is incident.build:
         message, html = _fitted(dict(content), language, timezone, mailed_before)
     else:
         message = escape_placeholders(build(dict(content), language, timezone))
         html = render_html(message)
-    # The builders made the subject from cleaned values; it only has to be one line here (a
-    # second markup pass would eat a feed title's own "<POST /x>").
-    subject = text.truncate(text.tidy_line(message.subject), incident.SUBJECT_LIMIT)
-    return Email(subject=subject, text=render_text(message), html=html)
+    return Email(subject=subject_line(message.subject), text=render_text(message), html=html)
+
+
+def _check(content, language: str):
+    """The kind's builder; ValueError for an unknown kind or language."""
+    if language not in labels.LANGUAGES:
+        raise ValueError(f"unsupported language {language!r} (use one of: de, en)")
+    kind = content.get("kind") if isinstance(content, Mapping) else None
+    build = KINDS.get(kind)
+    if build is None:
+        raise ValueError(f"unknown email kind {kind!r}")
+    return build
+
+
+@dataclass(frozen=True)
+class ZoneMail:
+    """How the readers in one zone get a SharedEmail: readers with equal `group` share requests.
+
+    `group` is ("shared", rung): `email` holds zone placeholders, `substitutions` fill them
+    for this zone (add them to the link ones); or ("class", rung, digest) when they would not
+    fit SendGrid's limit: `email` has the single times filled in, the same for every zone of
+    the class (zones whose times read the same in this mail), and `substitutions` fill the
+    rest (zone name, subject, wrapped paragraphs).
+    """
+
+    group: tuple
+    email: Email
+    substitutions: dict[str, str]
+
+
+class SharedEmail:
+    """One notification rendered for readers of `language` in any zone (issue 14).
+
+    Everything that depends on the zone is a placeholder (keys in
+    notifier.emails.message.ZONE_KEY): each distinct time expression (`-zt<n>-`, the zone's
+    name is `-zt0-`), a subject whose length depends on the zone (`-zs<n>-`, and `-zh<n>-` for
+    its HTML-escaped copy in <title>), and, in the text part, every wrapped paragraph holding
+    one (`-zw<n>-`: wrapping depends on the times' lengths). Their values for a zone are what
+    `render_email(content, language, zone, mailed_before=…)` has at those places, so the mail
+    a reader gets after substitution is byte-identical to the direct rendering. Values that
+    appear in the HTML part are checked to be HTML-safe as they are (a time or a zone name
+    always is); a zone whose values are not gets its own complete rendering.
+
+    Incident mails step down the size ladder per zone: the HTML size after substitution is
+    known from the placeholder counts, so no zone-specific rendering is needed. When a zone's
+    substitutions exceed ZONE_SUBSTITUTIONS_BYTES (long timelines: a time per post), its
+    readers fall back to an equivalence class of zones whose times read the same (Kolkata and
+    Calcutta; New York and Toronto), one rendering per class with those filled in (see
+    ZoneMail). `for_zone` results are cached per zone. ValueError as `render_email`.
+    """
+
+    def __init__(self, content: dict, language: str, *, mailed_before: bool = False):
+        self.build = _check(content, language)
+        self.content, self.language, self.mailed_before = dict(content), language, mailed_before
+        self.rungs = range(len(LADDER)) if self.build is incident.build else range(1)
+        self._variants: dict[int, Variant | str] = {}  # str: why it cannot be built
+        self._zones: dict[str, ZoneMail] = {}
+        self._classes: dict[tuple, Email] = {}
+
+    def for_zone(self, zone: str) -> ZoneMail:
+        """The ZoneMail for readers in `zone` (an IANA name); ValueError for unknown zones."""
+        mail = self._zones.get(zone)
+        if mail is None:
+            times.zone(zone)
+            mail = self._zones[zone] = self._zone_mail(zone)
+        return mail
+
+    def _zone_mail(self, zone: str) -> ZoneMail:
+        for rung in self.rungs:
+            variant = self._variant(rung)
+            values = variant.values(zone)
+            if variant.html_bytes(values) <= HTML_TARGET_BYTES:
+                break
+        else:
+            if self.build is incident.build:
+                log.warning("incident mail HTML is over target even at its shortest (%s)", zone)
+        subs = {key: values[key] for key in variant.used}
+        safe = variant.safe(values)
+        if safe and json_bytes(subs) <= ZONE_SUBSTITUTIONS_BYTES:
+            return ZoneMail(("shared", rung), variant.email, subs)
+        # Too much to substitute: the single times (a timeline's, mostly) are filled in, and
+        # readers are grouped by them; zone name, subject and paragraphs stay placeholders
+        # (the zone's name alone would otherwise make every zone a class of its own).
+        fixed = {k: v for k, v in subs.items() if k.startswith("-zt") and k != "-zt0-"}
+        kept = {k: v for k, v in subs.items() if k not in fixed}
+        if safe and json_bytes(kept) <= ZONE_SUBSTITUTIONS_BYTES:
+            key = ("class", rung, digest(fixed))
+            if key not in self._classes:
+                self._classes[key] = Email(*(fill(part, fixed) for part in variant.email_parts))
+            return ZoneMail(key, self._classes[key], kept)
+        mailed_before = self.mailed_before  # never seen: a complete rendering for this zone
+        direct = render_email(self.content, self.language, zone, mailed_before=mailed_before)
+        key = ("class", rung, digest({"": direct.subject + direct.text + direct.html}))
+        return ZoneMail(key, self._classes.setdefault(key, direct), {})
+
+    def _variant(self, rung: int) -> Variant:
+        variant = self._variants.get(rung)
+        if isinstance(variant, str):  # content that cannot be built fails every zone
+            raise ValueError(variant)
+        if variant is None:
+            zone = times.Symbolic()
+            try:
+                built = self._build(zone, rung)
+            except ValueError as exc:
+                self._variants[rung] = str(exc)
+                raise
+            message = map_strings(escape_placeholders(built), zone.live_key)
+            variant = self._variants[rung] = Variant(message, zone.expressions)
+        return variant
+
+    def _build(self, zone: times.Symbolic, rung: int) -> Message:
+        if self.build is incident.build:
+            limits = LADDER[rung]
+            return incident.build(
+                dict(self.content), self.language, zone, limits, mailed_before=self.mailed_before
+            )
+        return self.build(dict(self.content), self.language, zone)
 
 
 def _fitted(

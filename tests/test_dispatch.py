@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from notifier.dispatch import Dispatcher
-from notifier.mailer import SendGridBackend, SendResult
+from notifier.mailer import SendGridBackend, SendResult, apply_substitutions
 from notifier.notifications import queue_personal
-from notifier.render import render_email
+from notifier.render import SharedEmail, render_email
 from notifier.tokens import MANAGE, read_token
 
 from .helpers import add_subscriber, table
@@ -93,7 +93,7 @@ def states(db):
     return sorted((d["email"], d["state"], d["reason"]) for d in table(db, "deliveries"))
 
 
-def test_one_request_per_language_and_zone_with_the_whole_payload(
+def test_one_request_per_language_with_the_whole_payload(
     db,
     sg_settings,
     clock,
@@ -101,24 +101,32 @@ def test_one_request_per_language_and_zone_with_the_whole_payload(
     sendgrid,
 ):
     de1 = add_subscriber(db, "anna@example.com", now=clock(), language="de")
-    add_subscriber(db, "ben@example.com", now=clock(), language="de")
+    add_subscriber(db, "ben@example.com", now=clock(), language="de", timezone="Asia/Tokyo")
     en = add_subscriber(db, "cara@example.com", now=clock(), language="en")
     nid = notification()
 
     stats = dispatcher(db, sg_settings, clock).run()
 
+    # Issue 14: readers of one language share a request whatever their zones; their times
+    # are substitutions, and after substitution each mail is the direct rendering for its zone.
     assert (stats.requests, stats.sent, stats.failed) == (2, 3, 0)
     assert [r.status for r in sendgrid.requests] == [202, 202]
     german = next(r.body for r in sendgrid.requests if len(r.body["personalizations"]) == 2)
-    email = render_email(CONTENT, "de", "Europe/Berlin")
+    berlin = SharedEmail(CONTENT, "de").for_zone("Europe/Berlin")
+    email = berlin.email
     rows = {d["email"]: d for d in table(db, "deliveries")}
     nonce = db._scalar("SELECT link_nonce FROM subscribers WHERE id = ?", [de1])
     base = sg_settings.public_base_url
+    assert [p["to"] for p in german["personalizations"]] == [
+        [{"email": "anna@example.com"}],
+        [{"email": "ben@example.com"}],
+    ]
     assert without_tokens(german["personalizations"][0], sg_settings, (de1, nonce)) == {
         "to": [{"email": "anna@example.com"}],
         "substitutions": {
             "-preferences_url-": f"{base}/preferences/<token>",
             "-unsubscribe_url-": f"{base}/unsubscribe/<token>",
+            **berlin.substitutions,
         },
         "headers": {"List-Unsubscribe": f"<{base}/unsubscribe/one-click/<token>>"},
         "custom_args": {
@@ -146,6 +154,13 @@ def test_one_request_per_language_and_zone_with_the_whole_payload(
         },
     }
     assert email.subject.startswith("[Ursache gefunden] SMS (EU): Delayed SMS delivery")
+    for p, zone in zip(german["personalizations"], ("Europe/Berlin", "Asia/Tokyo"), strict=True):
+        direct = render_email(CONTENT, "de", zone)
+        received = [apply_substitutions(c["value"], p["substitutions"]) for c in german["content"]]
+        assert received == [
+            apply_substitutions(part, p["substitutions"]) for part in (direct.text, direct.html)
+        ]
+        assert (zone == "Asia/Tokyo") == ("26. November 2026, 20:00 JST" in received[0])
     english = next(r.body for r in sendgrid.requests if len(r.body["personalizations"]) == 1)
     assert english["subject"] == render_email(CONTENT, "en", "UTC").subject
     assert english["personalizations"][0]["to"] == [{"email": "cara@example.com"}]

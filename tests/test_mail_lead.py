@@ -21,6 +21,7 @@ from notifier.admin.previews import render_preview
 from notifier.render import render_email
 
 from .helpers import add_subscriber, atom, poll_and_mail_through_fakes
+from .zone_bodies import zone_filled
 
 GOLDEN = Path(__file__).parent / "golden" / "lead"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -44,12 +45,8 @@ def _cycle(app, feed_server, updates):
 
 
 def _sent(sendgrid) -> dict[str, dict]:
-    """The accepted request bodies by recipient address."""
-    return {
-        r.body["personalizations"][0]["to"][0]["email"]: r.body
-        for r in sendgrid.requests
-        if r.status == 202
-    }
+    """The accepted request bodies by recipient address, the recipient's times filled in."""
+    return zone_filled(sendgrid)
 
 
 def _local(value: str) -> str:

@@ -23,7 +23,7 @@ from notifier.mailer import (
     apply_substitutions,
     build_request_body,
 )
-from notifier.render import PLACEHOLDERS, incident_content, render_email
+from notifier.render import PLACEHOLDERS, SharedEmail, incident_content, render_email
 from notifier.settings import Settings
 from notifier.tokens import recipient_links
 
@@ -97,16 +97,21 @@ def _content(count: int, new: set[int], *, change: str = "new_update") -> dict:
 
 def _as_sent(content: dict, lang: str, tz: str) -> tuple[str, str, dict[str, str]]:
     """(text part, HTML part, links) as one recipient gets them: what dispatch builds
-    (render_email -> mailer.Message -> the Mail Send body) with SendGrid's substitutions."""
-    email = render_email(content, lang, tz)
+    (SharedEmail for the reader's zone -> mailer.Message -> the Mail Send body, issue 14) with
+    SendGrid's substitutions (the links' and the zone's), checked against render_email."""
+    mail = SharedEmail(content, lang).for_zone(tz)
+    email = mail.email
     links = recipient_links(SETTINGS, 4_294_967, "n0nce-with-some-length")
     substitutions = {PLACEHOLDERS[k]: v for k, v in links.items() if k in PLACEHOLDERS}
+    substitutions.update(mail.substitutions)
     message = Message(1, "incident", "Sinch Status <status@sinch.example>", email.subject,
                       email.text, email.html, {"List-Id": "<status.sinch.example>"})  # fmt: skip
     recipient = Recipient(1, "anna@example.de", substitutions, {})
     body = build_request_body(message, [recipient])
     subs = body["personalizations"][0]["substitutions"]
     text, html = (apply_substitutions(part["value"], subs) for part in body["content"])
+    direct = render_email(content, lang, tz)
+    assert [text, html] == [apply_substitutions(p, subs) for p in (direct.text, direct.html)]
     return text, html, links
 
 
@@ -121,7 +126,9 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 @pytest.mark.parametrize("count", SIZES)
-@pytest.mark.parametrize(("lang", "tz"), [("de", "Europe/Berlin"), ("en", "UTC")])
+@pytest.mark.parametrize(
+    ("lang", "tz"), [("de", "Europe/Berlin"), ("en", "UTC"), ("en", "America/St_Johns")]
+)
 def test_long_incidents_stay_under_the_clip_with_the_links_up_top(scenario, count, lang, tz):
     new = SCENARIOS[scenario](count)
     change = "new_incident" if scenario == "new_incident" else "new_update"

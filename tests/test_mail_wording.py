@@ -17,6 +17,8 @@ import pytest
 
 from notifier import jobs
 from notifier.emails import times
+from notifier.emails.message import ZONE_KEY
+from notifier.mailer import apply_substitutions
 from notifier.render import incident_content, render_email
 
 from .helpers import add_subscriber, atom, poll_and_mail_through_fakes
@@ -47,7 +49,12 @@ def _texts(sendgrid, since: int) -> dict[str, str]:
         if request.status != 202:
             continue
         for personalization in request.body["personalizations"]:
-            texts[personalization["to"][0]["email"]] = request.body["content"][0]["value"]
+            # The reader's times are substitutions (issue 14): fill them in.
+            subs = {
+                k: v for k, v in personalization["substitutions"].items() if ZONE_KEY.fullmatch(k)
+            }
+            text = apply_substitutions(request.body["content"][0]["value"], subs)
+            texts[personalization["to"][0]["email"]] = text
     return texts
 
 

@@ -96,7 +96,7 @@ def build(
     summary = override.get("summary")
     return Message(
         lang=lang,
-        subject=_subject(values, kind, phase, lang),
+        subject=_zoned_subject(values, kind, phase, lang, tz, (start, end or planned_end)),
         preheader=text.single_line(summary) if summary else copy("preheader"),
         kicker=words["kicker"],
         heading=f"{values['product_list']}: {title}",
@@ -170,6 +170,19 @@ def _window(phase, start, end, lang, tz) -> str:
     if end is None:
         return labels.WORDS[lang]["from"].format(time=times.format_time(start, lang, tz))
     return times.format_window(start, end, lang, tz)
+
+
+def _zoned_subject(values: dict, kind: str, phase: str, lang: str, tz: str, span) -> str:
+    """The subject; a maintenance subject takes the window only if it fits, so its length (not
+    just a time in it) depends on the zone: for a Symbolic zone it is one placeholder whole."""
+    if kind != "maintenance" or phase == "completed" or not values["window"]:
+        return _subject(values, kind, phase, lang)
+
+    def subject_in(zone: str) -> str:
+        window = _window(phase, *span, lang, zone)
+        return _subject({**values, "window": window}, kind, phase, lang)
+
+    return times.per_zone(tz, subject_in)
 
 
 def _subject(values: dict, kind: str, phase: str, lang: str) -> str:

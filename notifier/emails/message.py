@@ -11,19 +11,32 @@ import re
 from dataclasses import dataclass
 
 # Per-recipient links are unknown when a mail is rendered (once per notification, language and
-# zone); the sender swaps these literal strings per recipient (SendGrid substitutions, which
-# replace every occurrence in subject and content). Text from feeds and ops could contain them
-# literally, so `escape_placeholders` breaks every copy outside a Link.url before layout.
+# mailed-before wording); the sender swaps these literal strings per recipient (SendGrid
+# substitutions, which replace every occurrence in subject and content). Text from feeds and
+# ops could contain them literally, so `escape_placeholders` breaks every copy outside a
+# Link.url before layout.
 PLACEHOLDERS = {
     "preferences_url": "-preferences_url-",
     "unsubscribe_url": "-unsubscribe_url-",
     "confirm_url": "-confirm_url-",
     "undo_url": "-undo_url-",
 }
+# Reader-specific times are placeholders too when one rendering serves every zone (issue 14,
+# notifier.emails.times.Symbolic): `-zt3-` (a time), `-zs4-`/`-zh4-` (a subject, as text and
+# as HTML), `-zw5-` (a wrapped paragraph of the text part). Feed text that looks like one is
+# broken like a link placeholder, in every rendering, so a rendering for one zone and the
+# shared one with its values filled in stay byte-identical.
+ZONE_KEY = re.compile(r"-z[a-z]\d+-")
 WORD_JOINER = "\u2060"  # invisible: the text reads the same, the bytes no longer match
 # The '-' that opens a placeholder, found by lookahead: copies that share a '-'
 # ("-undo_url-preferences_url-") are each broken, which non-overlapping matching would miss.
-_LIVE = re.compile("-(?=(?:" + "|".join(re.escape(p[1:]) for p in PLACEHOLDERS.values()) + "))")
+_LIVE = re.compile(
+    "-(?=(?:"
+    + "|".join(re.escape(p[1:]) for p in PLACEHOLDERS.values())
+    + "|"
+    + ZONE_KEY.pattern[1:]
+    + "))"
+)
 
 
 @dataclass(frozen=True)
@@ -120,16 +133,26 @@ def escape_url(url: str) -> str:
 
 def escape_placeholders(value):
     """A Message (or any of its parts) that holds no live placeholder but where a kind builder
-    put one on purpose: a Link.url that is exactly a placeholder."""
-    if isinstance(value, str):
-        return escape_text(value)
-    if isinstance(value, tuple):
-        return tuple(escape_placeholders(v) for v in value)
+    put one on purpose: a Link.url that is exactly a placeholder. A Symbolic zone's raw
+    placeholders (`-zt3x<nonce>-`) are left alone; `map_strings(m, zone.live_key)` arms them."""
     if isinstance(value, Link):
         return Link(escape_text(value.label), escape_url(value.url))
+    return map_strings(value, escape_text, escape_placeholders)
+
+
+def map_strings(value, fn, recurse=None):
+    """`value` (a Message or any of its parts) with `fn` applied to every string in it."""
+    recurse = recurse or (lambda v: map_strings(v, fn))
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, tuple):
+        return tuple(recurse(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {
-            f.name: escape_placeholders(getattr(value, f.name)) for f in dataclasses.fields(value)
-        }
+        changes = {f.name: recurse(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return dataclasses.replace(value, **changes)
     return value
+
+
+def has_placeholder(text: str) -> bool:
+    """Whether `text` holds a live placeholder (a link's or a zone's)."""
+    return bool(_LIVE.search(text))

@@ -9,6 +9,7 @@ Message and know no language. Compiled templates are cached by the environment.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,7 +17,36 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from . import text
-from .message import Message
+from .message import ZONE_KEY, Message
+
+# While a shared rendering's text part is drawn (render_text(..., blocks=…)), the paragraphs
+# that hold a zone placeholder: how they wrap depends on the zone's text, so each becomes one
+# placeholder whose value is the paragraph wrapped per zone (key -> (text, wrap options)).
+_blocks: ContextVar[dict | None] = ContextVar("email_blocks", default=None)
+
+
+def _wrap(value: str, width: int = 76, prefix: str = "", first: str | None = None) -> str:
+    """The `wrap` filter: text.wrap, or a block placeholder (see `_blocks`)."""
+    blocks = _blocks.get()
+    if blocks is None or not ZONE_KEY.search(value):
+        return text.wrap(value, width, prefix, first)
+    options = (width, prefix, first)
+    for key, block in blocks.items():
+        if block == (value, options):
+            return key
+    key = f"-zw{len(blocks)}-"
+    blocks[key] = (value, options)
+    return key
+
+
+def wrap_block(value: str, options: tuple) -> str:
+    """A block's text for one zone (its placeholders filled in), as render_text draws it."""
+    return tidy_lines(text.wrap(value, *options))
+
+
+def tidy_lines(body: str) -> str:
+    return "\n".join(line.rstrip() for line in body.splitlines())
+
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 
@@ -31,7 +61,7 @@ env = Environment(
     auto_reload=False,
 )
 env.filters.update(
-    wrap=text.wrap,
+    wrap=_wrap,
     paras=text.html_paragraphs,
     inline=text.html_inline,
     lines=text.html_lines,
@@ -64,10 +94,15 @@ class Copy:
         raise LookupError(f"no copy {name!r}")
 
 
-def render_text(message: Message) -> str:
-    body = env.get_template("layout.txt").render(m=message)
-    body = "\n".join(line.rstrip() for line in body.splitlines())
-    return re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
+def render_text(message: Message, *, blocks: dict | None = None) -> str:
+    """The text part. With `blocks` (a dict to fill), every wrapped paragraph that holds a zone
+    placeholder is drawn as one `-zw<n>-` placeholder, recorded in `blocks` (see `_blocks`)."""
+    token = _blocks.set(blocks)
+    try:
+        body = env.get_template("layout.txt").render(m=message)
+    finally:
+        _blocks.reset(token)
+    return re.sub(r"\n{3,}", "\n\n", tidy_lines(body)).strip() + "\n"
 
 
 def render_html(message: Message) -> str:

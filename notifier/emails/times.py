@@ -17,12 +17,19 @@ German is always 24-hour: every German CLDR locale (de, de_AT, de_CH, …) write
 Phrasing: a moment in a sentence is `on October 5, 2026, at 2:05 PM EDT` /
 `am 5. Oktober 2026 um 14:05 MESZ` (format_on), a span `between … and …` (format_between),
 never "at October 5".
+
+Zones as placeholders (issue 14): a mail is rendered once for readers of every zone with a
+`Symbolic` zone in place of an IANA name. Every zone-dependent expression (`format_*`, the zone's
+name, anything wrapped with `per_zone`) then returns a placeholder and records how to compute it;
+`Symbolic.values(zone)` gives each placeholder's text for one real zone (see notifier.render).
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, wraps
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.core import Locale, UnknownLocaleError, get_global
@@ -31,6 +38,65 @@ from babel.dates import format_datetime
 _DATE = {"de": "d. MMMM y", "en": "MMMM d, y"}
 _TIME = {"H": "HH:mm", "h": "h:mm a"}
 DASH = " – "
+
+
+class Symbolic(str):
+    """A stand-in zone for rendering one mail for readers of every zone.
+
+    Its own text is the placeholder for the zone's IANA name ("All times are shown in the …
+    time zone"); `format_*` called with it return a placeholder per distinct expression, and
+    `per_zone(tz, fn)` one per call. Placeholders are first written as `-z<k><n>x<nonce>-`
+    (k: `t` a time or the zone name, `s` a deferred text such as a subject): the random nonce
+    cannot occur in feed text, so `escape_placeholders` may break every live-looking key in the
+    Message and `live_key` then turns only these into the keys sent (`-zt3-`).
+    """
+
+    def __new__(cls) -> Symbolic:
+        nonce = secrets.token_hex(8)
+        self = super().__new__(cls, f"-zt0x{nonce}-")
+        self.nonce = nonce
+        self.expressions = {"-zt0-": _zone_name}  # key -> fn(real zone) -> text
+        self._seen: dict[tuple, str] = {}
+        return self
+
+    def token(self, kind: str, fn: Callable[[str], str], identity: tuple) -> str:
+        """The (raw) placeholder for `fn`, one per distinct `identity`."""
+        key = self._seen.get(identity)
+        if key is None:
+            key = f"-z{kind}{len(self.expressions)}-"
+            self._seen[identity] = key
+            self.expressions[key] = fn
+        return f"{key[:-1]}x{self.nonce}-"
+
+    def live_key(self, text: str) -> str:
+        """`text` with this zone's raw placeholders turned into the keys sent."""
+        return text.replace(f"x{self.nonce}-", "-") if self.nonce in text else text
+
+
+def _zone_name(tz: str) -> str:
+    return tz
+
+
+def _zoned(fn):
+    """`fn(*args, tz)` as written for a real zone; a placeholder for a Symbolic one."""
+
+    @wraps(fn)
+    def wrapper(*args):
+        tz = args[-1]
+        if isinstance(tz, Symbolic):
+            rest = args[:-1]
+            return tz.token("t", lambda real: fn(*rest, real), (fn.__name__, *rest))
+        return fn(*args)
+
+    return wrapper
+
+
+def per_zone(tz: str, fn: Callable[[str], str]) -> str:
+    """`fn(tz)`; for a Symbolic zone a placeholder whose value is `fn(real zone)`. For text
+    whose *length* depends on the zone (a subject that takes the window only if it fits)."""
+    if isinstance(tz, Symbolic):
+        return tz.token("s", fn, (id(fn), fn))
+    return fn(tz)
 
 
 @lru_cache(maxsize=256)
@@ -102,6 +168,7 @@ def zone_abbreviation(local: datetime, lang: str) -> str:
     return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
 
 
+@_zoned
 def format_time(at: datetime, lang: str, tz: str) -> str:
     """`27. Juni 2023, 18:30 MESZ` / `June 27, 2023, 16:30 UTC` / `June 27, 2023, 12:30 PM EDT`
     (the clock of the reader's region, see the module docstring)."""
@@ -110,6 +177,7 @@ def format_time(at: datetime, lang: str, tz: str) -> str:
     return f"{when} {zone_abbreviation(local, lang)}"
 
 
+@_zoned
 def format_on(at: datetime, lang: str, tz: str) -> str:
     """A moment inside a sentence: `on October 5, 2026, at 1:12 AM EDT` /
     `am 5. Oktober 2026 um 01:12 MESZ` (a date takes "on"/"am", a time "at"/"um")."""
@@ -119,6 +187,7 @@ def format_on(at: datetime, lang: str, tz: str) -> str:
     return f"am {day} um {clock}" if lang == "de" else f"on {day}, at {clock}"
 
 
+@_zoned
 def format_between(start: datetime, end: datetime, lang: str, tz: str) -> str:
     """A span inside a sentence. Same day: `on October 5, 2026, between 9:40 AM and 2:05 PM EDT`
     / `am 5. Oktober 2026 zwischen 09:40 und 14:05 MESZ`; else `between June 27, 2023, 4:30 PM
@@ -136,11 +205,13 @@ def format_between(start: datetime, end: datetime, lang: str, tz: str) -> str:
     return f"between {format_time(start, lang, tz)} and {format_time(end, lang, tz)}"
 
 
+@_zoned
 def format_date(at: datetime, lang: str, tz: str) -> str:
     """`27. Juni 2023` / `June 27, 2023` (the reader's calendar day)."""
     return format_datetime(at.astimezone(zone(tz)), _DATE[lang], locale=lang)
 
 
+@_zoned
 def format_window(start: datetime, end: datetime | None, lang: str, tz: str) -> str:
     """A time range; same-day ranges compactly: `27. Juni 2023, 18:30 – 20:00 MESZ`."""
     if end is None or end == start:
