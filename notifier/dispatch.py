@@ -278,12 +278,13 @@ class Dispatcher:
     def _send_groups(self, rows: list[dict]) -> None:
         """Send claimed rows: one rendering per (notification, language, mailed before), its
         readers of every zone in the same requests, each with their zone's substitutions
-        (notifier.render.SharedEmail). The rows are sorted here (by group, then id), whatever
-        order the claim gave them in."""
+        (notifier.render.SharedEmail). The rows are sorted here (by priority, group, then id),
+        whatever order the claim gave them in: broadcast mail before confirmations and receipts
+        within a claim too (claim_due's priority column)."""
         nonces = self.store.subscriber_nonces(
             r["subscriber_id"] for r in rows if r["subscriber_id"] is not None
         )
-        ordered = sorted(rows, key=lambda r: (*_group_key(r), r["id"]))
+        ordered = sorted(rows, key=lambda r: (r.get("priority", 0), *_group_key(r), r["id"]))
         for key, members in groupby(ordered, key=_group_key):
             rows_of_key = list(members)
             # Readers mailed about this incident before read "since our last email", the others
