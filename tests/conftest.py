@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -115,8 +116,53 @@ def pg_template() -> Iterator[str]:
     store.upgrade()
     store.close()
     yield PG_TEMPLATE
+    unused = _NEXT_DATABASE.take()
     with _pg_admin() as conn:
+        if unused:
+            conn.execute(f"DROP DATABASE IF EXISTS {unused} WITH (FORCE)")
         conn.execute(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)")
+
+
+def _clone_template(template: str) -> str:
+    """A new database cloned from `template`; its name."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with _pg_admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    return name
+
+
+class _NextDatabase:
+    """The next test's database, cloned on a thread while the current test runs.
+
+    CREATE DATABASE … TEMPLATE takes about as long as a short test; the clone is the same
+    fresh, untouched copy of the template a test would otherwise wait for. take() waits for
+    it; None when none was started or cloning it failed (the caller then clones in line).
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._name: str | None = None
+
+    def start(self, template: str) -> None:
+        def clone():
+            try:
+                self._name = _clone_template(template)
+            except Exception:  # the test that takes it clones in line and shows the error
+                self._name = None
+
+        self._thread = threading.Thread(target=clone, name="next test database", daemon=True)
+        self._thread.start()
+
+    def take(self) -> str | None:
+        if self._thread is None:
+            return None
+        self._thread.join()
+        self._thread = None
+        name, self._name = self._name, None
+        return name
+
+
+_NEXT_DATABASE = _NextDatabase()
 
 
 @pytest.fixture(scope="session")
@@ -159,9 +205,8 @@ def database_url(request, tmp_path: Path):
         return
     template = request.getfixturevalue("pg_template")
     pooler = request.getfixturevalue("pg_pooler") if request.param == "pgbouncer" else ""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with _pg_admin() as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    name = _NEXT_DATABASE.take() or _clone_template(template)
+    _NEXT_DATABASE.start(template)
     yield _pg_url(name, pooler)
     with _pg_admin() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
