@@ -738,23 +738,33 @@ COMPOSER_FIELDS = {
 }
 
 
-@hsettings(FUZZ, max_examples=200)
-@given(
-    changes=st.fixed_dictionaries(
-        {}, optional={k: st.none() | v for k, v in COMPOSER_FIELDS.items()}
-    ),
-    existing=st.booleans(),
-)
-def test_random_composer_fields_never_cause_a_server_error(admin, world, caplog, changes, existing):
-    caplog.clear()
-    path = (
-        f"/admin/announcements/{world['announcement_id']}"
-        if existing
-        else "/admin/announcements/new"
+def _examples(db, sqlite: int = 200, server: int = 60) -> int:
+    """Examples for this backend: the form code (what decides 303/400, never 500) is the same on
+    every backend and keeps the full count on SQLite; PostgreSQL and PgBouncer add only the
+    storing of accepted values (issue 14: CI time)."""
+    return sqlite if type(db).__name__.startswith("SQLite") else server
+
+
+def test_random_composer_fields_never_cause_a_server_error(admin, world, db, caplog):
+    @hsettings(FUZZ, max_examples=_examples(db))
+    @given(
+        changes=st.fixed_dictionaries(
+            {}, optional={k: st.none() | v for k, v in COMPOSER_FIELDS.items()}
+        ),
+        existing=st.booleans(),
     )
-    response = post(admin, path, composer_form(**changes))
-    assert response.status_code in (303, 400), (changes, response.status_code)
-    no_logged_errors(caplog)
+    def check(changes, existing):
+        caplog.clear()
+        path = (
+            f"/admin/announcements/{world['announcement_id']}"
+            if existing
+            else "/admin/announcements/new"
+        )
+        response = post(admin, path, composer_form(**changes))
+        assert response.status_code in (303, 400), (changes, response.status_code)
+        no_logged_errors(caplog)
+
+    check()
 
 
 REVIEW_FIELDS = {
@@ -762,14 +772,17 @@ REVIEW_FIELDS = {
 } | {"de-qa-0-q": TEXT, "en-qa-3-a": TEXT, "action": ACTIONS | st.sampled_from(["approve"])}
 
 
-@hsettings(FUZZ, max_examples=200)
-@given(form=st.fixed_dictionaries({}, optional=REVIEW_FIELDS))
-def test_random_review_fields_never_cause_a_server_error(admin, world, caplog, form):
-    caplog.clear()
-    form = {**form, "action": form.get("action", "save").replace("approve", "save")}
-    response = post(admin, f"/admin/review/{world['review_id']}", form)
-    assert response.status_code in (303, 400), (form, response.status_code)
-    no_logged_errors(caplog)
+def test_random_review_fields_never_cause_a_server_error(admin, world, db, caplog):
+    @hsettings(FUZZ, max_examples=_examples(db))
+    @given(form=st.fixed_dictionaries({}, optional=REVIEW_FIELDS))
+    def check(form):
+        caplog.clear()
+        form = {**form, "action": form.get("action", "save").replace("approve", "save")}
+        response = post(admin, f"/admin/review/{world['review_id']}", form)
+        assert response.status_code in (303, 400), (form, response.status_code)
+        no_logged_errors(caplog)
+
+    check()
 
 
 OTHER_POSTS = [

@@ -689,26 +689,38 @@ ODD_TIMESTAMPS = st.one_of(
 TIMESTAMPS = st.integers(0, 9).flatmap(lambda n: st.none() if n < 7 else ODD_TIMESTAMPS)
 
 
-@hsettings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(body=signed_bodies(), timestamp=TIMESTAMPS)
-def test_any_signed_request_gets_200_400_or_403_never_500(
-    client, db, clock, signing_key, body, timestamp
-):
-    if not db._scalar("SELECT COUNT(*) FROM subscribers"):
-        seed(db)
-    before = tables(db)
-    timestamp = str(int(clock().timestamp())) if timestamp is None else timestamp
-    headers = {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(signing_key, timestamp, body)}
-    response = post(client, signing_key, body, at=clock(), headers=headers)
-    label(f"answered {response.status_code}")  # shown by --hypothesis-show-statistics
-    assert response.status_code in (200, 400, 403), response.get_data()[:200]
-    if response.status_code != 200:
-        assert tables(db) == before
+# Examples on SQLite; the server backends run SERVER_EXAMPLES. Parsing, signature and time
+# checks (what decides 200/400/403) are the same code on every backend and keep the full count
+# on SQLite; PostgreSQL and PgBouncer add only the storing of accepted events (issue 14: CI time).
+EXAMPLES, SERVER_EXAMPLES = 300, 75
+
+
+def test_any_signed_request_gets_200_400_or_403_never_500(client, db, clock, signing_key):
+    examples = EXAMPLES if type(db).__name__.startswith("SQLite") else SERVER_EXAMPLES
+
+    @hsettings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(body=signed_bodies(), timestamp=TIMESTAMPS)
+    def check(body, timestamp):
+        if not db._scalar("SELECT COUNT(*) FROM subscribers"):
+            seed(db)
+        before = tables(db)
+        timestamp = str(int(clock().timestamp())) if timestamp is None else timestamp
+        headers = {
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(signing_key, timestamp, body),
+        }
+        response = post(client, signing_key, body, at=clock(), headers=headers)
+        label(f"answered {response.status_code}")  # shown by --hypothesis-show-statistics
+        assert response.status_code in (200, 400, 403), response.get_data()[:200]
+        if response.status_code != 200:
+            assert tables(db) == before
+
+    check()
 
 
 def test_unreadable_address_does_not_vouch_for_a_delivery_id(client, db, clock, signing_key):
