@@ -24,6 +24,10 @@ class DispatchQueries:
     # PostgreSQL adds FOR UPDATE SKIP LOCKED: concurrent workers take disjoint batches instead
     # of queueing behind each other's row locks. SQLite has one writer at a time anyway.
     _claim_lock = ""
+    # SQLite: name the partial index. Without ANALYZE statistics (production never runs it)
+    # SQLite's planner picks deliveries_due and sorts every pending row for each claim: ~100 ms
+    # per claim at 100,000 pending, most of a fan-out's database time (issue 14).
+    _claim_index = "INDEXED BY deliveries_pending"
 
     # --- before claiming -------------------------------------------------------------
     def expire_due(self, now: datetime) -> int:
@@ -97,7 +101,8 @@ class DispatchQueries:
         key (EXPLAIN ANALYZE); SQLite looks each id up by rowid either way.
         """
         pick = (
-            "SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? "
+            f"SELECT id FROM deliveries {self._claim_index} WHERE state = 'pending' "
+            "AND next_attempt_at <= ? "
             "AND (priority = 0 OR created_at <= ?) ORDER BY priority, notification_id, "
             f"language, timezone, id LIMIT ? {self._claim_lock}"
         )

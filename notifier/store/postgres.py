@@ -81,6 +81,7 @@ def to_pyformat(sql: str) -> str:
 class PostgresStore(Queries):
     backend = "postgres"
     _claim_lock = "FOR UPDATE SKIP LOCKED"
+    _claim_index = ""  # PostgreSQL's planner keeps statistics itself (autovacuum's ANALYZE)
 
     def __init__(self, url: str, direct_url: str | None = None):
         """`url`: the database or a transaction-mode pooler in front of it; `direct_url`: the
