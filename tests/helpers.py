@@ -109,3 +109,29 @@ def poll_and_mail_through_fakes(app, settings, sendgrid, feed_url: str) -> None:
         sendgrid_timeout_seconds=2.0,
         mail_from="Sinch Status <status@sinch.example>",
     )
+
+
+def dispatched_envelope(email, category: str) -> dict:
+    """A Mail Send request body as the dispatcher sends it with the test settings
+    (tests/conftest.py), all but its personalizations: `email` is the rendered Email (subject,
+    text, html), `category` the notification kind (one-click header for every kind that
+    dispatch.ONE_CLICK_KINDS names; the three callers send such kinds)."""
+    return {
+        "from": {"email": "status@sinch.example", "name": "Sinch Status"},
+        "subject": email.subject,
+        "content": [
+            {"type": "text/plain", "value": email.text},
+            {"type": "text/html", "value": email.html},
+        ],
+        "categories": [category],
+        "headers": {
+            "List-Id": "Sinch status <status.sinch.example>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+        "tracking_settings": {
+            "click_tracking": {"enable": False, "enable_text": False},
+            "open_tracking": {"enable": False},
+            "subscription_tracking": {"enable": False},
+            "ganalytics": {"enable": False},
+        },
+    }
