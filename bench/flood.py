@@ -39,7 +39,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.web import _form, _free_port, _seed_catalogue, machine  # noqa: E402
+from bench.web import _form, _seed_catalogue, _start, machine  # noqa: E402
 from notifier.store.base import TS_FORMAT  # noqa: E402
 from tests.fake_sendgrid import FakeSendGrid  # noqa: E402
 from tests.feedgen import Incident, Page, Post, atom  # noqa: E402
@@ -102,27 +102,9 @@ def env_for(instance: Path, **extra: str) -> dict:
 
 
 def start_web(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen, int]:
-    """gunicorn as the Procfile's web line runs it."""
-    port = _free_port()
-    command = [
-        str(BIN / "gunicorn"), "app:create_app()", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--access-logfile", "-",
-        "--logger-class", "notifier.accesslog.RedactingLogger", "--graceful-timeout", "25",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/")
-            conn.getresponse().read()
-            conn.close()
-            return process, port
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"gunicorn did not start; see {log}")
+    """gunicorn as the Procfile's web line runs it (bench/web.py's starter; a minute to start:
+    the worker and clients load the machine)."""
+    return _start("app:create_app()", workers, env, log, wait_seconds=60)
 
 
 def start_worker(env: dict, log: Path) -> subprocess.Popen:

@@ -90,7 +90,11 @@ def _seed_catalogue(instance: Path) -> None:
     store.close()
 
 
-def _start(target: str, workers: int, env: dict, log: Path) -> tuple[subprocess.Popen, int]:
+def _start(
+    target: str, workers: int, env: dict, log: Path, *, wait_seconds: float = 30
+) -> tuple[subprocess.Popen, int]:
+    """gunicorn serving `target` as the Procfile's web line runs it; (process, port) once it
+    answers GET /, or SystemExit after `wait_seconds`."""
     port = _free_port()
     command = [
         str(BIN / "gunicorn"),
@@ -108,7 +112,7 @@ def _start(target: str, workers: int, env: dict, log: Path) -> tuple[subprocess.
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
