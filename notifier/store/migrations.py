@@ -393,6 +393,17 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             "CREATE UNIQUE INDEX notifications_batch ON notifications (batch_key)",
         ],
     ),
+    (
+        "0012_maintenance_windows",
+        [
+            # Issue 11: a maintenance window that moves or is cancelled is news. The count of
+            # such changes is the iCalendar SEQUENCE of the maintenance (RFC 5545 3.8.7.4:
+            # incremented on each revision the organizer sends); cancelled_at is set once the
+            # JSON API reports it cancelled or stops listing it while it was upcoming.
+            "ALTER TABLE incidents ADD COLUMN window_sequence INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE incidents ADD COLUMN cancelled_at TEXT",
+        ],
+    ),
 ]
 
 
