@@ -206,14 +206,24 @@ def test_the_catalogue_is_refreshed_hourly_and_incidents_only_when_they_change(
     page.requests.clear()
     clock.advance(minutes=30)
     jobs.poll(app)
-    assert api_requests(page) == []  # nothing changed, catalogue fresh: no API traffic
+    # Nothing changed, catalogue fresh: the only API traffic is the check of the upcoming
+    # maintenance's window (moved or cancelled, issue 11), at most every RETRY_AFTER.
+    assert api_requests(page) == ["/api/v2/scheduled-maintenances.json"]
+    page.requests.clear()
+    clock.advance(minutes=1)
+    jobs.poll(app)
+    assert api_requests(page) == []
 
     page.set("/history.atom", render("atom", PAGE, [WINDOW, SMS_RESOLVED]))
     serve(page, "/api/v2/components.json", {**CATALOGUE, "components": CATALOGUE["components"][:1]})
-    clock.advance(minutes=31)
+    clock.advance(minutes=30)
     (result,) = jobs.poll(app)
     assert result.outcome == "changes"
-    assert api_requests(page) == ["/api/v2/components.json", "/api/v2/incidents.json"]
+    assert api_requests(page) == [
+        "/api/v2/components.json",
+        "/api/v2/incidents.json",
+        "/api/v2/scheduled-maintenances.json",
+    ]
     # Components gone from the page are dropped from the cache.
     assert rows(db, "SELECT id FROM components") == [{"id": "grp0sms00001"}]
     assert rows(db, "SELECT enriched_at FROM incidents WHERE key = 'sms0000000a1'") == [
