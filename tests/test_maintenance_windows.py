@@ -128,6 +128,14 @@ def test_an_end_extended_while_in_progress_is_rescheduled_from_the_json_api(fmt)
     assert events[1:] == [rescheduled(2, longer, W1)]
 
 
+def test_the_rss_date_of_a_running_maintenance_is_not_taken_for_its_start():
+    # Once the banner is gone, RSS <pubDate> follows the newest post; only the end date is the
+    # window's. The API then confirming the window is no move.
+    running = M.started(Post("in_progress", W1[0] + timedelta(minutes=3), "Started."))
+    events = replayed("rss", [M], [running], api((running, W1, "in_progress")), start=W1[0])
+    assert [e["type"] for e in events] == ["new_update"]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_maintenance_the_api_reports_cancelled_is_cancelled_once(fmt):
     assert replayed(
