@@ -221,7 +221,7 @@ LISTING_LIMIT = 50
 CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})  # not Statuspage's; pages like it
 
 
-def _api_time(value) -> datetime | None:
+def api_time(value) -> datetime | None:
     """An API timestamp ("2022-10-05T04:00:00.000Z") -> UTC to the minute, as feeds state
     times; None for anything else."""
     if not isinstance(value, str):
@@ -249,8 +249,8 @@ def parse_windows(data: dict) -> dict[str, tuple[str | None, datetime | None, da
             status = item.get("status")
             found[str(item["id"])] = (
                 status if isinstance(status, str) else None,
-                _api_time(item.get("scheduled_for")),
-                _api_time(item.get("scheduled_until")),
+                api_time(item.get("scheduled_for")),
+                api_time(item.get("scheduled_until")),
             )
     return found
 

@@ -333,6 +333,15 @@ def api_answer(body: bytes) -> dict | None:
     )
 
 
+def captured_at(answer: dict) -> datetime | None:
+    """When a saved JSON API answer was current: its page's `updated_at` (Statuspage writes
+    it in every v2 answer), None when absent or unreadable."""
+    from .enrich import api_time
+
+    page = answer.get("page")
+    return api_time(page.get("updated_at")) if isinstance(page, dict) else None
+
+
 def replay(
     snapshots: Sequence[bytes], start: datetime | None = None, warnings: list[str] | None = None
 ) -> list[dict]:
@@ -343,7 +352,8 @@ def replay(
     are not UTF-8 are added to `warnings`, when given, as "snapshot N: entry …; skipped".
     A snapshot that is a Statuspage JSON API answer (see api_answer) is applied as the
     enrichment applies one at that point (enrich.apply_windows; in full when it is a
-    scheduled-maintenances.json answer): window changes only, its window events are returned.
+    scheduled-maintenances.json answer), at the time it was captured (captured_at) when it
+    says so: window changes only, its window events are returned.
     """
     from .enrich import apply_windows
     from .store.sqlite import SQLiteStore
@@ -360,7 +370,9 @@ def replay(
                     answer = api_answer(body)
                     if answer is not None:
                         full = isinstance(answer.get("scheduled_maintenances"), list)
-                        for change in apply_windows(store, feed_id, answer, now, full=full):
+                        # A capture is judged at the time it was taken, when it says so.
+                        at = captured_at(answer) or now
+                        for change in apply_windows(store, feed_id, answer, at, full=full):
                             events.append({"snapshot": index, **change})
                         now += timedelta(minutes=1)
                         continue

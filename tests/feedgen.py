@@ -93,13 +93,19 @@ def _api_time(at: datetime | None) -> str | None:
 
 
 def scheduled_maintenances_json(
-    page: Page, items: tuple[tuple[Incident, tuple[datetime, datetime], str], ...]
+    page: Page,
+    items: tuple[tuple[Incident, tuple[datetime, datetime], str], ...],
+    updated: datetime | None = None,
 ) -> bytes:
     """A /api/v2/scheduled-maintenances.json body: one item per (incident, its window, its
-    status), as Statuspage's public API writes them (scheduled_for / scheduled_until)."""
+    status), as Statuspage's public API writes them (scheduled_for / scheduled_until);
+    `updated` is the page's updated_at (left out when None)."""
+    meta = {"id": "page0001", "name": page.name, "url": page.url}
+    if updated is not None:
+        meta["updated_at"] = _api_time(updated)
     return json.dumps(
         {
-            "page": {"id": "page0001", "name": page.name, "url": page.url},
+            "page": meta,
             "scheduled_maintenances": [
                 {
                     "id": incident.key,

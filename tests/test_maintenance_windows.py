@@ -154,6 +154,15 @@ def test_an_upcoming_maintenance_the_api_stops_listing_is_cancelled_once(fmt):
     assert replayed(fmt, [M, OTHER], listed, gone, gone, [M, OTHER]) == [cancelled(2, W1)]
 
 
+def test_a_captured_api_answer_is_judged_at_its_own_time():
+    # Replayed today, a capture from 2025: its page.updated_at says when "upcoming" was.
+    old = (utc(2025, 3, 5, 4), utc(2025, 3, 5, 6))
+    then = maintenance(KEY, "Voice platform upgrade", old, utc(2025, 3, 1, 9), "Planned.")
+    listed = scheduled_maintenances_json(PAGE, ((then, old, "scheduled"),), utc(2025, 3, 2))
+    gone = scheduled_maintenances_json(PAGE, ((DONE, DONE.window, "completed"),), utc(2025, 3, 3))
+    assert replayed("atom", [then], listed, gone, start=utc(2026, 11, 26)) == [cancelled(2, old)]
+
+
 def test_a_maintenance_the_api_never_listed_is_not_cancelled_by_its_absence():
     # The API's cache may lag behind the feed: only a maintenance it listed before can go.
     gone = api((OTHER, W2, "scheduled"))
