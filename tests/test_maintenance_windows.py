@@ -9,6 +9,7 @@ database at migration 0012 upgrades with its data and links intact.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -541,3 +542,66 @@ def test_migration_0013_keeps_changes_and_notification_links_on_postgres(monkeyp
     finally:
         with conftest._pg_admin() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_feed_and_api_pollers_at_once_record_one_move(db, feed, clock):
+    from .test_concurrency import run_together
+
+    moved = M.moved_to(*W2)
+    body = parse_feed(render("atom", PAGE, [moved, OTHER]))
+    answer = api_answer((moved, W2, "scheduled"), (OTHER, W2, "scheduled"))
+    jobs = [
+        lambda: ingest_parsed(db, feed, body, clock()).changes,
+        lambda: ingest_parsed(db, feed, body, clock()).changes,
+        lambda: apply_windows(db, feed, answer, clock(), full=True),
+        lambda: apply_windows(db, feed, answer, clock(), full=True),
+    ]
+    lock = threading.Lock()
+
+    def one_of_them():
+        with lock:
+            job = jobs.pop()
+        return job()
+
+    results = run_together(4, one_of_them)
+    assert sum(len(r) for r in results) == 1
+    assert [(c["type"], c["window_sequence"]) for c in table(db, "changes")] == [("rescheduled", 1)]
+
+
+# --- pure rules and rendering --------------------------------------------------------------------
+A, B, C = utc(2026, 12, 5, 4), utc(2026, 12, 5, 6), utc(2026, 12, 5, 8)
+
+
+@pytest.mark.parametrize(
+    ("stored", "offered", "moved"),
+    [
+        ((A, B), (A, C), (A, C)),  # end extended
+        ((A, B), (None, C), (A, C)),  # only the end stated (RSS end date)
+        ((A, B), (None, None), None),  # the banner gone: no change
+        ((A, B), (A, B), None),
+        ((None, None), (A, B), None),  # the first window seen
+        ((None, B), (A, B), None),  # a start stated for the first time
+        ((A, B), (B, C), (B, C)),
+    ],
+)
+def test_moved_window_compares_only_parts_both_sides_know(stored, offered, moved):
+    from notifier.changes import moved_window
+
+    assert moved_window(stored, offered) == moved
+
+
+def test_window_contents_render_with_the_maintenance_templates_until_their_own_land(
+    db, feed, settings, clock
+):
+    from notifier.render import SharedEmail, render_email
+
+    clock.advance(minutes=1)
+    poll(db, feed, [M.moved_to(*W2), OTHER], clock())
+    apply_windows(db, feed, api_answer((M, W2, "cancelled")), clock(), full=True)
+    notify_changes(db, settings, clock())
+    contents = [n["content"] for n in notifications(db)]
+    assert [c["change"] for c in contents] == ["rescheduled", "cancelled"]
+    for content in contents:
+        for language in ("de", "en"):
+            assert render_email(content, language, "Europe/Berlin").subject
+            assert SharedEmail(content, language).for_zone("UTC").email.subject
