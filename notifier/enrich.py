@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from .changes import OPEN_MAINTENANCE, moved_window
+from .changes import OPEN_MAINTENANCE, moved_window, plausible_shift
 from .fetch import FetchError, fetch
 from .shutdown import Shutdown
 
@@ -267,6 +267,8 @@ def apply_windows(store, feed_id: int, data: dict, now: datetime, *, full: bool)
       it (see _would_list), it was listed before (api_listed_at: a maintenance the feed shows
       first is not cancelled because the API's cache has not caught up), its start is still
       ahead and its newest status is scheduled. An empty listing is not believed.
+    - The API's first word on a window the parser doubted corrects a misreading silently
+      (see _misread). Every answer that names a maintenance sets its api_listed_at.
     Runs under the feed's lock, reading the stored state there: the poller recording the same
     move from the feed, or a second worker, finds it stored and records nothing more.
     """
@@ -287,10 +289,25 @@ def apply_windows(store, feed_id: int, data: dict, now: datetime, *, full: bool)
             if status in CANCELLED_STATUSES:
                 recorded.append(_record(store, feed_id, row, "cancelled", None, stored, now))
             elif status in OPEN_MAINTENANCE and (moved := moved_window(stored, (start, end))):
-                recorded.append(_record(store, feed_id, row, "rescheduled", moved, stored, now))
-        if full:
-            store.mark_api_listed(listed, now)
+                if _misread(row, stored, moved):
+                    store.correct_window(row["id"], moved)
+                    log.info("maintenance %s: window as the JSON API states it", row["key"])
+                else:
+                    recorded.append(_record(store, feed_id, row, "rescheduled", moved, stored, now))
+        store.mark_api_listed(listed, now)
     return [r for r in recorded if r is not None]
+
+
+def _misread(row: dict, stored: tuple, moved: tuple) -> bool:
+    """Whether the API's first word on a window the parser read with doubt (time_doubt: an
+    abbreviation it could not be sure of) corrects a misreading rather than reports a move:
+    every part differs by what a misread zone or year explains (changes.plausible_shift).
+    Then the API's window is stored silently; a false "rescheduled" mail would tell readers
+    a window moved that never did."""
+    if row["api_listed_at"] is not None or not row["time_doubt"]:
+        return False
+    pairs = [(o, n) for o, n in zip(stored, moved, strict=True) if o and n]
+    return all(o == n or plausible_shift(n - o) for o, n in pairs)
 
 
 def _record(store, feed_id: int, row: dict, kind: str, window, stored, now) -> dict | None:

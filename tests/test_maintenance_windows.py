@@ -396,6 +396,33 @@ def test_a_cancellation_is_recorded_once_and_notified_once(db, feed, settings, c
     assert deliveries(db) == [(nid, "all@example.com", "pending")]
 
 
+def test_the_apis_first_word_on_a_doubted_window_corrects_it_silently(db, feed, clock):
+    # The parser was unsure of the banner's zone: an hour off is a misreading, not a move.
+    with db.write():
+        db._execute("UPDATE incidents SET time_doubt = '[\"Dec 5, 04:00 XST: read as UTC\"]'")
+    shifted = (W1[0] - timedelta(hours=1), W1[1] - timedelta(hours=1))
+    assert apply_windows(db, feed, api_answer((M, shifted, "scheduled")), clock(), full=True) == []
+    assert (incident_row(db)["scheduled_start_at"], incident_row(db)["window_sequence"]) == (
+        shifted[0],
+        0,
+    )
+    # Once the API has spoken, its next move is a move.
+    later = [
+        {k: v for k, v in c.items() if k not in ("id", "incident_id", "posted_at")}
+        for c in apply_windows(db, feed, api_answer((M, W2, "scheduled")), clock(), full=True)
+    ]
+    assert later == [
+        {
+            "key": KEY,
+            "type": "rescheduled",
+            "status": "scheduled",
+            "count": 0,
+            "window": W2,
+            "previous_window": shifted,
+        }
+    ]
+
+
 def test_two_moves_give_two_notifications_with_growing_sequence(db, feed, settings, clock):
     clock.advance(minutes=1)
     poll(db, feed, [M.moved_to(*W2), OTHER], clock())

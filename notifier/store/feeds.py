@@ -382,12 +382,13 @@ class FeedQueries:
         """The feed's maintenances that are not cancelled, whose newest shown update is not
         completed (or that have none) and whose window ends (or, without one, which last
         changed) after `since`: id, key, scheduled_start_at, scheduled_end_at, api_listed_at,
-        status (the newest update's, None without one). A page that never marks a maintenance
-        completed does not keep it open for ever."""
+        time_doubt (as stored), status (the newest update's, None without one). A page that
+        never marks a maintenance completed does not keep it open for ever."""
         return self._query(
             "SELECT * FROM (SELECT i.id, i.key, i.scheduled_start_at, i.scheduled_end_at, "
-            "i.api_listed_at, (SELECT u.status FROM updates u WHERE u.incident_id = i.id "
-            "AND u.gone_at IS NULL ORDER BY u.posted_at DESC, u.seq DESC LIMIT 1) AS status "
+            "i.api_listed_at, i.time_doubt, (SELECT u.status FROM updates u "
+            "WHERE u.incident_id = i.id AND u.gone_at IS NULL "
+            "ORDER BY u.posted_at DESC, u.seq DESC LIMIT 1) AS status "
             "FROM incidents i WHERE i.feed_id = ? AND i.kind = 'maintenance' "
             "AND i.cancelled_at IS NULL "
             "AND COALESCE(i.scheduled_end_at, i.last_changed_at) > ?) m "
@@ -396,8 +397,16 @@ class FeedQueries:
             [feed_id, since],
         )
 
+    def correct_window(self, incident_id: int, window: tuple) -> None:
+        """Store a maintenance's window as a better source states it; no change, no event."""
+        self._execute(
+            "UPDATE incidents SET scheduled_start_at = COALESCE(?, scheduled_start_at), "
+            "scheduled_end_at = COALESCE(?, scheduled_end_at) WHERE id = ?",
+            [*window, incident_id],
+        )
+
     def mark_api_listed(self, incident_ids: Sequence[int], now: datetime) -> None:
-        """The JSON API's full maintenance list named these incidents at `now`."""
+        """A JSON API answer named these incidents at `now`."""
         self._executemany(
             "UPDATE incidents SET api_listed_at = ? WHERE id = ?", [[now, i] for i in incident_ids]
         )
