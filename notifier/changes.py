@@ -15,6 +15,15 @@ or a year give or take that), and either status and text are the same, or at lea
 are left unpaired on both sides with the same statuses in the same order, all moved by the
 same amount. Re-timed updates are stored with their new time and never mailed. When in doubt
 an update is new: a missed incident mail is worse than a second one.
+
+A maintenance window that moves is an event of its own, `rescheduled` (issue 11): the entry's
+window (its "THIS IS A SCHEDULED EVENT" banner, or the end in RSS <maintenanceEndDate>) differs
+from the window stored for it, in a part both know (see moved_window). The stored window is
+the one every source (feed, JSON API in notifier/enrich.py) compares with and writes, so the
+same move seen by both is one event. Only a maintenance still open (its newest status is not
+completed) and not cancelled can be rescheduled; the first window seen is part of
+`new_incident`, and a window that merely disappears (the banner goes when the maintenance
+starts, Statuspage behaviour) is no change.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ class SeenIncident:
     title: str
     content_hash: str | None
     updates: tuple[NumberedUpdate, ...] | None = None
+    window: tuple[datetime | None, datetime | None] = (None, None)  # as stored (UTC)
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,63 @@ class Event:
     status: str
     at: datetime
     count: int
+
+
+@dataclass(frozen=True)
+class WindowEvent:
+    """A maintenance window that moved (`rescheduled`) or was called off (`cancelled`).
+
+    `window` is the new (start, end) in UTC, None for cancelled; `previous_window` the one it
+    replaces (for cancelled: the window that was cancelled). `status` is the maintenance's
+    current status (its newest update's), "cancelled" for a cancellation.
+    """
+
+    key: str
+    type: str  # rescheduled | cancelled
+    status: str
+    window: tuple[datetime | None, datetime | None] | None
+    previous_window: tuple[datetime | None, datetime | None]
+
+
+# A maintenance whose newest status is one of these is upcoming or running (Statuspage's
+# maintenance statuses: scheduled, in progress, verifying, completed).
+OPEN_MAINTENANCE = frozenset({"scheduled", "in_progress", "verifying"})
+
+
+def moved_window(
+    stored: tuple[datetime | None, datetime | None],
+    offered: tuple[datetime | None, datetime | None],
+) -> tuple[datetime | None, datetime | None] | None:
+    """The window after a move, when `offered` moves `stored`; None when it does not.
+
+    Both are (start, end) in UTC, either part None when unknown. Only a part known on both
+    sides can move: a part the source does not state (a banner gone once the maintenance
+    started, an RSS end date without a start) keeps the stored value, and a part stored for the
+    first time is not a move. The result keeps the stored value for parts `offered` lacks.
+    """
+    moved = any(
+        new is not None and old is not None and new != old
+        for old, new in zip(stored, offered, strict=True)
+    )
+    if not moved:
+        return None
+    return tuple(new if new is not None else old for old, new in zip(stored, offered, strict=True))
+
+
+def entry_window(entry: Entry) -> tuple[datetime | None, datetime | None]:
+    """The window parts an entry states: both from a banner, only the end from an RSS
+    <maintenanceEndDate> (its start is the <pubDate>, which is not the window's once the
+    maintenance started)."""
+    if entry.window_from == "banner":
+        return (entry.scheduled_start, entry.scheduled_end)
+    if entry.window_from == "end_date":
+        return (None, entry.scheduled_end)
+    return (None, None)
+
+
+def current_status(updates) -> str:
+    """The newest update's status ("scheduled" for a maintenance without any yet)."""
+    return updates[0].status if updates else "scheduled"
 
 
 @dataclass(frozen=True)
@@ -73,6 +141,20 @@ class IncidentDiff:
     returned_updates: tuple[NumberedUpdate, ...] = ()  # marked gone earlier, back now
     title_changed: bool = False
     silent: bool = False  # baseline: store, never report
+    moved_to: tuple[datetime | None, datetime | None] | None = None  # the window after a move
+
+    @property
+    def window_event(self) -> WindowEvent | None:
+        """The `rescheduled` event of this diff, when the entry moved the stored window."""
+        if self.silent or self.moved_to is None or self.seen is None:
+            return None
+        return WindowEvent(
+            key=self.entry.key,
+            type="rescheduled",
+            status=current_status(self.updates),
+            window=self.moved_to,
+            previous_window=self.seen.window,
+        )
 
     @property
     def event(self) -> Event | None:
@@ -109,8 +191,9 @@ class Detection:
     diffs: tuple[IncidentDiff, ...] = field(default=())
 
     @property
-    def events(self) -> list[Event]:
-        return [d.event for d in self.diffs if d.event is not None]
+    def events(self) -> list[Event | WindowEvent]:
+        """Per diff its update event, then its window event (each when there is one)."""
+        return [e for d in self.diffs for e in (d.event, d.window_event) if e is not None]
 
 
 def number_updates(updates: Iterable[Update]) -> tuple[NumberedUpdate, ...]:
@@ -155,7 +238,17 @@ def diff_entry(entry: Entry, seen: SeenIncident | None, silent: bool = False) ->
         returned_updates=tuple(u for u in seen.updates if u.gone and u.ident in current),
         title_changed=seen.title != entry.title,
         silent=silent,
+        moved_to=_moved_to(entry, seen, numbered),
     )
+
+
+def _moved_to(entry: Entry, seen: SeenIncident, numbered) -> tuple | None:
+    """The window an open, uncancelled maintenance moved to in this entry, or None."""
+    if entry.kind != "maintenance" or seen.cancelled:
+        return None
+    if current_status(numbered) not in OPEN_MAINTENANCE:
+        return None
+    return moved_window(seen.window, entry_window(entry))
 
 
 QUARTER_HOUR = timedelta(minutes=15)

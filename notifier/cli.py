@@ -179,6 +179,11 @@ def feed_inspect(source: str, as_json: bool):
 def feed_replay(snapshots: tuple[str, ...], as_json: bool):
     """Treat SNAPSHOTS as successive polls; snapshot 0 is the silent baseline.
 
+    A snapshot may also be a saved Statuspage JSON API answer (scheduled-maintenances.json
+    or incidents.json): it is applied as the worker's enrichment applies it at that point,
+    and reports the maintenance windows it moved ("rescheduled") or called off ("cancelled":
+    reported so, or no longer listed by a whole scheduled-maintenances.json while upcoming).
+
     An entry skipped for bytes that are not UTF-8 gets one line on stderr,
     "warning: snapshot N: entry CODE 'TITLE': bytes that are not UTF-8 in its FIELDS; skipped".
     """
@@ -190,27 +195,52 @@ def feed_replay(snapshots: tuple[str, ...], as_json: bool):
         raise click.ClickException(str(exc)) from None
     for line in damaged:  # stdout stays pure JSON
         click.echo(f"warning: {line}", err=True)
-    events = [
-        {
-            "snapshot": c["snapshot"],
-            "key": c["key"],
-            "type": c["type"],
-            "status": c["status"],
-            "at": iso_minute(c["posted_at"]),
-            "count": c["count"],
-        }
-        for c in changes
-    ]
+    events = [replay_event(c) for c in changes]
     if as_json:
         click.echo(json.dumps({"events": events}, ensure_ascii=False, indent=2))
         return
     if not events:
         click.echo("no events")
     for e in events:
+        if "window" in e:
+            window = " - ".join(e["window"]) if e["window"] else "none"
+            click.echo(
+                f"snapshot {e['snapshot']}  {e['key']}  {e['type']:<12}  "
+                f"{' - '.join(w or '?' for w in e['previous_window'])}  ->  {window}"
+            )
+            continue
         click.echo(
             f"snapshot {e['snapshot']}  {e['key']}  {e['type']:<12}  {e['status']:<13}  "
             f"{e['at']}  x{e['count']}"
         )
+
+
+def replay_event(change: dict) -> dict:
+    """One event of the contract's replay JSON (DESIGN.md): an update event, or a window event
+    `{"snapshot", "key", "type": "rescheduled"|"cancelled", "window": [start, end] or null,
+    "previous_window": [start, end]}` (times as `at`, a part never known is null)."""
+    if change["type"] in ("rescheduled", "cancelled"):
+        return {
+            "snapshot": change["snapshot"],
+            "key": change["key"],
+            "type": change["type"],
+            "window": _window(change["window"]),
+            "previous_window": _window(change["previous_window"]),
+        }
+    return {
+        "snapshot": change["snapshot"],
+        "key": change["key"],
+        "type": change["type"],
+        "status": change["status"],
+        "at": iso_minute(change["posted_at"]),
+        "count": change["count"],
+    }
+
+
+def _window(window) -> list | None:
+    if window is None:
+        return None
+    return [iso_minute(t) if t is not None else None for t in window]
 
 
 def register(app: Flask) -> None:

@@ -3,6 +3,13 @@
 The feeds say what happened; only the JSON API says which components were affected and how
 badly. It is optional: when it cannot be reached nothing waits for it, and notifications go to
 everyone who chose any component of that page (see DESIGN.md).
+
+It is also the second source of maintenance windows (issue 11; see apply_windows): its
+`scheduled_for` / `scheduled_until` move a window the feed may not show any more (the feed's
+banner goes once a maintenance starts), and /api/v2/scheduled-maintenances.json, the 50 most
+recent maintenances in every state (Statuspage's documented statuses: scheduled, in progress,
+verifying, completed), stops listing an upcoming maintenance its page deleted, which is how a
+Statuspage maintenance is called off.
 """
 
 from __future__ import annotations
@@ -10,10 +17,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from .changes import OPEN_MAINTENANCE, moved_window, plausible_shift
 from .fetch import FetchError, fetch
 from .shutdown import Shutdown
 
@@ -38,6 +46,10 @@ class Backoff:
 
     def due(self, key: str, now: datetime) -> bool:
         return now >= self._next.get(key, now)
+
+    def failing(self, key: str) -> bool:
+        """Whether the last try of `key` failed."""
+        return key in self._failures
 
     def tried(self, key: str, now: datetime, *, ok: bool, error: str = "") -> None:
         self.last_try[key] = now
@@ -187,15 +199,176 @@ def enrich_incidents(
     for path in ("incidents.json", "scheduled-maintenances.json"):
         try:
             url = f"{feed['page_url']}/api/v2/{path}"
-            data = parse_incident_components(_get_json(client, url, time_left))
+            answer = _get_json(client, url, time_left)
+            data = parse_incident_components(answer)
         except FetchError as exc:
             backoff.tried(key, now, ok=False, error=f"incident enrichment skipped: {exc}")
             return done
         done += _apply(store, wanted, data, now)
+        apply_windows(store, feed["id"], answer, now, full=path == MAINTENANCES)
+        if path == MAINTENANCES:
+            backoff.tried(f"{feed['page_url']}/api/v2/{MAINTENANCES}", now, ok=True)
         if not wanted:
             break
     backoff.tried(key, now, ok=True)
     return done
+
+
+MAINTENANCES = "scheduled-maintenances.json"
+# Statuspage's scheduled-maintenances.json lists "the 50 most recent scheduled maintenances"
+# (its public API documentation): a shorter list is all there is.
+LISTING_LIMIT = 50
+CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})  # not Statuspage's; pages like it
+
+
+def api_time(value) -> datetime | None:
+    """An API timestamp ("2022-10-05T04:00:00.000Z") -> UTC to the minute, as feeds state
+    times; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    return at.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def parse_windows(data: dict) -> dict[str, tuple[str | None, datetime | None, datetime | None]]:
+    """code -> (status, scheduled_for, scheduled_until) for every item of an incidents.json or
+    scheduled-maintenances.json answer (or /incidents/<code>.json); times UTC, None unknown."""
+    if isinstance(data.get("incident"), dict):
+        items = [data["incident"]]
+    else:
+        lists = (data.get("scheduled_maintenances"), data.get("incidents"))
+        items = next((v for v in lists if isinstance(v, list)), [])
+    found = {}
+    for item in _dicts(items):
+        if item.get("id"):
+            status = item.get("status")
+            found[str(item["id"])] = (
+                status if isinstance(status, str) else None,
+                api_time(item.get("scheduled_for")),
+                api_time(item.get("scheduled_until")),
+            )
+    return found
+
+
+def apply_windows(store, feed_id: int, data: dict, now: datetime, *, full: bool) -> list[dict]:
+    """Record what a JSON API answer says about the feed's open maintenances; returns the
+    changes recorded (store.record_window_change rows).
+
+    - An item whose status says cancelled: `cancelled`.
+    - An item whose window moves the stored one (changes.moved_window: parts it does not
+      state keep theirs): `rescheduled`, status the maintenance's newest stored one.
+    - With `full` (the whole scheduled-maintenances.json answer, fetched successfully): an
+      upcoming maintenance it does not list is `cancelled`, when the listing would include
+      it (see _would_list), it was listed before (api_listed_at: a maintenance the feed shows
+      first is not cancelled because the API's cache has not caught up), its start is still
+      ahead and its newest status is scheduled. An empty listing is not believed.
+    - The API's first word on a window the parser doubted corrects a misreading silently
+      (see _misread). Every answer that names a maintenance sets its api_listed_at.
+    Runs under the feed's lock, reading the stored state there: the poller recording the same
+    move from the feed, or a second worker, finds it stored and records nothing more.
+    """
+    reports = parse_windows(data)
+    listing = data.get("scheduled_maintenances")
+    full = full and isinstance(listing, list) and bool(reports)
+    recorded, listed = [], []
+    with store.feed_lock(feed_id):
+        for row in store.open_maintenances(feed_id, now - ENRICH_WINDOW):
+            stored = (row["scheduled_start_at"], row["scheduled_end_at"])
+            report = reports.get(row["key"])
+            if report is None:
+                if full and _cancelled_by_absence(row, reports, now):
+                    recorded.append(_record(store, feed_id, row, "cancelled", None, stored, now))
+                continue
+            listed.append(row["id"])
+            status, start, end = report
+            if status in CANCELLED_STATUSES:
+                recorded.append(_record(store, feed_id, row, "cancelled", None, stored, now))
+            elif status in OPEN_MAINTENANCE and (moved := moved_window(stored, (start, end))):
+                if _misread(row, stored, moved):
+                    store.correct_window(row["id"], moved)
+                    log.info("maintenance %s: window as the JSON API states it", row["key"])
+                else:
+                    recorded.append(_record(store, feed_id, row, "rescheduled", moved, stored, now))
+        store.mark_api_listed(listed, now)
+    return [r for r in recorded if r is not None]
+
+
+def _misread(row: dict, stored: tuple, moved: tuple) -> bool:
+    """Whether the API's first word on a window the parser read with doubt (time_doubt: an
+    abbreviation it could not be sure of) corrects a misreading rather than reports a move:
+    every part differs by what a misread zone or year explains (changes.plausible_shift).
+    Then the API's window is stored silently; a false "rescheduled" mail would tell readers
+    a window moved that never did."""
+    if row["api_listed_at"] is not None or not row["time_doubt"]:
+        return False
+    pairs = [(o, n) for o, n in zip(stored, moved, strict=True) if o and n]
+    return all(o == n or plausible_shift(n - o) for o, n in pairs)
+
+
+def _record(store, feed_id: int, row: dict, kind: str, window, stored, now) -> dict | None:
+    status = "cancelled" if kind == "cancelled" else (row["status"] or "scheduled")
+    change = store.record_window_change(
+        feed_id, row["id"], row["key"], kind, status, window, stored, now
+    )
+    if change is not None:
+        log.info("maintenance %s %s (JSON API)", row["key"], kind)
+    return change
+
+
+def _cancelled_by_absence(row: dict, reports: dict, now: datetime) -> bool:
+    start = row["scheduled_start_at"]
+    return (
+        row["api_listed_at"] is not None
+        and (row["status"] or "scheduled") == "scheduled"
+        and start is not None
+        and start > now
+        and _would_list(reports, start)
+    )
+
+
+def _would_list(reports: dict, start: datetime) -> bool:
+    """Whether the listing would hold a maintenance starting at `start`: it is shorter than
+    LISTING_LIMIT, or it reaches back to a maintenance starting no later (the newest are
+    listed, so one starting later would be too)."""
+    return len(reports) < LISTING_LIMIT or any(
+        s is not None and s <= start for _status, s, _end in reports.values()
+    )
+
+
+def check_windows(
+    store,
+    client: httpx.Client,
+    feed: dict,
+    now: datetime,
+    backoff: Backoff | None = None,
+    time_left: TimeLeft = None,
+) -> list[dict]:
+    """Ask scheduled-maintenances.json about the feed's open maintenances, at most every
+    RETRY_AFTER (Backoff), and apply_windows its answer in full; the changes recorded.
+
+    Nothing is asked when the feed has no open maintenance, or while incident enrichment
+    finds the API unreachable. A failed fetch changes nothing.
+    Raises OutOfTime when `time_left` leaves none for the request."""
+    if not feed.get("page_url") or not store.open_maintenances(feed["id"], now - ENRICH_WINDOW):
+        return []
+    url = f"{feed['page_url']}/api/v2/{MAINTENANCES}"
+    backoff = backoff or Backoff()
+    # While incident enrichment finds the API down, its backoff speaks for this one too: one
+    # warning per outage, not two.
+    if not backoff.due(url, now) or backoff.failing(f"{feed['page_url']}/api/v2/incidents"):
+        return []
+    try:
+        data = _get_json(client, url, time_left)
+    except FetchError as exc:
+        backoff.tried(url, now, ok=False, error=f"maintenance windows not checked: {exc}")
+        return []
+    backoff.tried(url, now, ok=True)
+    return apply_windows(store, feed["id"], data, now, full=True)
 
 
 def _apply(store, wanted: dict[str, int], data: dict, now: datetime) -> int:
@@ -234,6 +407,7 @@ def enrich_feeds(
         try:
             sync_components(store, client, feed, now, backoff, time_left)
             enrich_incidents(store, client, feed, now, backoff, time_left)
+            check_windows(store, client, feed, now, backoff, time_left)
         except OutOfTime as exc:
             log.info("enrichment stopped before %s: no time left in this poll", exc)
             return

@@ -134,6 +134,10 @@ class Entry:
     updated: datetime | None = None
     scheduled_start: datetime | None = None
     scheduled_end: datetime | None = None
+    # Where the window was read: "banner" (the "THIS IS A SCHEDULED EVENT" paragraph: start and
+    # end), "end_date" (RSS <maintenanceEndDate> alone: only the end is the page's; the start
+    # stands in from <pubDate>, which tracks the newest update once the banner is gone), None.
+    window_from: str | None = None
     # Times read with doubt (notifier.stamps): one line each, naming the stamp and what was used.
     time_doubts: tuple[str, ...] = ()
 
@@ -427,10 +431,11 @@ def _read_entry(
         problems.append(f"entry {key}: unknown status {', '.join(unknown)}; those updates ignored")
         updates = tuple(u for u in updates if u.status in KNOWN_STATUSES)
     end_date = raw.get("maintenanceenddate") or ""  # RSS <maintenanceEndDate>
+    window_from = "banner" if window else None
     if window is None and end_date:
         end = _rfc822(end_date)
         if end and published:
-            window = (published, end)
+            window, window_from = (published, end), "end_date"
     _within_range(published, updated, *(u.at for u in updates), *(window or ()))
     statuses = {u.status for u in updates}
     kind = "maintenance" if (window or statuses & MAINTENANCE_STATUSES) else "incident"
@@ -449,6 +454,7 @@ def _read_entry(
         updated=updated,
         scheduled_start=window[0] if window else None,
         scheduled_end=window[1] if window else None,
+        window_from=window_from,
         time_doubts=tuple(doubts),
     )
 

@@ -39,12 +39,27 @@ def page_name(feed: dict) -> str:
     return title or "Sinch"
 
 
+# Changes about the window, not about a post: nothing in the timeline is new (contract of
+# issue 11); "reminder" is R's synthetic change.
+WINDOW_CHANGES = frozenset({"rescheduled", "cancelled", "reminder"})
+
+
 def incident_content(store, change: dict, incident: dict, names: dict[str, str]) -> dict:
     """The JSON snapshot a notification carries: incident, components, the whole timeline, and
-    which updates triggered it (`"new": true` on each; see new_update_ids)."""
+    which updates triggered it (`"new": true` on each; see new_update_ids).
+
+    `change` is a change row (store.list_changes) or a synthetic dict with at least "type",
+    "status" and "count". For the window changes (WINDOW_CHANGES) no update is new and
+    new_updates is 0; the window shown is the change's own: for `rescheduled` the window it
+    moved to (and "previous_window" the one before), for `cancelled` the window cancelled.
+    Without those columns (a reminder) it is the incident's current window.
+    `incident.window_sequence` comes from the incident row (absent when 0).
+    """
     feed = store.feed_by_id(incident["feed_id"])
     rows = store.incident_updates(incident["id"])
-    new_ids = new_update_ids(change, rows)
+    about_window = change["type"] in WINDOW_CHANGES
+    new_ids = set() if about_window else new_update_ids(change, rows)
+    start, end, previous = _change_window(change, incident)
     return render.incident_content(
         kind=incident["kind"],
         page_name=page_name(feed),
@@ -56,14 +71,35 @@ def incident_content(store, change: dict, incident: dict, names: dict[str, str])
         components=[
             {"id": cid, "name": names[cid]} for cid in incident["components"] or [] if cid in names
         ],
-        scheduled_start=incident["scheduled_start_at"],
-        scheduled_end=incident["scheduled_end_at"],
+        scheduled_start=start,
+        scheduled_end=end,
         status=change["status"],
         change=change["type"],
-        new_updates=change["count"],
+        new_updates=0 if about_window else change["count"],
         updates=((u["status"], u["posted_at"], u["text"], u["id"] in new_ids) for u in rows),
         time_doubt=incident.get("time_doubt") or (),
+        window_sequence=_window_sequence(change, incident),
+        previous_window=previous,
     )
+
+
+def _change_window(change: dict, incident: dict) -> tuple:
+    """(start, end, previous window or None) a notification about `change` shows."""
+    current = (incident["scheduled_start_at"], incident["scheduled_end_at"])
+    previous = (change.get("previous_start_at"), change.get("previous_end_at"))
+    if change["type"] == "rescheduled" and change.get("window_sequence") is not None:
+        return change["window_start_at"], change["window_end_at"], previous
+    if change["type"] == "cancelled" and change.get("window_sequence") is not None:
+        return (*previous, None)
+    return (*current, None)
+
+
+def _window_sequence(change: dict, incident: dict) -> int:
+    """The SEQUENCE the content carries: the change's own for a window change (a later move
+    must not show in this one's calendar entry), else the incident's."""
+    if change.get("window_sequence") is not None:
+        return change["window_sequence"]
+    return incident.get("window_sequence") or 0
 
 
 def new_update_ids(change: dict, updates: list[dict]) -> set[int]:
@@ -92,10 +128,14 @@ def notify_changes(store, settings: Settings, now: datetime) -> list[int]:
         if feed_id not in catalogues:  # one catalogue read per feed, not per change
             catalogues[feed_id] = {c["id"]: c["name"] for c in store.list_components(feed_id)}
         content = incident_content(store, change, incident, catalogues[feed_id])
-        # Stale news is never sent automatically: the clock starts at the update's own time.
-        expires_at = min(change["posted_at"], now) + timedelta(
-            hours=settings.notification_ttl_hours
-        )
+        expires_at = _expiry(change, settings, now)
+        if change["type"] == "rescheduled" and expires_at <= now:
+            # A move to a window that has already ended tells no one anything any more.
+            log.info("change %s (%s %s) is stale; no notification", change["id"],
+                     change["key"], change["type"])  # fmt: skip
+            with store.write():
+                store.mark_change_processed(change["id"], now)
+            continue
         review = settings.review_mode
         with store.write():
             nid = store.create_notification(
@@ -125,6 +165,19 @@ def notify_changes(store, settings: Settings, now: datetime) -> list[int]:
                 change["type"],
             )
     return created
+
+
+def _expiry(change: dict, settings: Settings, now: datetime) -> datetime:
+    """When the notification about `change` goes stale.
+
+    Stale news is never sent automatically: the clock starts at the update's own time (for a
+    window change: its detection, posted_at). A rescheduled notice is also stale once the new
+    window has ended."""
+    expires_at = min(change["posted_at"], now) + timedelta(hours=settings.notification_ttl_hours)
+    end = change.get("window_end_at")
+    if change["type"] == "rescheduled" and end is not None:
+        expires_at = min(expires_at, end)
+    return expires_at
 
 
 def release_reviews(store, now: datetime) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
 import re
@@ -311,6 +312,36 @@ def _guarded(store, url: str, now: datetime, step, *args):
         return result
 
 
+def api_answer(body: bytes) -> dict | None:
+    """A Statuspage JSON API answer among replay snapshots: the object of a body that is JSON
+    with a `scheduled_maintenances` or `incidents` list (or an `incident`); None for anything
+    that is not JSON. FeedError for JSON that is none of these."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and (
+        isinstance(data.get("scheduled_maintenances"), list)
+        or isinstance(data.get("incidents"), list)
+        or isinstance(data.get("incident"), dict)
+    ):
+        return data
+    raise FeedError(
+        "JSON, but not a Statuspage scheduled-maintenances.json or incidents.json answer"
+    )
+
+
+def captured_at(answer: dict) -> datetime | None:
+    """When a saved JSON API answer was current: its page's `updated_at` (Statuspage writes
+    it in every v2 answer), None when absent or unreadable."""
+    from .enrich import api_time
+
+    page = answer.get("page")
+    return api_time(page.get("updated_at")) if isinstance(page, dict) else None
+
+
 def replay(
     snapshots: Sequence[bytes], start: datetime | None = None, warnings: list[str] | None = None
 ) -> list[dict]:
@@ -319,7 +350,12 @@ def replay(
     Runs the poller's own parse_usable and ingest against a throwaway SQLite store. FeedError
     ("snapshot N: why") for a snapshot the poller would refuse. Entries skipped for bytes that
     are not UTF-8 are added to `warnings`, when given, as "snapshot N: entry …; skipped".
+    A snapshot that is a Statuspage JSON API answer (see api_answer) is applied as the
+    enrichment applies one at that point (enrich.apply_windows; in full when it is a
+    scheduled-maintenances.json answer), at the time it was captured (captured_at) when it
+    says so: window changes only, its window events are returned.
     """
+    from .enrich import apply_windows
     from .store.sqlite import SQLiteStore
 
     now = start or datetime.now(UTC)
@@ -331,6 +367,15 @@ def replay(
             feed_id = store.ensure_feed("replay:", now)["id"]
             for index, body in enumerate(snapshots):
                 try:
+                    answer = api_answer(body)
+                    if answer is not None:
+                        full = isinstance(answer.get("scheduled_maintenances"), list)
+                        # A capture is judged at the time it was taken, when it says so.
+                        at = captured_at(answer) or now
+                        for change in apply_windows(store, feed_id, answer, at, full=full):
+                            events.append({"snapshot": index, **change})
+                        now += timedelta(minutes=1)
+                        continue
                     parsed = parse_usable(body, now, lambda: store.feed_has_incidents(feed_id))
                 except FeedError as exc:
                     raise FeedError(f"snapshot {index}: {exc}") from None

@@ -233,6 +233,8 @@ def incident_content(
     new_updates: int,
     updates: Iterable[tuple],
     time_doubt: Iterable[str] = (),
+    window_sequence: int = 0,
+    previous_window: tuple[datetime | None, datetime | None] | None = None,
 ) -> dict:
     """The JSON-able incident/maintenance content dict; `updates` are (status, at, text) or
     (status, at, text, is_new), newest first. The one place this shape is built (feed entries,
@@ -248,6 +250,11 @@ def incident_content(
     `text_format: "plain"` when a feed text holds '<' (the parser made title and texts plain
     text; the mail must escape that '<', not strip it as markup). Content without the key is
     read as possibly marked up, as content stored before it existed was.
+
+    Maintenance windows (issue 11): `incident.window_sequence`, how often the window moved or
+    was cancelled (the iCalendar SEQUENCE), appears when it is not 0 (absent means 0);
+    `previous_window` {"start", "end"} (ISO UTC or None) when given, for a `rescheduled`
+    change: the window before the move, `scheduled_start`/`scheduled_end` the one after it.
     """
     updates = [_update_dict(*u) for u in updates]
     content = {
@@ -271,6 +278,13 @@ def incident_content(
     doubts = list(time_doubt or ())
     if doubts:
         content["incident"]["time_doubt"] = doubts
+    if window_sequence:
+        content["incident"]["window_sequence"] = int(window_sequence)
+    if previous_window is not None:
+        content["previous_window"] = {
+            "start": iso_utc(previous_window[0]),
+            "end": iso_utc(previous_window[1]),
+        }
     if "<" in title or any("<" in u["text"] for u in updates):
         content["text_format"] = "plain"
     return content

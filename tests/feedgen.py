@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -57,6 +58,74 @@ class Incident:
     def with_posts(self, *posts: Post, **changes) -> Incident:
         """The same incident with `posts` added on top (newest first)."""
         return replace(self, posts=(*posts, *self.posts), **changes)
+
+    def moved_to(self, start: datetime, end: datetime) -> Incident:
+        """The same upcoming maintenance with its window edited and no new post: what a page
+        shows after its owner moves the window (banner, RSS <maintenanceEndDate>, and the
+        published date Statuspage sets to the start)."""
+        return replace(self, window=(start, end), maintenance_end=end, published=None)
+
+    def started(self, *posts: Post, end: datetime | None = None) -> Incident:
+        """The maintenance once it started: `posts` on top, the banner gone (Statuspage drops
+        it, see ../shared/fixtures/statuspage/*maintenance-completed.atom), published at the
+        newest post; RSS keeps <maintenanceEndDate> (`end`, default the window's end)."""
+        end = end or self.maintenance_end or (self.window[1] if self.window else None)
+        return replace(self.with_posts(*posts), window=None, maintenance_end=end, published=None)
+
+
+def maintenance(
+    key: str, title: str, window: tuple[datetime, datetime], scheduled_at: datetime, text: str
+) -> Incident:
+    """An upcoming maintenance as Statuspage shows it: the banner, one "Scheduled" post, the
+    RSS <maintenanceEndDate>, published at the window's start."""
+    return Incident(
+        key=key,
+        title=title,
+        posts=(Post("scheduled", scheduled_at, text),),
+        kind="maintenance",
+        window=window,
+        maintenance_end=window[1],
+    )
+
+
+def _api_time(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z") if at else None
+
+
+def scheduled_maintenances_json(
+    page: Page,
+    items: tuple[tuple[Incident, tuple[datetime, datetime], str], ...],
+    updated: datetime | None = None,
+) -> bytes:
+    """A /api/v2/scheduled-maintenances.json body: one item per (incident, its window, its
+    status), as Statuspage's public API writes them (scheduled_for / scheduled_until);
+    `updated` is the page's updated_at (left out when None)."""
+    meta = {"id": "page0001", "name": page.name, "url": page.url}
+    if updated is not None:
+        meta["updated_at"] = _api_time(updated)
+    return json.dumps(
+        {
+            "page": meta,
+            "scheduled_maintenances": [
+                {
+                    "id": incident.key,
+                    "name": incident.title,
+                    "status": status,
+                    "impact": "maintenance",
+                    "shortlink": f"{page.url}/incidents/{incident.key}",
+                    "scheduled_for": _api_time(window[0]),
+                    "scheduled_until": _api_time(window[1]),
+                    "incident_updates": [
+                        {"status": p.status, "body": p.text, "display_at": _api_time(p.at)}
+                        for p in incident.posts
+                    ],
+                    "components": [],
+                }
+                for incident, window, status in items
+            ],
+        },
+        indent=1,
+    ).encode()
 
 
 @dataclass(frozen=True)

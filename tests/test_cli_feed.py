@@ -181,3 +181,65 @@ def test_replay_of_a_missing_file_is_a_clear_error(runner, tmp_path):
     result = runner.invoke(args=["feed", "replay", str(tmp_path / "nope.atom"), "--json"])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == f"Error: no such file: {tmp_path / 'nope.atom'}"
+
+
+def test_replay_reports_window_events_and_reads_json_api_snapshots(runner, tmp_path):
+    from .feedgen import maintenance, scheduled_maintenances_json
+
+    window = (utc(2031, 3, 3, 4), utc(2031, 3, 3, 6))
+    moved = (utc(2031, 3, 4, 4), utc(2031, 3, 4, 6))
+    upgrade = maintenance("voice0000up1", "Voice upgrade", window, utc(2031, 3, 1, 9), "Planned.")
+    other = maintenance("db000000up02", "DB upgrade", moved, utc(2031, 3, 1, 9, 5), "Planned.")
+    listed = ((upgrade.moved_to(*moved), moved, "scheduled"), (other, moved, "scheduled"))
+    paths = [
+        write(tmp_path, "0.rss", render("rss", PAGE, [upgrade, other])),
+        write(tmp_path, "1.rss", render("rss", PAGE, [upgrade.moved_to(*moved), other])),
+        write(tmp_path, "2.json", scheduled_maintenances_json(PAGE, listed)),  # the same move
+        write(tmp_path, "3.json", scheduled_maintenances_json(PAGE, listed[1:])),
+    ]
+    result = runner.invoke(args=["feed", "replay", *paths, "--json"])
+    assert result.exit_code == 0, result.output
+    old = ["2031-03-03T04:00:00Z", "2031-03-03T06:00:00Z"]
+    new = ["2031-03-04T04:00:00Z", "2031-03-04T06:00:00Z"]
+    assert json.loads(result.stdout) == {
+        "events": [
+            {
+                "snapshot": 1,
+                "key": "voice0000up1",
+                "type": "rescheduled",
+                "window": new,
+                "previous_window": old,
+            },
+            {
+                "snapshot": 3,
+                "key": "voice0000up1",
+                "type": "cancelled",
+                "window": None,
+                "previous_window": new,
+            },
+        ]
+    }
+    text = runner.invoke(args=["feed", "replay", *paths])
+    assert [line.split() for line in text.stdout.splitlines()] == [
+        ["snapshot", "1", "voice0000up1", "rescheduled", old[0], "-", old[1], "->", new[0], "-",
+         new[1]],
+        ["snapshot", "3", "voice0000up1", "cancelled", new[0], "-", new[1], "->", "none"],
+    ]  # fmt: skip
+
+
+def test_replay_refuses_json_that_is_no_statuspage_answer(runner, tmp_path):
+    paths = [
+        write(tmp_path, "0.atom", render("atom", PAGE, [SMS])),
+        write(tmp_path, "1.json", b'{"events": []}'),
+    ]
+    result = runner.invoke(args=["feed", "replay", *paths, "--json"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: snapshot 1: JSON, but not a Statuspage scheduled-maintenances.json or "
+        "incidents.json answer"
+    )
+
+
+def test_replay_help_says_json_api_snapshots_are_read(runner):
+    result = runner.invoke(args=["feed", "replay", "--help"])
+    assert "scheduled-maintenances.json" in result.output

@@ -206,14 +206,24 @@ def test_the_catalogue_is_refreshed_hourly_and_incidents_only_when_they_change(
     page.requests.clear()
     clock.advance(minutes=30)
     jobs.poll(app)
-    assert api_requests(page) == []  # nothing changed, catalogue fresh: no API traffic
+    # Nothing changed, catalogue fresh: the only API traffic is the check of the upcoming
+    # maintenance's window (moved or cancelled, issue 11), at most every RETRY_AFTER.
+    assert api_requests(page) == ["/api/v2/scheduled-maintenances.json"]
+    page.requests.clear()
+    clock.advance(minutes=1)
+    jobs.poll(app)
+    assert api_requests(page) == []
 
     page.set("/history.atom", render("atom", PAGE, [WINDOW, SMS_RESOLVED]))
     serve(page, "/api/v2/components.json", {**CATALOGUE, "components": CATALOGUE["components"][:1]})
-    clock.advance(minutes=31)
+    clock.advance(minutes=30)
     (result,) = jobs.poll(app)
     assert result.outcome == "changes"
-    assert api_requests(page) == ["/api/v2/components.json", "/api/v2/incidents.json"]
+    assert api_requests(page) == [
+        "/api/v2/components.json",
+        "/api/v2/incidents.json",
+        "/api/v2/scheduled-maintenances.json",
+    ]
     # Components gone from the page are dropped from the cache.
     assert rows(db, "SELECT id FROM components") == [{"id": "grp0sms00001"}]
     assert rows(db, "SELECT enriched_at FROM incidents WHERE key = 'sms0000000a1'") == [
@@ -378,3 +388,78 @@ def test_components_parser_skips_unusable_items():
             "showcase": True,
         }
     ]
+
+
+def api_maintenance(key: str, status: str, start: str | None, end: str | None) -> dict:
+    return {"id": key, "status": status, "impact": "maintenance", "components": [],
+            "scheduled_for": start, "scheduled_until": end}  # fmt: skip
+
+
+def window_changes(db) -> list[dict]:
+    return rows(
+        db,
+        "SELECT c.type, c.status, c.window_start_at, c.window_end_at, c.previous_start_at, "
+        "c.previous_end_at, c.window_sequence, n.kind AS notification FROM changes c "
+        "LEFT JOIN notifications n ON n.change_id = c.id "
+        "WHERE c.type IN ('rescheduled', 'cancelled') ORDER BY c.id",
+    )
+
+
+OLD_DONE = api_maintenance("old0000done1", "completed", "2026-11-01T04:00:00Z", None)
+
+
+def test_a_window_the_json_api_moves_is_recorded_and_notified_once(app, db, page, clock):
+    start, end = "2026-12-01T02:00:00.000Z", "2026-12-01T04:00:00.000Z"
+    listing = [api_maintenance("maint000000m", "scheduled", start, end), OLD_DONE]
+    serve(page, "/api/v2/scheduled-maintenances.json", {"scheduled_maintenances": listing})
+    jobs.poll(app)
+    moved = [api_maintenance("maint000000m", "scheduled", start, "2026-12-01T06:30:00Z"), OLD_DONE]
+    serve(page, "/api/v2/scheduled-maintenances.json", {"scheduled_maintenances": moved})
+    for _ in range(3):  # the move, then two more looks at the same answer
+        clock.advance(minutes=6)
+        jobs.poll(app)
+    assert window_changes(db) == [
+        {
+            "type": "rescheduled",
+            "status": "scheduled",
+            "window_start_at": "2026-12-01T02:00:00.000000Z",
+            "window_end_at": "2026-12-01T06:30:00.000000Z",
+            "previous_start_at": "2026-12-01T02:00:00.000000Z",
+            "previous_end_at": "2026-12-01T04:00:00.000000Z",
+            "window_sequence": 1,
+            "notification": "maintenance",
+        }
+    ]
+
+
+def test_a_maintenance_the_api_stops_listing_is_cancelled_once_never_on_a_failed_fetch(
+    app, db, page, clock
+):
+    jobs.poll(app)  # MAINTENANCES lists it
+    clock.advance(minutes=6)
+    page.set("/api/v2/scheduled-maintenances.json", body=b"oops", status=500)
+    jobs.poll(app)
+    clock.advance(minutes=6)
+    serve(page, "/api/v2/scheduled-maintenances.json", {"scheduled_maintenances": []})
+    jobs.poll(app)  # an empty listing is not believed either
+    assert window_changes(db) == []
+
+    serve(page, "/api/v2/scheduled-maintenances.json", {"scheduled_maintenances": [OLD_DONE]})
+    for _ in range(3):
+        clock.advance(minutes=61)  # past any backoff the failure left
+        jobs.poll(app)
+    assert window_changes(db) == [
+        {
+            "type": "cancelled",
+            "status": "cancelled",
+            "window_start_at": None,
+            "window_end_at": None,
+            "previous_start_at": "2026-12-01T02:00:00.000000Z",
+            "previous_end_at": "2026-12-01T04:00:00.000000Z",
+            "window_sequence": 1,
+            "notification": "maintenance",
+        }
+    ]
+    [incident] = rows(db, "SELECT window_sequence, cancelled_at FROM incidents WHERE key = ?",
+                      "maint000000m")  # fmt: skip
+    assert incident["window_sequence"] == 1 and incident["cancelled_at"] is not None

@@ -120,6 +120,11 @@ def test_a_new_update_is_recorded_once_as_a_change(feed_server, db, http, clock)
         "count": 1,
         "detected_at": ts(clock()),
         "processed_at": None,
+        "window_start_at": None,  # window columns: issue 11, only for window changes
+        "window_end_at": None,
+        "previous_start_at": None,
+        "previous_end_at": None,
+        "window_sequence": None,
     }
     assert result.changes == (
         {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from ..changes import Detection, IncidentDiff, NumberedUpdate, SeenIncident
+from ..changes import Detection, IncidentDiff, NumberedUpdate, SeenIncident, entry_window
 from .base import dumps, loads
 
 _FEED_COLUMNS = (
@@ -87,8 +87,8 @@ class FeedQueries:
         keys = list(hashes)
         marks = ",".join("?" * len(keys))
         rows = self._query(
-            f"SELECT id, key, title, content_hash FROM incidents "
-            f"WHERE feed_id = ? AND key IN ({marks})",
+            f"SELECT id, key, title, content_hash, scheduled_start_at, scheduled_end_at, "
+            f"cancelled_at FROM incidents WHERE feed_id = ? AND key IN ({marks})",
             [feed_id, *keys],
         )
         changed = [r["id"] for r in rows if r["content_hash"] != hashes[r["key"]]]
@@ -100,6 +100,8 @@ class FeedQueries:
                 title=r["title"],
                 content_hash=r["content_hash"],
                 updates=updates.get(r["id"]),
+                window=(r["scheduled_start_at"], r["scheduled_end_at"]),
+                cancelled=r["cancelled_at"] is not None,
             )
             for r in rows
         }
@@ -132,9 +134,28 @@ class FeedQueries:
                 continue
             incident_id = self._save_incident(feed_id, diff, now)
             inserted = self._save_updates(incident_id, diff, now)
-            event = diff.event
-            if event is None:
-                continue
+            recorded.extend(self._record_update_change(feed_id, incident_id, diff, inserted, now))
+            moved = diff.window_event
+            if moved is not None:
+                change = self.record_window_change(
+                    feed_id, incident_id, moved.key, moved.type, moved.status,
+                    moved.window, moved.previous_window, now,
+                )  # fmt: skip
+                recorded.extend([change] if change else [])
+        if baseline:
+            self._execute(
+                "UPDATE feeds SET baseline_at = COALESCE(baseline_at, ?) WHERE id = ?",
+                [now, feed_id],
+            )
+        return recorded
+
+    def _record_update_change(
+        self, feed_id: int, incident_id: int, diff: IncidentDiff, inserted: dict, now: datetime
+    ) -> list[dict]:
+        """The new_incident / new_update change of a diff, as recorded (none when not news)."""
+        recorded = []
+        event = diff.event
+        if event is not None:
             newest = inserted[diff.new_updates[0].ident]
             row = self._query_one(
                 "INSERT INTO changes (feed_id, incident_id, update_id, type, status, posted_at, "
@@ -163,12 +184,61 @@ class FeedQueries:
                         "count": event.count,
                     }
                 )
-        if baseline:
-            self._execute(
-                "UPDATE feeds SET baseline_at = COALESCE(baseline_at, ?) WHERE id = ?",
-                [now, feed_id],
-            )
         return recorded
+
+    def record_window_change(
+        self,
+        feed_id: int,
+        incident_id: int,
+        key: str,
+        kind: str,
+        status: str,
+        window: tuple | None,
+        previous: tuple,
+        now: datetime,
+    ) -> dict | None:
+        """Record a `rescheduled` (window: the new (start, end)) or `cancelled` (window None)
+        change of a maintenance; the caller holds the feed's lock (feed_lock) or the write
+        transaction of a detection.
+
+        Bumps incidents.window_sequence (the iCalendar SEQUENCE, RFC 5545 3.8.7.4), moves the
+        stored window (rescheduled) or sets cancelled_at (cancelled), and inserts the change
+        with that sequence: UNIQUE (incident_id, window_sequence), so a second recorder of the
+        same change inserts nothing. Returns the change as save_detection does (plus "window"
+        and "previous_window"), or None when nothing was recorded.
+        """
+        start, end = window if window is not None else (None, None)
+        row = self._query_one(
+            "UPDATE incidents SET window_sequence = window_sequence + 1, "
+            "scheduled_start_at = COALESCE(?, scheduled_start_at), "
+            "scheduled_end_at = COALESCE(?, scheduled_end_at), "
+            "cancelled_at = CASE WHEN ? = 'cancelled' THEN ? ELSE cancelled_at END "
+            "WHERE id = ? AND cancelled_at IS NULL RETURNING window_sequence",
+            [start, end, kind, now, incident_id],
+        )
+        if row is None:  # cancelled already: nothing moves or ends twice
+            return None
+        change = self._query_one(
+            "INSERT INTO changes (feed_id, incident_id, update_id, type, status, posted_at, "
+            "count, detected_at, window_start_at, window_end_at, previous_start_at, "
+            "previous_end_at, window_sequence) VALUES (?, ?, NULL, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (incident_id, window_sequence) DO NOTHING RETURNING id",
+            [feed_id, incident_id, kind, status, now, now, start, end, *previous,
+             row["window_sequence"]],
+        )  # fmt: skip
+        if change is None:
+            return None
+        return {
+            "id": change["id"],
+            "incident_id": incident_id,
+            "key": key,
+            "type": kind,
+            "status": status,
+            "posted_at": now,
+            "count": 0,
+            "window": window,
+            "previous_window": tuple(previous),
+        }
 
     def _save_incident(self, feed_id: int, diff: IncidentDiff, now: datetime) -> int:
         e = diff.entry
@@ -192,6 +262,9 @@ class FeedQueries:
                 ],
             )
             return row["id"]
+        # A moved window is written by record_window_change; otherwise only the parts the
+        # entry states fill in what is stored (never the RSS <pubDate> as a start).
+        start, end = (None, None) if diff.moved_to else entry_window(e)
         self._execute(
             "UPDATE incidents SET kind = ?, title = ?, link = ?, "
             "scheduled_start_at = COALESCE(?, scheduled_start_at), "
@@ -202,8 +275,8 @@ class FeedQueries:
                 e.kind,
                 e.title,
                 e.link,
-                e.scheduled_start,
-                e.scheduled_end,
+                start,
+                end,
                 e.content_hash,
                 _doubt(e),
                 now if diff.new_updates else None,
@@ -283,7 +356,9 @@ class FeedQueries:
         where = "WHERE c.processed_at IS NULL" if unprocessed_only else ""
         return self._query(
             "SELECT c.id, c.feed_id, c.incident_id, c.update_id, c.type, c.status, c.posted_at, "
-            "c.count, c.detected_at, c.processed_at, i.key, i.kind, i.title FROM changes c "
+            "c.count, c.detected_at, c.processed_at, c.window_start_at, c.window_end_at, "
+            "c.previous_start_at, c.previous_end_at, c.window_sequence, i.key, i.kind, i.title "
+            "FROM changes c "
             f"JOIN incidents i ON i.id = c.incident_id {where} ORDER BY c.id LIMIT ?",
             [limit],
         )
@@ -301,6 +376,39 @@ class FeedQueries:
             "AND last_changed_at >= ? "
             "AND (enriched_at IS NULL OR enriched_at < last_changed_at)",
             [feed_id, since],
+        )
+
+    def open_maintenances(self, feed_id: int, since: datetime) -> list[dict]:
+        """The feed's maintenances that are not cancelled, whose newest shown update is not
+        completed (or that have none) and whose window ends (or, without one, which last
+        changed) after `since`: id, key, scheduled_start_at, scheduled_end_at, api_listed_at,
+        time_doubt (as stored), status (the newest update's, None without one). A page that
+        never marks a maintenance completed does not keep it open for ever."""
+        return self._query(
+            "SELECT * FROM (SELECT i.id, i.key, i.scheduled_start_at, i.scheduled_end_at, "
+            "i.api_listed_at, i.time_doubt, (SELECT u.status FROM updates u "
+            "WHERE u.incident_id = i.id AND u.gone_at IS NULL "
+            "ORDER BY u.posted_at DESC, u.seq DESC LIMIT 1) AS status "
+            "FROM incidents i WHERE i.feed_id = ? AND i.kind = 'maintenance' "
+            "AND i.cancelled_at IS NULL "
+            "AND COALESCE(i.scheduled_end_at, i.last_changed_at) > ?) m "
+            "WHERE status IS NULL OR status IN ('scheduled', 'in_progress', 'verifying') "
+            "ORDER BY id",
+            [feed_id, since],
+        )
+
+    def correct_window(self, incident_id: int, window: tuple) -> None:
+        """Store a maintenance's window as a better source states it; no change, no event."""
+        self._execute(
+            "UPDATE incidents SET scheduled_start_at = COALESCE(?, scheduled_start_at), "
+            "scheduled_end_at = COALESCE(?, scheduled_end_at) WHERE id = ?",
+            [*window, incident_id],
+        )
+
+    def mark_api_listed(self, incident_ids: Sequence[int], now: datetime) -> None:
+        """A JSON API answer named these incidents at `now`."""
+        self._executemany(
+            "UPDATE incidents SET api_listed_at = ? WHERE id = ?", [[now, i] for i in incident_ids]
         )
 
     def set_incident_enrichment(

@@ -404,6 +404,72 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             "ALTER TABLE incidents ADD COLUMN cancelled_at TEXT",
         ],
     ),
+    (
+        "0013_window_changes",
+        {
+            # Issue 11: a moved or cancelled maintenance window is a change of its own, with no
+            # update behind it (notifier/changes.py, notifier/enrich.py). update_id becomes
+            # optional (required exactly for the two update types), the window and the window
+            # before it are kept on the row, and window_sequence numbers the window changes of
+            # an incident: UNIQUE, so two pollers can never record the same move twice.
+            # incidents.api_listed_at: the last time the JSON API listed the maintenance; only
+            # one the API has listed before counts as cancelled when it stops listing it.
+            # SQLite cannot drop a NOT NULL or change a CHECK in place: the table is rebuilt.
+            # Dropping the old table sets notifications.change_id to NULL (ON DELETE SET NULL,
+            # foreign keys are on and cannot be turned off inside the migration's transaction),
+            # so the links are kept aside and written back once the new table has the name.
+            "sqlite": [
+                """CREATE TABLE changes_0013 (
+                    id INTEGER PRIMARY KEY,
+                    feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+                    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+                    update_id INTEGER UNIQUE REFERENCES updates(id) ON DELETE CASCADE,
+                    type TEXT NOT NULL CHECK (type IN
+                        ('new_incident', 'new_update', 'rescheduled', 'cancelled')),
+                    status TEXT NOT NULL,
+                    posted_at TEXT NOT NULL,
+                    count INTEGER NOT NULL,
+                    detected_at TEXT NOT NULL,
+                    processed_at TEXT,
+                    window_start_at TEXT,
+                    window_end_at TEXT,
+                    previous_start_at TEXT,
+                    previous_end_at TEXT,
+                    window_sequence INTEGER,
+                    CHECK ((update_id IS NOT NULL) = (type IN ('new_incident', 'new_update')))
+                )""",
+                "INSERT INTO changes_0013 (id, feed_id, incident_id, update_id, type, status, "
+                "posted_at, count, detected_at, processed_at) SELECT id, feed_id, incident_id, "
+                "update_id, type, status, posted_at, count, detected_at, processed_at FROM changes",
+                "CREATE TABLE notification_changes_0013 AS "
+                "SELECT id, change_id FROM notifications WHERE change_id IS NOT NULL",
+                "DROP TABLE changes",
+                "ALTER TABLE changes_0013 RENAME TO changes",
+                "UPDATE notifications SET change_id = (SELECT m.change_id FROM "
+                "notification_changes_0013 m WHERE m.id = notifications.id) "
+                "WHERE id IN (SELECT id FROM notification_changes_0013)",
+                "DROP TABLE notification_changes_0013",
+                "CREATE INDEX changes_unprocessed ON changes (processed_at, id)",
+                "CREATE UNIQUE INDEX changes_window ON changes (incident_id, window_sequence)",
+                "ALTER TABLE incidents ADD COLUMN api_listed_at TEXT",
+            ],
+            "postgres": [
+                "ALTER TABLE changes ALTER COLUMN update_id DROP NOT NULL",
+                "ALTER TABLE changes DROP CONSTRAINT changes_type_check",
+                "ALTER TABLE changes ADD CONSTRAINT changes_type_check CHECK (type IN "
+                "('new_incident', 'new_update', 'rescheduled', 'cancelled'))",
+                "ALTER TABLE changes ADD CONSTRAINT changes_update_check CHECK "
+                "((update_id IS NOT NULL) = (type IN ('new_incident', 'new_update')))",
+                "ALTER TABLE changes ADD COLUMN window_start_at TIMESTAMPTZ",
+                "ALTER TABLE changes ADD COLUMN window_end_at TIMESTAMPTZ",
+                "ALTER TABLE changes ADD COLUMN previous_start_at TIMESTAMPTZ",
+                "ALTER TABLE changes ADD COLUMN previous_end_at TIMESTAMPTZ",
+                "ALTER TABLE changes ADD COLUMN window_sequence BIGINT",
+                "CREATE UNIQUE INDEX changes_window ON changes (incident_id, window_sequence)",
+                "ALTER TABLE incidents ADD COLUMN api_listed_at TIMESTAMPTZ",
+            ],
+        },
+    ),
 ]
 
 
