@@ -41,6 +41,8 @@ _PHASES = {
 _DEFAULT_PHASE = {"incident": "ongoing", "maintenance": "in_progress"}
 PRODUCTS_IN_SUBJECT = 60
 SUBJECT_LIMIT = 200
+SUBJECT_WITH_WINDOW = 120  # a maintenance subject takes its window only up to this length
+TITLE_BESIDE_WINDOW = 24  # a window change shortens its title to this for the window, no less
 
 
 def phase_of(kind: str, status: str) -> str:
@@ -271,9 +273,13 @@ def _subject(values: dict, kind: str, phase: str, lang: str) -> str:
     prefix = f"[{values.get('subject_label') or values['status_label']}] {products}: "
     title = values["title"]
     if kind == "maintenance" and phase != "completed" and values["window"]:
-        with_window = f"{title} ({values['window']})"
-        if len(prefix) + len(with_window) <= 120:
-            title = with_window
+        window = f" ({values['window']})"
+        room = SUBJECT_WITH_WINDOW - len(prefix) - len(window)
+        if len(title) <= room:
+            title += window
+        elif phase in WINDOW_CHANGES and room >= TITLE_BESIDE_WINDOW:
+            # The window is what changed (or what the reminder is about): the title gives way.
+            title = text.truncate(title, room) + window
     return text.truncate(prefix + title, SUBJECT_LIMIT)
 
 
