@@ -463,3 +463,43 @@ def test_long_maintenance_stays_under_the_clip_with_the_links_up_top(change, cou
     omitted = [int(n) for n in re.findall(pattern, text)]
     assert omitted == ([count - len(shown)] if count > len(shown) else [])
     assert 'class="new"' not in html
+
+
+@pytest.mark.parametrize(
+    ("previous", "de", "en"),
+    [
+        (
+            {"start": None, "end": "2026-06-10T04:00:00Z"},
+            "bis 10. Juni 2026, 06:00 MESZ",
+            "until June 10, 2026, 04:00 UTC",
+        ),
+        ({"start": "2026-06-10T02:00:00Z", "end": None}, "10. Juni 2026, 04:00 MESZ",
+         "June 10, 2026, 02:00 UTC"),
+        ({"start": None, "end": None}, "–", "–"),
+        ("not a window", "–", "–"),
+    ],
+)  # fmt: skip
+def test_a_previous_window_with_a_missing_end_or_start_still_reads(previous, de, en):
+    content = load_content("maintenance_rescheduled_june")
+    content["previous_window"] = previous
+    german = render_email(content, "de", "Europe/Berlin").text
+    english = render_email(content, "en", "UTC").text
+    assert f"  • Bisher geplant: {de}\n  • Neu: 12. Juni 2026, 04:00 – 06:00 MESZ" in german
+    assert f"  • Previously: {en}\n  • Now: June 12, 2026, 02:00 – 04:00 UTC" in english
+    if de == "–":  # no previous window: the answer says only where it is now
+        assert _answer(english, "Q: What has changed?") == (
+            "The maintenance “SMS gateway maintenance in Frankfurt” on SMS (EU) is now\n"
+            "scheduled for June 12, 2026, 02:00 – 04:00 UTC."
+        )
+
+
+def test_a_malformed_reminder_reads_as_soon():
+    content = load_content("maintenance_reminder_june")
+    content["reminder"] = ["1440"]
+    assert _subheading(render_email(content, "en", "UTC").text).startswith(
+        "Reminder: maintenance starts soon · "
+    )
+    content["reminder"] = {"offset_minutes": "ninety"}
+    assert _subheading(render_email(content, "de", "UTC").text).startswith(
+        "Erinnerung: Wartung beginnt bald · "
+    )

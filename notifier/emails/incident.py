@@ -29,6 +29,7 @@ FAQ = {
 # Maintenance changes about the window, not a new post (content["change"], issue 11): the mail
 # is about the window, its phase is the change, and no post in it is marked new.
 WINDOW_CHANGES = ("rescheduled", "cancelled", "reminder")
+_SCHEDULED = ("scheduled_start", "scheduled_end")
 _PHASES = {
     "incident": {"resolved": "resolved", "completed": "resolved", "postmortem": "postmortem"},
     "maintenance": {
@@ -63,7 +64,9 @@ def build(
     """The Message for an incident or maintenance content dict; `limits` bound the texts and
     the timeline (notifier.emails.timeline). `mailed_before`: the readers already got an email
     about this incident (the note on several new posts then says "since our last email").
-    ValueError for content without updates."""
+    A maintenance whose `change` is one of WINDOW_CHANGES (issue 11) is a mail about its window
+    (`previous_window`, `reminder.offset_minutes`; see notifier.render.incident_content): no post
+    is marked new and it may have none. ValueError for other content without updates."""
     kind = content["kind"]
     incident = content.get("incident") or {}
     override = ((content.get("overrides") or {}).get(lang)) or {}
@@ -160,9 +163,10 @@ def _window_values(content: dict, change: str, status: str, span, lang: str, tz:
     (reminder), and whether the mail has a window, i.e. a calendar attachment (issue 11)."""
     words = labels.WORDS[lang]
     start, end = span
-    previous = content.get("previous_window") or {}
+    incident = _mapping(content.get("incident"))
+    previous = _mapping(content.get("previous_window"))
     old_start, old_end = (times.parse_time(previous.get(k)) for k in ("start", "end"))
-    offset = _count_or_none((content.get("reminder") or {}).get("offset_minutes"))
+    offset = _count_or_none(_mapping(content.get("reminder")).get("offset_minutes"))
     headline = words[f"change_{change}"]
     if change == "reminder":
         if offset is None:
@@ -181,7 +185,8 @@ def _window_values(content: dict, change: str, status: str, span, lang: str, tz:
         "end_moved": moved,
         "offset": labels.offset_label(lang, offset) if offset is not None else "",
         "start_on": times.format_on(start, lang, tz) if start else "",
-        "calendar": bool(start and end),
+        # The rule of the .ics attachment (notifier.render): the incident's scheduled window.
+        "calendar": all(times.parse_time(incident.get(k)) for k in _SCHEDULED),
     }
 
 
@@ -192,6 +197,10 @@ def _any_window(start, end, lang: str, tz: str) -> str:
     if end:
         return labels.WORDS[lang]["until"].format(time=times.format_time(end, lang, tz))
     return ""
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _count_or_none(value) -> int | None:
