@@ -23,10 +23,12 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 CASES = sorted(p.stem for p in CONTENT.glob("*.json"))
 READERS = [("de", "Europe/Berlin"), ("en", "UTC")]
-# English readers in Berlin see CEST/CET; the June and January incidents show both.
+# English readers in Berlin see CEST/CET; the June and January incidents show both, the
+# maintenance moved across the end of summer time both in one mail (issue 11).
 EXTRA = [
     ("incident_resolved_june", "en", "Europe/Berlin"),
     ("incident_resolved_january", "en", "Europe/Berlin"),
+    ("maintenance_rescheduled_dst", "en", "Europe/Berlin"),
 ]
 RENDERS = [(case, lang, tz) for case in CASES for lang, tz in READERS] + EXTRA
 

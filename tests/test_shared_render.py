@@ -94,13 +94,14 @@ def _maintenance(title: str, text: str, start: str, end: str, status: str = "sch
 
 # Windows across midnight and across a DST change (Europe: 29 March 2026, US: 8 March 2026),
 # a title with HTML's special characters in the subject, feed text that looks like keys.
+ACROSS_MIDNIGHT = _maintenance(
+    "Carrier <gateway> swap & \"reroute\" 'now'",
+    "Window -zt0- and -zw1- and -zs2- and -preferences_url- are just text.",
+    "2026-03-28T23:30:00+00:00",
+    "2026-03-29T01:30:00+00:00",
+)
 EXTRA = {
-    "maintenance_across_midnight": _maintenance(
-        "Carrier <gateway> swap & \"reroute\" 'now'",
-        "Window -zt0- and -zw1- and -zs2- and -preferences_url- are just text.",
-        "2026-03-28T23:30:00+00:00",
-        "2026-03-29T01:30:00+00:00",
-    ),
+    "maintenance_across_midnight": ACROSS_MIDNIGHT,
     "maintenance_across_dst_in_progress": _maintenance(
         "DB upgrade",
         "Started.",
@@ -108,6 +109,38 @@ EXTRA = {
         "2026-03-08T12:00:00+00:00",
         status="in_progress",
     ),
+    # Window changes (issue 11): old and new times, the reminder offset, no posts at all.
+    "maintenance_rescheduled_across_dst_in_progress": {
+        **_maintenance(
+            "DB upgrade",
+            "Started. -zt0- -zs1- are text.",
+            "2026-03-08T06:00:00+00:00",
+            "2026-03-08T14:30:00+00:00",
+            status="in_progress",
+        ),
+        "change": "rescheduled",
+        "new_updates": 0,
+        "previous_window": {"start": None, "end": "2026-03-08T12:00:00Z"},
+    },
+    "maintenance_rescheduled_across_midnight": {
+        **ACROSS_MIDNIGHT,
+        "change": "rescheduled",
+        "new_updates": 0,
+        "previous_window": {"start": "2026-03-27T23:30:00Z", "end": "2026-03-28T01:30:00Z"},
+    },
+    "maintenance_reminder_across_midnight": {
+        **ACROSS_MIDNIGHT,
+        "change": "reminder",
+        "new_updates": 0,
+        "reminder": {"offset_minutes": 90},
+    },
+    "maintenance_cancelled_without_posts": {
+        **ACROSS_MIDNIGHT,
+        "change": "cancelled",
+        "status": "cancelled",
+        "new_updates": 0,
+        "updates": [],
+    },
     "announcement_open_window": {
         **load_content("announcement"),
         "window": {"start": "2026-12-31T23:00:00Z"},

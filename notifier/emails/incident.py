@@ -17,7 +17,19 @@ FAQ = {
     ("maintenance", "scheduled"): ("what_planned", "affected", "prepare", "next_update", "follow"),
     ("maintenance", "in_progress"): ("what_planned", "affected", "todo", "next_update", "follow"),
     ("maintenance", "completed"): ("what_planned", "fixed", "todo", "follow"),
-}
+    # Window changes (issue 11); "calendar" only when the mail has a window (and so the .ics).
+    ("maintenance", "rescheduled"): (
+        "what_changed", "affected", "todo", "calendar", "next_update", "follow",
+    ),
+    ("maintenance", "cancelled"): ("what_changed", "todo", "calendar", "next_update", "follow"),
+    ("maintenance", "reminder"): (
+        "what_planned", "affected", "prepare", "calendar", "next_update", "follow",
+    ),
+}  # fmt: skip
+# Maintenance changes about the window, not a new post (content["change"], issue 11): the mail
+# is about the window, its phase is the change, and no post in it is marked new.
+WINDOW_CHANGES = ("rescheduled", "cancelled", "reminder")
+_SCHEDULED = ("scheduled_start", "scheduled_end")
 _PHASES = {
     "incident": {"resolved": "resolved", "completed": "resolved", "postmortem": "postmortem"},
     "maintenance": {
@@ -30,11 +42,20 @@ _PHASES = {
 _DEFAULT_PHASE = {"incident": "ongoing", "maintenance": "in_progress"}
 PRODUCTS_IN_SUBJECT = 60
 SUBJECT_LIMIT = 200
+SUBJECT_WITH_WINDOW = 120  # a maintenance subject takes its window only up to this length
+TITLE_BESIDE_WINDOW = 24  # a window change shortens its title to this for the window, no less
 
 
 def phase_of(kind: str, status: str) -> str:
     """incident: ongoing/resolved/postmortem; maintenance: scheduled/in_progress/completed."""
     return _PHASES[kind].get(status, _DEFAULT_PHASE[kind])
+
+
+def mail_phase(kind: str, status: str, change) -> str:
+    """phase_of, or the window change (rescheduled/cancelled/reminder) of a maintenance."""
+    if kind == "maintenance" and change in WINDOW_CHANGES:
+        return change
+    return phase_of(kind, status)
 
 
 def build(
@@ -43,7 +64,9 @@ def build(
     """The Message for an incident or maintenance content dict; `limits` bound the texts and
     the timeline (notifier.emails.timeline). `mailed_before`: the readers already got an email
     about this incident (the note on several new posts then says "since our last email").
-    ValueError for content without updates."""
+    A maintenance whose `change` is one of WINDOW_CHANGES (issue 11) is a mail about its window
+    (`previous_window`, `reminder.offset_minutes`; see notifier.render.incident_content): no post
+    is marked new and it may have none. ValueError for other content without updates."""
     kind = content["kind"]
     incident = content.get("incident") or {}
     override = ((content.get("overrides") or {}).get(lang)) or {}
@@ -51,13 +74,19 @@ def build(
     # Content built from a parsed feed says its feed texts are plain (see render.incident_content).
     plain = content.get("text_format") == "plain"
     updates = _updates(content.get("updates") or [], plain)
-    if not updates:
+    change = content.get("change")
+    window_change = kind == "maintenance" and change in WINDOW_CHANGES
+    if window_change:
+        # Nothing new was posted: the mail shows the posts, none of them as new.
+        updates = [Update(u.status, u.at, u.text, False) for u in updates]
+    elif not updates:
         # A feed change is always a new update; a mail without one would say nothing true.
         raise ValueError(f"{kind} content has no updates")
-    updates = mark_new(updates, _count(content.get("new_updates")))
-    shown = select(updates, limits)
-    status = str(content.get("status") or updates[0].status)
-    phase = phase_of(kind, status)
+    else:
+        updates = mark_new(updates, _count(content.get("new_updates")))
+    shown = select(updates, limits) if updates else None
+    status = str(content.get("status") or (updates[0].status if updates else "scheduled"))
+    phase = mail_phase(kind, status, change)
     page_name = text.single_line(content.get("page_name")) or "Sinch"
     components = [text.single_line(c.get("name")) for c in incident.get("components") or []]
     components = [name for name in components if name]
@@ -81,6 +110,7 @@ def build(
         "link": _web_url(incident.get("link")) or _web_url(content.get("page_url")),
         "impact": labels.impact_label(lang, incident.get("impact")),
         "impact_key": incident.get("impact"),
+        "headline": labels.status_label(lang, status),
         "start": when(start),
         "end": when(end),
         "planned_end": when(planned_end),
@@ -91,7 +121,11 @@ def build(
         "mailed_before": mailed_before,
         "new_updates": sum(u.new for u in updates),
         "zone": tz,
+        "has_posts": bool(updates),
+        "window_change": window_change,
     }
+    if window_change:
+        values.update(_window_values(content, change, status, (start, planned_end), lang, tz))
     copy = Copy(lang, kind, values)
     summary = override.get("summary")
     return Message(
@@ -100,20 +134,20 @@ def build(
         preheader=text.single_line(summary) if summary else copy("preheader"),
         kicker=words["kicker"],
         heading=f"{values['product_list']}: {title}",
-        subheading=" · ".join(v for v in (values["status_label"], values["window"]) if v),
+        subheading=" · ".join(v for v in (values["headline"], values["window"]) if v),
         greeting=words["greeting"],
         intro=text.plain_text(summary) if summary else copy("intro"),
         summary_heading=words["summary"],
         summary=_summary(kind, phase, values, words),
-        latest=_latest(shown, content, override, values, copy, lang, tz),
+        latest=_latest(shown, content, override, values, copy, lang, tz) if shown else None,
         button=Link(words[f"link_{kind}"], values["link"]) if values["link"] else None,
         faq_heading=words["more"],
         q_prefix=words["q"],
-        faq=_faq(copy, FAQ[(kind, phase)], override.get("qa")),
+        faq=_faq(copy, _questions(kind, phase, values), override.get("qa")),
         timeline_heading=words["timeline"],
-        timeline_note=words["timeline_note"] if shown.posts else "",
-        timeline=_timeline(shown, values["link"], lang, tz),
-        timeline_more=_omitted(shown, values["link"], words),
+        timeline_note=words["timeline_note"] if shown and shown.posts else "",
+        timeline=_timeline(shown, values["link"], lang, tz) if shown else (),
+        timeline_more=_omitted(shown, values["link"], words) if shown else None,
         new_label=words["new"],
         manage_label=words["manage"],
         manage_links=footer_links(lang),
@@ -121,6 +155,64 @@ def build(
         footer=copy("footer"),
         footer_links=footer_links(lang),
     )
+
+
+def _window_values(content: dict, change: str, status: str, span, lang: str, tz: str) -> dict:
+    """The copy values of a window change: its headline (subject prefix and subheading), the
+    previous window and which way a running maintenance's end moved (rescheduled), the offset
+    (reminder), and whether the mail has a window, i.e. a calendar attachment (issue 11)."""
+    words = labels.WORDS[lang]
+    start, end = span
+    incident = _mapping(content.get("incident"))
+    previous = _mapping(content.get("previous_window"))
+    old_start, old_end = (times.parse_time(previous.get(k)) for k in ("start", "end"))
+    offset = _count_or_none(_mapping(content.get("reminder")).get("offset_minutes"))
+    headline = words[f"change_{change}"]
+    if change == "reminder":
+        if offset is None:
+            headline = words["reminder_soon"]
+        else:
+            headline = words["reminder_in"].format(offset=labels.offset_label(lang, offset))
+    moved = ""
+    if old_end and end and end != old_end:
+        moved = "later" if end > old_end else "earlier"
+    return {
+        "headline": headline,
+        "subject_label": words[f"change_{change}"],
+        "running": status in ("in_progress", "verifying"),
+        "old_window": _any_window(old_start, old_end, lang, tz),
+        "old_end": times.format_time(old_end, lang, tz) if old_end else "",
+        "end_moved": moved,
+        "offset": labels.offset_label(lang, offset) if offset is not None else "",
+        "start_on": times.format_on(start, lang, tz) if start else "",
+        # The rule of the .ics attachment (notifier.render): the incident's scheduled window.
+        "calendar": all(times.parse_time(incident.get(k)) for k in _SCHEDULED),
+    }
+
+
+def _any_window(start, end, lang: str, tz: str) -> str:
+    """A window that may lack its start or end: `…–…`, just the start, `until …`, or ""."""
+    if start:
+        return times.format_window(start, end, lang, tz)
+    if end:
+        return labels.WORDS[lang]["until"].format(time=times.format_time(end, lang, tz))
+    return ""
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _count_or_none(value) -> int | None:
+    try:
+        return max(0, int(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _questions(kind: str, phase: str, values: dict) -> tuple[str, ...]:
+    """The FAQ keys; the calendar question only where the mail carries the .ics (a window)."""
+    return tuple(k for k in FAQ[(kind, phase)] if k != "calendar" or values.get("calendar"))
 
 
 def _updates(raw: list, plain: bool = False) -> list[Update]:
@@ -187,12 +279,16 @@ def _zoned_subject(values: dict, kind: str, phase: str, lang: str, tz: str, span
 
 def _subject(values: dict, kind: str, phase: str, lang: str) -> str:
     products = _products_for_subject(values["components"], values["page_name"], lang)
-    prefix = f"[{values['status_label']}] {products}: "
+    prefix = f"[{values.get('subject_label') or values['status_label']}] {products}: "
     title = values["title"]
     if kind == "maintenance" and phase != "completed" and values["window"]:
-        with_window = f"{title} ({values['window']})"
-        if len(prefix) + len(with_window) <= 120:
-            title = with_window
+        window = f" ({values['window']})"
+        room = SUBJECT_WITH_WINDOW - len(prefix) - len(window)
+        if len(title) <= room:
+            title += window
+        elif phase in WINDOW_CHANGES and room >= TITLE_BESIDE_WINDOW:
+            # The window is what changed (or what the reminder is about): the title gives way.
+            title = text.truncate(title, room) + window
     return text.truncate(prefix + title, SUBJECT_LIMIT)
 
 
@@ -213,8 +309,10 @@ def _products_for_subject(components: list[str], page_name: str, lang: str) -> s
 
 def _summary(kind, phase, values, words) -> tuple[Fact, ...]:
     facts = [Fact(words["status"], values["status_label"])]
+    if phase in ("rescheduled", "cancelled"):
+        return _window_summary(phase, values, words)
     if values["start"]:
-        planned = kind == "maintenance" and phase == "scheduled"
+        planned = kind == "maintenance" and phase in ("scheduled", "reminder")
         facts.append(Fact(words["planned_start" if planned else "start"], values["start"]))
     if values["end"]:
         facts.append(Fact(words["end"], values["end"]))
@@ -228,6 +326,20 @@ def _summary(kind, phase, values, words) -> tuple[Fact, ...]:
     # "Impact: maintenance" on a maintenance mail says nothing.
     if values["impact"] and not (kind == "maintenance" and values["impact_key"] == "maintenance"):
         facts.append(Fact(words["impact"], values["impact"]))
+    return tuple(facts)
+
+
+def _window_summary(phase, values, words) -> tuple[Fact, ...]:
+    """Rescheduled: the previous and the new window; cancelled: the window that was cancelled."""
+    facts = [Fact(words["status"], values["status_label"])]
+    if phase == "rescheduled":
+        facts.append(Fact(words["previously"], values["old_window"] or "–"))
+        facts.append(Fact(words["now"], values["window"] or "–"))
+    elif values["window"]:
+        facts.append(Fact(words["cancelled_window"], values["window"]))
+    not_named = words["not_named"].format(page=values["page_name"])
+    affected = values["product_list"] if values["components"] else not_named
+    facts.append(Fact(words["affected"], affected))
     return tuple(facts)
 
 
@@ -245,7 +357,7 @@ def _latest(shown: Selection, content, override, values, copy, lang, tz) -> Late
         translation=text.plain_text(override.get("text")),
         quote_label=words["original"],
         quote=shown.lead.text,
-        new=True,
+        new=not values["window_change"],
         more=_more(shown.lead.cut, values["link"], words),
     )
 

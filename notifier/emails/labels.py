@@ -20,6 +20,7 @@ STATUS = {
         "in_progress": "Wartung läuft",
         "verifying": "Wird überprüft",
         "completed": "Abgeschlossen",
+        "cancelled": "Abgesagt",
     },
     "en": {
         "investigating": "Investigating",
@@ -32,6 +33,7 @@ STATUS = {
         "in_progress": "In progress",
         "verifying": "Verifying",
         "completed": "Completed",
+        "cancelled": "Cancelled",
     },
 }
 
@@ -101,6 +103,16 @@ WORDS = {
         "omitted_one": "1 frühere Meldung auf der Statusseite",
         "omitted": "{n} frühere Meldungen auf der Statusseite",
         "manage": "Deine Statusmeldungen:",
+        # Maintenance window changes (issue 11): subject prefix and headline of each mail.
+        "change_rescheduled": "Wartung verschoben",
+        "change_cancelled": "Wartung abgesagt",
+        "change_reminder": "Erinnerung",
+        "reminder_in": "Erinnerung: Wartung beginnt in {offset}",
+        "reminder_soon": "Erinnerung: Wartung beginnt bald",
+        "previously": "Bisher geplant",
+        "now": "Neu",
+        "cancelled_window": "Abgesagter Zeitraum",
+        "until": "bis {time}",
     },
     "en": {
         "kicker": "Status notice",
@@ -150,7 +162,22 @@ WORDS = {
         "omitted_one": "1 earlier update on the status page",
         "omitted": "{n} earlier updates on the status page",
         "manage": "Your status emails:",
+        "change_rescheduled": "Maintenance rescheduled",
+        "change_cancelled": "Maintenance cancelled",
+        "change_reminder": "Reminder",
+        "reminder_in": "Reminder: maintenance starts in {offset}",
+        "reminder_soon": "Reminder: maintenance starts soon",
+        "previously": "Previously",
+        "now": "Now",
+        "cancelled_window": "Cancelled window",
+        "until": "until {time}",
     },
+}
+
+# A reminder's offset after "in": singular and plural (German: dative, "in 2 Tagen").
+UNITS = {
+    "de": {"day": ("Tag", "Tagen"), "hour": ("Stunde", "Stunden"), "minute": ("Minute", "Minuten")},
+    "en": {"day": ("day", "days"), "hour": ("hour", "hours"), "minute": ("minute", "minutes")},
 }
 
 
@@ -168,3 +195,17 @@ def join_names(lang: str, names: list[str]) -> str:
     if len(names) <= 1:
         return "".join(names)
     return f"{', '.join(names[:-1])} {WORDS[lang]['and']} {names[-1]}"
+
+
+def offset_label(lang: str, minutes: int) -> str:
+    """A reminder offset for "starts in …": `1 Stunde`/`1 hour`, `24 Stunden`/`24 hours`,
+    `90 Minuten`/`90 minutes`, `2 Tagen`/`2 days`. Whole days from two days on (one day reads
+    as "24 hours", as ops write MAINTENANCE_REMINDERS=24h), whole hours, else minutes."""
+    if minutes >= 2 * 1440 and minutes % 1440 == 0:
+        count, unit = minutes // 1440, "day"
+    elif minutes >= 60 and minutes % 60 == 0:
+        count, unit = minutes // 60, "hour"
+    else:
+        count, unit = minutes, "minute"
+    one, many = UNITS[lang][unit]
+    return f"{count} {one if count == 1 else many}"
