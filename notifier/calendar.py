@@ -56,7 +56,7 @@ WORDS = {
         "affected": "Betroffen: {names}",
         "details": "Details und aktueller Stand: {link}",
         "calname": "{page}-Wartungen",
-        "caldesc": "Geplante Wartungen der Statusseite von {page} für Ihr Abonnement.",
+        "caldesc": "Geplante Wartungen der Statusseite von {page} für dein Abonnement.",
     },
     "en": {
         "maintenance": "Maintenance",

@@ -35,7 +35,7 @@ from .subscriptions import InvalidLink
 bp = Blueprint("calendar_feed", __name__)
 
 CANCELLED_DAYS = 7
-MIME_TYPE = "text/calendar; charset=utf-8"
+MIME_TYPE = "text/calendar"  # Flask adds "; charset=utf-8"
 
 
 def _not_found() -> Response:
@@ -128,6 +128,18 @@ def _content(row: dict, page: str, names: dict[str, str]) -> dict:
         "status": "cancelled" if row["cancelled_at"] is not None else row["newest_status"],
         "updates": updates,
     }
+
+
+@bp.app_context_processor
+def calendar_context() -> dict:
+    """`calendar_links(subscriber)` for templates (the preferences page): the feed's https and
+    webcal:// addresses (tokens.calendar_links)."""
+
+    def calendar_links(subscriber: dict) -> dict[str, str]:
+        settings = context.settings()
+        return tokens.calendar_links(settings, subscriber["id"], subscriber["link_nonce"])
+
+    return {"calendar_links": calendar_links}
 
 
 @bp.errorhandler(TooManyRequests)
