@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event, vDuration
 
+from .emails import text
 from .emails.zoned import Attachment
 
 PRODID = "-//Sinch//status-notifier//EN"
@@ -119,16 +120,27 @@ def vevent(content: Mapping, language: str, *, cancelled: bool | None = None) ->
         cancelled = content.get("change") == "cancelled"
     start, end = _utc(incident["scheduled_start"]), _utc(incident["scheduled_end"])
     stamp = _stamp(content, start)
-    names = [str(c["name"]) for c in incident.get("components") or () if c.get("name")]
-    title = " ".join(str(incident.get("title") or "").split())
+    # Title, products and link as the mail shows them (notifier/emails/incident.py): a title
+    # ops edited in review for this language, else the feed's, as one line of plain text.
+    names = [text.single_line(c.get("name")) for c in incident.get("components") or ()]
+    names = [name for name in names if name]
+    override = (content.get("overrides") or {}).get(language) or {}
+    plain = content.get("text_format") == "plain"
+    page = text.single_line(content.get("page_name")) or "Sinch"
+    title = (
+        text.single_line(override.get("title"))
+        or (text.tidy_line if plain else text.single_line)(incident.get("title"))
+        or page
+    )
+    link = str(incident.get("link") or "").strip()
+    link = link if link.lower().startswith(("https://", "http://")) else ""
     lead = words["cancelled" if cancelled else "maintenance"]
     summary = f"{lead}: {', '.join(names)} – {title}" if names else f"{lead}: {title}"
-    page = content.get("page_name") or "Sinch"
     lines = [words["intro_cancelled" if cancelled else "intro"].format(page=page)]
     if names:
         lines.append(words["affected"].format(names=", ".join(names)))
-    if incident.get("link"):
-        lines.append(words["details"].format(link=incident["link"]))
+    if link:
+        lines.append(words["details"].format(link=link))
 
     event = Event()
     event.add("uid", uid(content))
@@ -141,8 +153,8 @@ def vevent(content: Mapping, language: str, *, cancelled: bool | None = None) ->
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("summary", summary)
     event.add("description", "\n".join(lines))
-    if incident.get("link"):
-        event.add("url", incident["link"])
+    if link:
+        event.add("url", link)
     event.add("transp", "OPAQUE")
     return event
 

@@ -255,6 +255,20 @@ def test_an_end_not_after_the_start_leaves_dtend_out_and_no_link_falls_back_to_t
         calendar.maintenance_event(content, "fr")
 
 
+def test_title_products_and_link_read_as_in_the_mail():
+    content = maintenance()
+    content["incident"]["title"] = "Database <b>upgrade</b>\n now"
+    content["incident"]["link"] = "javascript:alert(1)"
+    content["overrides"] = {"de": {"title": "Datenbank-Upgrade"}}
+    de, en = (events(calendar.maintenance_event(content, lang))[0] for lang in ("de", "en"))
+    assert str(de["SUMMARY"]) == "Wartung: SMS (EU), Voice – Datenbank-Upgrade"
+    assert str(en["SUMMARY"]) == "Maintenance: SMS (EU), Voice – Database upgrade now"
+    assert "URL" not in en and "javascript" not in str(en["DESCRIPTION"])
+    assert str(en["DESCRIPTION"]) == (
+        "Scheduled maintenance on the Sinch status page.\nAffected: SMS (EU), Voice"
+    )
+
+
 # --- dispatch: SendGrid and the outbox ----------------------------------------------------
 @pytest.fixture
 def sg_settings(settings, sendgrid):  # noqa: F811
