@@ -65,12 +65,15 @@ def feed(token: str):
 def maintenance_events(store, subscriber: dict, now: datetime) -> tuple[list, str]:
     """([(content, cancelled)], page name): the events of one subscriber's feed at `now`, in
     window order, as maintenance content dicts (docs/ARCHITECTURE.md) that
-    notifier.calendar.vevent turns into the same events as the mails' attachments."""
+    notifier.calendar.vevent turns into the same events as the mails' attachments. The page
+    name (for the calendar's name) is the first feed's, as in the mails."""
+    feeds = store.list_feeds()
+    page = page_name(feeds[0]) if feeds else "Sinch"
     if not subscriber["notify_maintenance"]:
-        return [], "Sinch"
+        return [], page
     rows = store.calendar_maintenance(now, now - timedelta(days=CANCELLED_DAYS))
     chosen = set(store.subscriber_component_ids(subscriber["id"]))
-    events, pages, names, choices = [], [], {}, {}
+    events, names, choices = [], {}, {}
     for row in rows:
         cancelled = row["cancelled_at"] is not None
         if not cancelled and row["newest_status"] == "completed":
@@ -80,10 +83,9 @@ def maintenance_events(store, subscriber: dict, now: datetime) -> tuple[list, st
         feed_id = row["feed_id"]
         if feed_id not in names:
             names[feed_id] = {c["id"]: c["name"] for c in store.list_components(feed_id)}
-        page = page_name({"title": row["feed_title"]})
-        pages.append(page)
-        events.append((_content(row, page, names[feed_id]), cancelled))
-    return events, pages[0] if pages else "Sinch"
+        content = _content(row, page_name({"title": row["feed_title"]}), names[feed_id])
+        events.append((content, cancelled))
+    return events, page
 
 
 def matches(store, subscriber: dict, chosen: set[str], row: dict, choices: dict) -> bool:

@@ -495,6 +495,9 @@ def test_each_subscriber_gets_their_maintenance(client, db, settings, world):
         "no_maint": (200, []),
         "pending": (404, None),
     }  # fmt: skip
+    # An empty calendar still has its name, in the subscriber's language (English here).
+    empty = client.get(feed_url(db, settings, world["subscribers"]["no_maint"]))
+    assert str(icalendar.Calendar.from_ical(empty.data)["X-WR-CALNAME"]) == "Sinch maintenance"
 
 
 def test_the_feed_answer_and_its_events_are_the_mails_events(client, db, settings, world, clock):
