@@ -167,6 +167,7 @@ def register_converters(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from notifier.admin import bp as admin_bp
+    from notifier.calendar_feed import bp as calendar_bp
     from notifier.health import bp as health_bp
     from notifier.hooks import bp as hooks_bp
     from notifier.public import bp as public_bp
@@ -175,6 +176,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(hooks_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(calendar_bp)
 
 
 def init_web(app: Flask, settings: Settings) -> None:

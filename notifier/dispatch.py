@@ -379,6 +379,7 @@ class Dispatcher:
             text=email.text,
             html=email.html,
             headers=headers,
+            attachments=email.attachments,
         )
 
     def _recipient(self, row: dict, kind: str, nonces: dict[int, dict]) -> Recipient:

@@ -6,6 +6,7 @@ dispatcher decides what each outcome means for its delivery rows.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import python_http_client
 from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Attachment as SendGridAttachment
+from sendgrid.helpers.mail import Disposition, FileContent, FileName, FileType
 
 from .mailheaders import header_value, mailbox, plain_address
 
@@ -54,6 +57,9 @@ class Message:
     text: str
     html: str
     headers: dict[str, str]  # common headers: List-Id, List-Unsubscribe-Post
+    # The same files for every recipient (notifier.emails.zoned.Attachment: filename,
+    # mime_type, content bytes), e.g. a maintenance mail's maintenance.ics.
+    attachments: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,25 @@ def build_request_body(message: Message, recipients: Sequence[Recipient]) -> dic
     }
     if message.headers:
         body["headers"] = _headers(message.headers)
+    if message.attachments:
+        body["attachments"] = [_attachment(a) for a in message.attachments]
     return body
+
+
+def _attachment(attachment) -> dict:
+    """SendGrid's attachment object, built with the library's helper: base64 `content`,
+    `type` (the MIME type with its parameters), `filename`, `disposition` attachment.
+
+    The content travels once per request, not per recipient (v3 Mail Send `attachments`); the
+    whole request must stay under SendGrid's 30 MB, which a calendar file (~1 KB) never nears.
+    """
+    encoded = base64.b64encode(attachment.content).decode("ascii")
+    return SendGridAttachment(
+        FileContent(encoded),
+        FileName(attachment.filename),
+        FileType(attachment.mime_type),
+        Disposition("attachment"),
+    ).get()
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -322,6 +346,16 @@ class OutboxBackend:
         email["X-Notifier-Delivery-Id"] = str(recipient.delivery_id)
         email.set_content(apply_substitutions(message.text, subs))
         email.add_alternative(apply_substitutions(message.html, subs), subtype="html")
+        for attachment in message.attachments:
+            # Makes the message multipart/mixed: the alternative, then each file (base64).
+            maintype, subtype, params = _content_type(attachment.mime_type)
+            email.add_attachment(
+                attachment.content,
+                maintype=maintype,
+                subtype=subtype,
+                filename=attachment.filename,
+                params=params,
+            )
         return email
 
     @staticmethod
@@ -344,6 +378,21 @@ class OutboxBackend:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
+
+
+def _content_type(mime_type: str) -> tuple[str, str, dict[str, str]]:
+    """A MIME type split for EmailMessage: `text/calendar; method=PUBLISH; charset=UTF-8` ->
+    ("text", "calendar", {"method": "PUBLISH", "charset": "UTF-8"}); ValueError without "/"."""
+    kind, *parts = (p.strip() for p in mime_type.split(";"))
+    maintype, slash, subtype = kind.partition("/")
+    if not slash or not maintype or not subtype:
+        raise ValueError(f"not a MIME type: {mime_type!r}")
+    params = {}
+    for part in parts:
+        name, _, value = part.partition("=")
+        if name:
+            params[name.strip()] = value.strip().strip('"')
+    return maintype, subtype, params
 
 
 def make_backend(settings) -> SendGridBackend | OutboxBackend:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from . import calendar
 from .emails import incident, labels, notices, times
 from .emails.message import (
     PLACEHOLDERS,
@@ -27,10 +28,19 @@ from .emails.message import (
 )
 from .emails.templates import render_html, render_text
 from .emails.timeline import LADDER
-from .emails.zoned import Email, Variant, digest, fill, json_bytes, subject_line
+from .emails.zoned import Attachment, Email, Variant, digest, fill, json_bytes, subject_line
 from .feed import Entry
 
-__all__ = ["PLACEHOLDERS", "Email", "SharedEmail", "ZoneMail", "content_from_entry", "render_email"]
+__all__ = [
+    "PLACEHOLDERS",
+    "Attachment",
+    "Email",
+    "SharedEmail",
+    "ZoneMail",
+    "attachments",
+    "content_from_entry",
+    "render_email",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,8 @@ def render_email(
     HTML_TARGET_BYTES (UTF-8) before substitution, so under HTML_LIMIT_BYTES as sent (see
     notifier/emails/timeline.py for what is shortened first).
 
+    A maintenance mail about a window carries `maintenance.ics` (see `attachments`).
+
     ValueError for an unknown kind, language or zone; the message says which.
     """
     build = _check(content, language)
@@ -79,7 +91,20 @@ def render_email(
     else:
         message = escape_placeholders(build(dict(content), language, timezone))
         html = render_html(message)
-    return Email(subject=subject_line(message.subject), text=render_text(message), html=html)
+    return Email(
+        subject=subject_line(message.subject),
+        text=render_text(message),
+        html=html,
+        attachments=attachments(content, language),
+    )
+
+
+def attachments(content: dict, language: str) -> tuple[Attachment, ...]:
+    """The files a mail with this content carries: `maintenance.ics` (notifier/calendar.py)
+    for every maintenance mail whose content has both window times, else none. They depend on
+    the content and language only (the event is in UTC), never on the reader's zone."""
+    ics = calendar.attachment(content, language)
+    return () if ics is None else (ics,)
 
 
 def _check(content, language: str):
@@ -137,6 +162,8 @@ class SharedEmail:
         self._variants: dict[int, Variant | str] = {}  # str: why it cannot be built
         self._zones: dict[str, ZoneMail] = {}
         self._classes: dict[tuple, Email] = {}
+        # Once per (notification, language): the same file for every zone (issue 11).
+        self.attachments = attachments(self.content, language)
 
     def for_zone(self, zone: str) -> ZoneMail:
         """The ZoneMail for readers in `zone` (an IANA name); ValueError for unknown zones."""
@@ -167,7 +194,8 @@ class SharedEmail:
         if safe and json_bytes(kept) <= ZONE_SUBSTITUTIONS_BYTES:
             key = ("class", rung, digest(fixed))
             if key not in self._classes:
-                self._classes[key] = Email(*(fill(part, fixed) for part in variant.email_parts))
+                parts = (fill(part, fixed) for part in variant.email_parts)
+                self._classes[key] = Email(*parts, attachments=self.attachments)
             return ZoneMail(key, self._classes[key], kept)
         mailed_before = self.mailed_before  # never seen: a complete rendering for this zone
         direct = render_email(self.content, self.language, zone, mailed_before=mailed_before)
@@ -186,7 +214,8 @@ class SharedEmail:
                 self._variants[rung] = str(exc)
                 raise
             message = map_strings(escape_placeholders(built), zone.live_key)
-            variant = self._variants[rung] = Variant(message, zone.expressions)
+            variant = Variant(message, zone.expressions, self.attachments)
+            self._variants[rung] = variant
         return variant
 
     def _build(self, zone: times.Symbolic, rung: int) -> Message:

@@ -22,6 +22,13 @@ from .settings import Settings
 CONFIRM = "confirm"
 MANAGE = "manage"  # preferences, unsubscribe, one-click unsubscribe, export, erase
 UNDO = "undo-unsubscribe"
+# The private calendar feed (notifier/calendar_feed.py): calendar apps poll its URL for as long
+# as the subscription lives, so it has no age limit; it dies with the link nonce (erasure,
+# re-subscription) and is refused while the subscriber is not confirmed.
+CALENDAR = "calendar-feed"
+# A calendar token's fixed issue time: the same subscriber always gets the same URL, so the
+# one on the preferences page is the one a calendar app already has.
+CALENDAR_ISSUED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 MAX_AGE_SECONDS = {
     CONFIRM: 72 * 3600,
@@ -29,6 +36,7 @@ MAX_AGE_SECONDS = {
     # work long after the message arrived.
     MANAGE: 400 * 24 * 3600,
     UNDO: 7 * 24 * 3600,
+    CALENDAR: None,  # no age limit (see CALENDAR)
 }
 
 
@@ -186,3 +194,20 @@ def recipient_links(
         undo_token = make_token(settings.secret_key, UNDO, subscriber_id, nonce)
         links["undo_url"] = f"{base}/unsubscribe/undo/{undo_token}"
     return links
+
+
+def calendar_token(secret_key: str | list[str], subscriber_id: int, link_nonce: str) -> str:
+    """The subscriber's calendar feed token: signed like the others (purpose CALENDAR, the
+    link nonce), issued at CALENDAR_ISSUED_AT so it is the same on every call."""
+    keys = secret_key if isinstance(secret_key, str) else secret_key[-1]
+    return make_token(keys, CALENDAR, subscriber_id, link_nonce, now=CALENDAR_ISSUED_AT)
+
+
+def calendar_links(settings: Settings, subscriber_id: int, link_nonce: str) -> dict[str, str]:
+    """{"https": "https://…/calendar/<token>.ics", "webcal": "webcal://…/calendar/<token>.ics"}:
+    the feed's address, and the same as webcal:// (the scheme that makes a browser hand it to
+    the calendar app as a subscription, not a one-time import)."""
+    token = calendar_token(settings.secret_key, subscriber_id, link_nonce)
+    url = f"{settings.public_base_url}/calendar/{token}.ics"
+    _scheme, sep, rest = url.partition("://")
+    return {"https": url, "webcal": f"webcal://{rest}" if sep else url}

@@ -7,6 +7,8 @@ Tests use the `sendgrid` fixture defined at the bottom (import it into the test 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 import socket
@@ -107,6 +109,7 @@ def _limit_errors(body: dict) -> list[dict]:
             _error("Unless a valid template_id is provided, the content parameter is required.")
         )
     errors.extend(_string_map_errors(body.get("custom_args"), "custom_args"))
+    errors.extend(_attachment_errors(body.get("attachments")))
     seen: set[str] = set()
     total = 0
     for i, p in enumerate(personalizations):
@@ -146,6 +149,24 @@ def _limit_errors(body: dict) -> list[dict]:
                 "personalizations",
             )
         )
+    return errors
+
+
+def _attachment_errors(attachments: Any) -> list[dict]:
+    """What the schema cannot say about `attachments`: each `content` must be base64 (SendGrid
+    answers "The attachment content must be base64 encoded."), and a filename is one line."""
+    errors = []
+    for i, item in enumerate(attachments if isinstance(attachments, list) else []):
+        if not isinstance(item, dict):
+            continue
+        try:
+            base64.b64decode(str(item.get("content", "")), validate=True)
+        except (binascii.Error, ValueError):
+            errors.append(
+                _error("The attachment content must be base64 encoded.", f"attachments.{i}.content")
+            )
+        if any(ch in str(item.get("filename", "")) for ch in "\r\n"):
+            errors.append(_error("Invalid filename.", f"attachments.{i}.filename"))
     return errors
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import socket
@@ -23,7 +24,7 @@ from notifier.mailer import (
     mask_email,
 )
 from notifier.settings import Settings
-from tests.fake_sendgrid import find_schema, sendgrid  # noqa: F401
+from tests.fake_sendgrid import check_mail_send, find_schema, sendgrid  # noqa: F401
 
 NOW_EPOCH = 1_795_000_000.0  # the backend's clock in rate-limit tests
 
@@ -360,3 +361,64 @@ def test_make_backend_builds_sendgrid_with_host_and_timeout():
 def test_make_backend_refuses_sendgrid_without_key():
     with pytest.raises(ValueError, match="SENDGRID_API_KEY is missing"):
         make_backend(Settings(email_backend="sendgrid"))
+
+
+# --- attachments (issue 11: maintenance.ics) ------------------------------------------
+ICS = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n"
+ICS_TYPE = "text/calendar; method=PUBLISH; charset=UTF-8"
+
+
+def with_ics() -> Message:
+    from notifier.emails.zoned import Attachment
+
+    return make_message(
+        category="maintenance", attachments=(Attachment("maintenance.ics", ICS_TYPE, ICS),)
+    )
+
+
+def test_an_attachment_is_sent_once_per_request_base64_and_the_schema_still_validates(
+    backend,
+    sendgrid,  # noqa: F811
+):
+    message = with_ics()
+    result = backend.send(message, [make_recipient(123), make_recipient(124)])
+
+    [request] = sendgrid.requests
+    assert (result.outcome, request.errors) == ("accepted", [])
+    plain = build_request_body(make_message(category="maintenance"), [make_recipient(1)])
+    assert {k for k in request.body if k not in plain} == {"attachments"}
+    assert request.body["attachments"] == [
+        {
+            "content": "QkVHSU46VkNBTEVOREFSDQpWRVJTSU9OOjIuMA0KTUVUSE9EOlBVQkxJU0gNCkVORDpW"
+            "Q0FMRU5EQVINCg==",
+            "type": ICS_TYPE,
+            "filename": "maintenance.ics",
+            "disposition": "attachment",
+        }
+    ]
+    assert base64.b64decode(request.body["attachments"][0]["content"]) == ICS
+    if sendgrid.schema_path is not None:
+        assert check_mail_send(request.body, sendgrid.schema_path) == []
+
+
+def test_the_outbox_writes_the_attachment_as_a_mime_part(tmp_path):
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    mail = OutboxBackend.compose(with_ics(), make_recipient(7), now)
+    parsed = BytesParser(policy=policy.default).parsebytes(OutboxBackend.as_bytes(mail))
+    assert parsed.get_content_type() == "multipart/mixed"
+    alternative, ics = parsed.iter_parts()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert " ".join(ics["Content-Type"].split()) == (
+        'text/calendar; method="PUBLISH"; charset="UTF-8"'
+    )
+    assert (ics.get_filename(), ics.get_content_disposition()) == ("maintenance.ics", "attachment")
+    assert ics.get_payload(decode=True) == ICS
+    assert parsed.get_body(("plain",)).get_content().startswith("Hallo liebe/r Kund:in,\n")
+
+
+def test_a_mime_type_without_a_slash_is_refused():
+    from notifier.emails.zoned import Attachment
+
+    message = make_message(attachments=(Attachment("x.ics", "calendar", ICS),))
+    with pytest.raises(ValueError, match="not a MIME type"):
+        OutboxBackend.compose(message, make_recipient(1), datetime(2026, 11, 26, tzinfo=UTC))

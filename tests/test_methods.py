@@ -41,6 +41,7 @@ TOKEN_PURPOSES = {
     "public.unsubscribe": tokens.MANAGE,
     "public.one_click": tokens.MANAGE,
     "public.undo": tokens.UNDO,
+    "calendar_feed.feed": tokens.CALENDAR,
 }
 
 

@@ -22,10 +22,22 @@ from .templates import render_html, render_text, wrap_block
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a mail (the maintenance.ics of notifier/calendar.py)."""
+
+    filename: str  # e.g. "maintenance.ics"; no path, no CR/LF
+    mime_type: str  # the Content-Type, parameters included: "text/calendar; method=PUBLISH; …"
+    content: bytes
+
+
+@dataclass(frozen=True)
 class Email:
     subject: str  # single line, no CR/LF, ≤ 200 chars
     text: str  # complete plain-text part
     html: str  # complete HTML document with CSS inlined, readable without images
+    # The same for every zone and reader of a rendering: they hold no placeholder and no time
+    # in the reader's zone (notifier/calendar.py writes UTC).
+    attachments: tuple[Attachment, ...] = ()
 
 
 def subject_line(subject: str) -> str:
@@ -38,7 +50,12 @@ def subject_line(subject: str) -> str:
 class Variant:
     """One shared rendering (one rung of the ladder) and how to fill it for a zone."""
 
-    def __init__(self, message: Message, expressions: dict[str, Callable[[str], str]]):
+    def __init__(
+        self,
+        message: Message,
+        expressions: dict[str, Callable[[str], str]],
+        attachments: tuple[Attachment, ...] = (),
+    ):
         self.expressions = expressions
         self.blocks: dict[str, tuple] = {}
         body = render_text(message, blocks=self.blocks)
@@ -46,7 +63,7 @@ class Variant:
         for key in expressions:
             if key.startswith("-zs"):  # the subject in <title>: HTML-escaped
                 html = html.replace(key, "-zh" + key[3:])
-        self.email = Email(subject=subject_line(message.subject), text=body, html=html)
+        self.email = Email(subject_line(message.subject), body, html, attachments)
         self.email_parts = (self.email.subject, body, html)
         self.used = tuple(dict.fromkeys(ZONE_KEY.findall("\n".join(self.email_parts))))
         self.html_counts = {k: html.count(k) for k in dict.fromkeys(ZONE_KEY.findall(html))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import BaseStore
+from .calendar import CalendarQueries
 from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
@@ -20,6 +21,7 @@ class Queries(
     OpsQueries,
     WebhookQueries,
     LeaseQueries,
+    CalendarQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""
