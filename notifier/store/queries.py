@@ -8,6 +8,7 @@ from .dispatch import DispatchQueries
 from .feeds import FeedQueries
 from .leases import LeaseQueries
 from .ops import OpsQueries
+from .reminders import ReminderQueries
 from .subscribers import SubscriberQueries
 from .webhooks import WebhookQueries
 
@@ -18,6 +19,7 @@ class Queries(
     DispatchQueries,
     SubscriberQueries,
     OpsQueries,
+    ReminderQueries,
     WebhookQueries,
     LeaseQueries,
     BaseStore,
