@@ -10,6 +10,7 @@ import pytest
 
 from notifier import jobs, wake
 from notifier.feed import parse_feed
+from notifier.notifications import notify_changes, release_reviews
 from notifier.poller import ingest
 from notifier.reminders import REMINDER_CHANGE, queue_reminders, reminder_due
 from notifier.render import render_email
@@ -412,3 +413,27 @@ def test_the_reminder_change_is_the_contract_s_synthetic_change():
         "update_id": None,
         "detected_at": None,
     }
+
+
+def test_a_reminder_waits_while_the_announcement_is_in_review(app, db, feed, audience, clock):
+    # Fan-out skips a notification once a newer one about the same maintenance went out: a
+    # reminder queued during the review would make the reviewed announcement vanish.
+    clock.current = START - timedelta(hours=1, minutes=5)
+    [mid] = announce(db, feed, clock, entry())
+    reviewing = replace(app.extensions["settings"], review_mode=True, review_timeout_minutes=15)
+    [announcement] = notify_changes(db, reviewing, clock())
+    offsets(app, 60)
+    clock.current = START - timedelta(hours=1)
+    assert run(app) == []
+    clock.current = START - timedelta(minutes=50)
+    assert release_reviews(db, clock()) == [announcement]
+    db._execute("UPDATE deliveries SET state = 'sent'")  # dispatch sent the announcement
+    [reminder] = run(app)
+    assert reminders_sent(db) == [(mid, 60, "2026-11-29T10:00:00Z")]
+    assert [(r["notification_id"], r["email"], r["state"]) for r in delivery_rows(db)] == [
+        (announcement, "de@example.com", "sent"),
+        (announcement, "en@example.com", "sent"),
+        (announcement, "no-reminders@example.com", "sent"),
+        (reminder, "de@example.com", "pending"),
+        (reminder, "en@example.com", "pending"),
+    ]

@@ -12,7 +12,9 @@ class ReminderQueries:
 
         Upcoming (issue 11 contract): not cancelled, a known start in the future, and its
         newest update (posted_at, then seq, as incident_updates orders them) still says
-        'scheduled' - one that has started or completed early gets no reminder.
+        'scheduled' - one that has started or completed early gets no reminder. One with a
+        notification still in review waits: fan-out drops a notification once a newer one
+        about the same maintenance went out, so a reminder would make the reviewed one vanish.
         """
         return self._query(
             "SELECT i.id, i.feed_id, i.scheduled_start_at, i.first_seen_at FROM incidents i "
@@ -20,6 +22,8 @@ class ReminderQueries:
             "AND i.scheduled_start_at > ? AND i.scheduled_start_at <= ? "
             "AND (SELECT u.status FROM updates u WHERE u.incident_id = i.id "
             "ORDER BY u.posted_at DESC, u.seq DESC LIMIT 1) = 'scheduled' "
+            "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = i.id "
+            "AND n.review_state = 'pending') "
             "ORDER BY i.scheduled_start_at, i.id",
             [now, until],
         )
