@@ -437,3 +437,26 @@ def test_a_reminder_waits_while_the_announcement_is_in_review(app, db, feed, aud
         (reminder, "de@example.com", "pending"),
         (reminder, "en@example.com", "pending"),
     ]
+
+
+def test_migration_0014_keeps_reminders_on_for_existing_subscribers(tmp_path):
+    import sqlite3
+
+    from notifier.store.migrations import SCHEMA, statements
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    names = [name for name, _ in SCHEMA]
+    upgrade = names.index("0014_maintenance_reminders")
+    for _name, migration in SCHEMA[:upgrade]:
+        for statement in statements(migration, "sqlite"):
+            conn.execute(statement)
+    t = "2026-11-26T12:00:00.000000Z"
+    conn.execute(
+        "INSERT INTO subscribers (id, email, language, timezone, state, link_nonce, created_at, "
+        "updated_at) VALUES (1, 'a@example.com', 'en', 'UTC', 'confirmed', 'n', ?, ?)",
+        [t, t],
+    )
+    for statement in statements(SCHEMA[upgrade][1], "sqlite"):
+        conn.execute(statement)
+    assert conn.execute("SELECT id, maintenance_reminders FROM subscribers").fetchall() == [(1, 1)]
+    assert conn.execute("SELECT COUNT(*) FROM maintenance_reminders").fetchall() == [(0,)]
