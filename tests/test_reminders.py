@@ -10,13 +10,14 @@ import pytest
 
 from notifier import jobs, wake
 from notifier.feed import parse_feed
+from notifier.mailer import apply_substitutions
 from notifier.notifications import notify_changes, release_reviews
 from notifier.poller import ingest
 from notifier.reminders import REMINDER_CHANGE, queue_reminders, reminder_due
 from notifier.render import render_email
 from notifier.store import open_store
 
-from .helpers import add_component, add_subscriber, atom, raw_rows
+from .helpers import add_component, add_subscriber, atom, poll_and_mail_through_fakes, raw_rows
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # the clock fixture's start
 START = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -460,3 +461,23 @@ def test_migration_0014_keeps_reminders_on_for_existing_subscribers(tmp_path):
         conn.execute(statement)
     assert conn.execute("SELECT id, maintenance_reminders FROM subscribers").fetchall() == [(1, 1)]
     assert conn.execute("SELECT COUNT(*) FROM maintenance_reminders").fetchall() == [(0,)]
+
+
+def test_the_reminder_reaches_the_fake_sendgrid_once_per_reader(
+    app, db, feed, audience, clock, settings, sendgrid
+):
+    poll_and_mail_through_fakes(app, settings, sendgrid, FEED_URL)
+    announce(db, feed, clock, entry())
+    offsets(app, 1440, 60)
+    for moment in (START - timedelta(hours=24), START - timedelta(hours=23, minutes=59)):
+        clock.current = moment
+        run(app)
+        jobs.dispatch(app)
+    sent = []
+    for request in sendgrid.requests:
+        assert request.status == 202
+        for p in request.body["personalizations"]:
+            subject = apply_substitutions(request.body["subject"], p.get("substitutions") or {})
+            sent.append((p["to"][0]["email"], "Database upgrade" in subject))
+    assert sorted(sent) == [("de@example.com", True), ("en@example.com", True)]
+    assert {r["state"] for r in delivery_rows(db)} == {"sent"}
