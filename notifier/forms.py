@@ -351,6 +351,7 @@ class PreferencesForm(FlaskForm):
     )
     notify_incidents = BooleanField(_l("Incidents"), default=True)
     notify_maintenance = BooleanField(_l("Scheduled maintenance"), default=True)
+    maintenance_reminders = BooleanField(_l("Remind me before maintenance starts"), default=True)
 
     catalogue: Catalogue = Catalogue(())
     # The order fields appear on the page, for the error summary above the form.
@@ -384,6 +385,7 @@ class PreferencesForm(FlaskForm):
 
     def preferences(self) -> Preferences:
         everything = self.scope.data == "all"
+        reminders = self.maintenance_reminders  # None on the sign-up form: on
         return Preferences(
             language=self.language.data,
             timezone=self.timezone.data,
@@ -391,6 +393,7 @@ class PreferencesForm(FlaskForm):
             component_ids=() if everything else self.catalogue.choices(self.components.data),
             notify_incidents=bool(self.notify_incidents.data),
             notify_maintenance=bool(self.notify_maintenance.data),
+            maintenance_reminders=reminders is None or bool(reminders.data),
         )
 
 
@@ -408,6 +411,9 @@ class SubscribeForm(PreferencesForm):
     # Honeypot: hidden from people (CSS, aria-hidden, no tab stop), irresistible to bots.
     website = StringField(_l("Leave this field empty"))
     started = HiddenField()
+    # Kept short: reminders are on for every new sign-up; the preferences page (linked in
+    # every mail) turns them off.
+    maintenance_reminders = None
 
     page_order = ("email", *PreferencesForm.page_order)
 

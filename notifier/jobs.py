@@ -19,6 +19,7 @@ from .enrich import Backoff, enrich_feeds
 from .fetch import make_client
 from .notifications import notify_changes, release_reviews
 from .poller import POLL_CONCURRENCY, poll_all
+from .reminders import queue_reminders
 from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,17 @@ def reviews(app: Flask, stop: Shutdown):
         log.info("reviews: review timed out, sent unchanged: %s", released)
         wake.work_queued(context.store(), context.now(), app)
     return released
+
+
+@job("reminders")
+def reminders(app: Flask, stop: Shutdown):
+    """Queue the reminders due before maintenance windows open (notifier.reminders)."""
+    store = context.store()
+    created = queue_reminders(store, context.settings(), context.now(), stop=stop)
+    if created:
+        log.info("reminders: queued %s", created)
+        wake.work_queued(store, context.now(), app)
+    return created
 
 
 @job("housekeeping")

@@ -199,6 +199,7 @@ def _form_data(prefs: subscriptions.Preferences) -> dict:
         "components": list(prefs.component_ids),
         "notify_incidents": prefs.notify_incidents,
         "notify_maintenance": prefs.notify_maintenance,
+        "maintenance_reminders": prefs.maintenance_reminders,
     }
 
 

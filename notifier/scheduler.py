@@ -33,6 +33,8 @@ def job_table(settings) -> list[tuple]:
         (jobs.poll_tick, max(1, settings.poll_interval_seconds / 4), "poll feeds", True),
         (jobs.dispatch, settings.dispatch_interval_seconds, "send due deliveries", True),
         (jobs.reviews, 30, "release timed-out reviews", False),
+        # Offsets are whole minutes, so a reminder goes within a minute of its moment.
+        (jobs.reminders, 60, "remind before maintenance windows open", True),
         (jobs.housekeeping, 3600, "purge unconfirmed sign-ups and old rows", True),
     ]
 

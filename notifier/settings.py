@@ -77,6 +77,9 @@ class Settings:
     rate_limit_one_click: str = "300 per minute"
     form_min_fill_seconds: int = 3
     # Ops console (notifier/admin/): session timeouts and the login limit (per IP and per name).
+    # Reminders before a maintenance window opens (notifier/reminders.py), in minutes before its
+    # start, farthest first; () sends none.
+    maintenance_reminder_minutes: tuple[int, ...] = (24 * 60,)
     admin_session_idle_minutes: int = 30
     admin_session_max_hours: int = 12
     rate_limit_admin_login: str = "5 per minute;20 per hour"
@@ -213,6 +216,32 @@ def _feed_urls(env: Mapping[str, str]) -> tuple[str, ...]:
     return urls
 
 
+_OFFSET = re.compile(r"([0-9]+)([mhd])")
+_OFFSET_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+
+
+def _reminder_minutes(env: Mapping[str, str]) -> tuple[int, ...]:
+    """MAINTENANCE_REMINDERS: comma-separated offsets before a maintenance window opens
+    ("24h,1h", "90m", "2d"), as minutes, farthest first, each once. Unset: 24h; empty or
+    "off": no reminders. Raises SettingsError naming the first entry that is not a positive
+    whole number with m, h or d."""
+    if "MAINTENANCE_REMINDERS" not in env:
+        return Settings.maintenance_reminder_minutes
+    raw = env["MAINTENANCE_REMINDERS"].strip()
+    if raw.lower() in ("", "off"):
+        return ()
+    minutes = set()
+    for entry in (e.strip() for e in raw.split(",")):
+        match = _OFFSET.fullmatch(entry.lower())
+        if not match or int(match[1]) == 0:
+            raise SettingsError(
+                "MAINTENANCE_REMINDERS entries must be a whole number of minutes, hours or days "
+                f"before the window opens (like 24h,1h or 90m or 2d), or off; got {entry!r}"
+            )
+        minutes.add(int(match[1]) * _OFFSET_MINUTES[match[2]])
+    return tuple(sorted(minutes, reverse=True))
+
+
 def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
     raw = environ.get(name, "").strip() or default
     try:
@@ -308,6 +337,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_ONE_CLICK", defaults.rate_limit_one_click
         ),
         form_min_fill_seconds=_int(env, "FORM_MIN_FILL_SECONDS", 3),
+        maintenance_reminder_minutes=_reminder_minutes(env),
         admin_session_idle_minutes=_int(env, "ADMIN_SESSION_IDLE_MINUTES", 30, minimum=1),
         admin_session_max_hours=_int(env, "ADMIN_SESSION_MAX_HOURS", 12, minimum=1),
         rate_limit_admin_login=_rate_limit(

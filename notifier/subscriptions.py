@@ -81,6 +81,8 @@ class Preferences:
     component_ids: tuple[str, ...] = ()
     notify_incidents: bool = True
     notify_maintenance: bool = True
+    # Reminder mails before a maintenance window opens (notifier/reminders.py).
+    maintenance_reminders: bool = True
 
     def columns(self) -> dict:
         return {
@@ -89,6 +91,7 @@ class Preferences:
             "all_components": self.all_components,
             "notify_incidents": self.notify_incidents,
             "notify_maintenance": self.notify_maintenance,
+            "maintenance_reminders": self.maintenance_reminders,
         }
 
 
@@ -250,6 +253,7 @@ def current_preferences(store, subscriber: dict) -> Preferences:
         component_ids=tuple(store.subscriber_component_ids(subscriber["id"])),
         notify_incidents=bool(subscriber["notify_incidents"]),
         notify_maintenance=bool(subscriber["notify_maintenance"]),
+        maintenance_reminders=bool(subscriber["maintenance_reminders"]),
     )
 
 
@@ -311,7 +315,12 @@ def export_data(store, subscriber_id: int, now: datetime) -> dict:
     names = {r["group_id"]: r["group_name"] for r in store.remembered_group_members(chosen)}
     names.update({c["id"]: c["name"] for c in store.list_components()})
     subscriber = {k: v for k, v in row.items() if k not in ("id", "token_nonce", "link_nonce")}
-    for flag in ("all_components", "notify_incidents", "notify_maintenance"):
+    for flag in (
+        "all_components",
+        "notify_incidents",
+        "notify_maintenance",
+        "maintenance_reminders",
+    ):
         subscriber[flag] = bool(subscriber[flag])
     return {
         "exported_at": now.isoformat(),

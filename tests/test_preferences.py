@@ -6,6 +6,8 @@ import json
 import re
 from unittest.mock import ANY
 
+import pytest
+
 from notifier import tokens
 
 from .test_subscribe_helpers import (
@@ -66,6 +68,7 @@ def test_preferences_change_persists(client, settings, db, clock):
         "all_components": 0,
         "notify_incidents": 0,
         "notify_maintenance": 1,
+        "maintenance_reminders": 0,  # its box was not ticked
         "updated_at": clock(),
     }
     # The ticked group is stored as the group (its members resolve at fan-out, issue 16).
@@ -136,6 +139,7 @@ def test_export_returns_everything_stored_about_the_address(client, settings, db
             "all_components": False,
             "notify_incidents": True,
             "notify_maintenance": True,
+            "maintenance_reminders": True,
             "state": "confirmed",
             "suppressed_reason": None,
             "created_at": signed_up,
@@ -236,4 +240,81 @@ def test_forged_manage_link_shows_the_generic_page_on_every_action(client, setti
     for suffix in ("", "/export", "/erase"):
         assert client.get(forged + suffix).status_code in (404, 405)
         assert client.post(forged + suffix, data=found).status_code == 404
+    assert snapshot(db) == before
+
+
+# --- reminders before maintenance (issue 11) --------------------------------------------
+REMINDER_BOX = re.compile(
+    r'<label class="choice"><input type="checkbox" name="maintenance_reminders"[^<]*</label>'
+)
+
+
+def test_the_reminder_box_is_shown_ticked_beside_the_maintenance_choice_in_both_languages(
+    client, settings, db, clock
+):
+    seed_catalogue(db, clock())
+    row = confirmed_subscriber(client, settings, db, clock)
+    path = preferences_path(settings, db, clock)
+    german = client.get(path).get_data(as_text=True)
+    assert REMINDER_BOX.findall(german) == [
+        '<label class="choice"><input type="checkbox" name="maintenance_reminders" value="y" '
+        'id="maintenance_reminders" checked> Erinnere mich, bevor eine Wartung beginnt</label>'
+    ]
+    # In the fieldset of the maintenance choice, right after it.
+    kinds = german.split('id="kinds"')[1].split("</fieldset>")[0]
+    assert kinds.index('name="notify_maintenance"') < kinds.index('name="maintenance_reminders"')
+    db.update_subscriber(row["id"], language="en", maintenance_reminders=False)
+    english = client.get(path).get_data(as_text=True)
+    assert REMINDER_BOX.findall(english) == [
+        '<label class="choice"><input type="checkbox" name="maintenance_reminders" value="y" '
+        'id="maintenance_reminders"> Remind me before maintenance starts</label>'
+    ]
+
+
+def test_the_sign_up_form_has_no_reminder_box_and_new_sign_ups_get_reminders(
+    client, settings, db, clock
+):
+    seed_catalogue(db, clock())
+    assert "maintenance_reminders" not in client.get("/").get_data(as_text=True)
+    row = confirmed_subscriber(client, settings, db, clock)
+    assert row["maintenance_reminders"] == 1
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_reminders_are_turned_off_and_on_with_the_other_preferences(
+    client, settings, db, clock, language
+):
+    seed_catalogue(db, clock())
+    row = confirmed_subscriber(client, settings, db, clock)
+    path = preferences_path(settings, db, clock)
+    choices = {
+        "language": language,
+        "timezone": "Europe/Berlin",
+        "scope": "all",
+        "notify_incidents": "y",
+        "notify_maintenance": "y",
+    }
+    clock.advance(minutes=3)
+    response = client.post(path, data={**form_tokens(client, path), **choices})
+    assert (response.status_code, response.headers["Location"]) == (303, path)
+    off = {**row, "language": language, "maintenance_reminders": 0, "updated_at": clock()}
+    assert subscriber(db) == off
+    page = client.get(path).get_data(as_text=True)
+    assert 'id="maintenance_reminders">' in page  # shown unticked
+
+    clock.advance(minutes=3)
+    response = client.post(
+        path, data={**form_tokens(client, path), **choices, "maintenance_reminders": "y"}
+    )
+    assert response.status_code == 303
+    assert subscriber(db) == {**off, "maintenance_reminders": 1, "updated_at": clock()}
+    assert 'id="maintenance_reminders" checked>' in client.get(path).get_data(as_text=True)
+
+
+def test_a_get_of_the_preferences_page_changes_no_reminder_setting(client, settings, db, clock):
+    seed_catalogue(db, clock())
+    confirmed_subscriber(client, settings, db, clock)
+    before = snapshot(db)
+    path = preferences_path(settings, db, clock)
+    client.get(path + "?maintenance_reminders=&notify_maintenance=y")
     assert snapshot(db) == before

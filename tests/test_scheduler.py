@@ -18,6 +18,7 @@ def test_every_job_is_scheduled_and_none_is_paused(app, settings):
         "poll": 15.0,  # a quarter interval; only the lease holder polls
         "dispatch": 5.0,
         "reviews": 30.0,
+        "reminders": 60.0,
         "housekeeping": 3600.0,
     }
     # next_run_time=None would add a job paused; unset means "after one interval".

@@ -92,6 +92,14 @@ def test_values_are_parsed_with_units_and_lists():
         ),
         ({"LIST_ID": "Sinch <no list id>"}, "LIST_ID cannot be written as the List-Id header"),
         ({"LIST_ID": "Sinch <a.b>\r\nBcc: x@y.z"}, "LIST_ID cannot be written as the List-Id"),
+        (
+            {"MAINTENANCE_REMINDERS": "24h,soon"},
+            "MAINTENANCE_REMINDERS entries must be a whole number of minutes, hours or days "
+            "before the window opens (like 24h,1h or 90m or 2d), or off; got 'soon'",
+        ),
+        ({"MAINTENANCE_REMINDERS": "0h"}, "MAINTENANCE_REMINDERS entries must be a whole"),
+        ({"MAINTENANCE_REMINDERS": "1.5h"}, "MAINTENANCE_REMINDERS entries must be a whole"),
+        ({"MAINTENANCE_REMINDERS": "-1h"}, "MAINTENANCE_REMINDERS entries must be a whole"),
     ],
 )
 def test_bad_values_raise_a_message_naming_the_variable(environ, message):
@@ -177,6 +185,36 @@ def test_app_refuses_to_start_with_a_missing_secret(tmp_path):
     assert len(result.stderr.splitlines()) == 1
     assert "SECRET_KEY is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "minutes"),
+    [
+        (None, (1440,)),
+        ("", ()),
+        ("  ", ()),
+        ("24h,1h", (1440, 60)),
+        (" 1h , 24H ", (1440, 60)),
+        ("90m", (90,)),
+        ("2d,24h,1h,1h", (2880, 1440, 60)),
+        ("60m,1h", (60,)),
+        ("off", ()),
+        ("OFF", ()),
+    ],
+)
+def test_maintenance_reminders_are_offsets_in_minutes_farthest_first(value, minutes):
+    environ = {} if value is None else {"MAINTENANCE_REMINDERS": value}
+    assert load_settings(environ).maintenance_reminder_minutes == minutes
+
+
+def test_a_bad_reminder_offset_stops_the_cli_with_one_line(tmp_path):
+    result = _run_cli({"MAINTENANCE_REMINDERS": "24h,1w"}, tmp_path, "db", "upgrade")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "status-notifier: refusing to start: MAINTENANCE_REMINDERS entries must be a whole "
+        "number of minutes, hours or days before the window opens (like 24h,1h or 90m or 2d), "
+        "or off; got '1w'"
+    ]
 
 
 def test_bad_setting_value_stops_the_cli_with_one_line(tmp_path):

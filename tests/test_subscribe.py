@@ -67,6 +67,7 @@ def test_subscribe_stores_pending_row_consent_and_queues_one_confirmation(client
         "all_components": 0,
         "notify_incidents": 1,
         "notify_maintenance": 0,
+        "maintenance_reminders": 1,  # issue 11: on for every new sign-up
         "state": "pending",
         "token_nonce": ANY,
         "link_nonce": ANY,

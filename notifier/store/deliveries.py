@@ -158,6 +158,10 @@ class DeliveryQueries:
             clauses.append("s.notify_incidents = 1")
         elif n["kind"] == "maintenance":
             clauses.append("s.notify_maintenance = 1")
+            if audience.get("reminders"):
+                # A reminder before the window opens (notifier/reminders.py): only for those
+                # who kept reminders on in their preferences.
+                clauses.append("s.maintenance_reminders = 1")
         languages = audience.get("languages")
         if languages:
             clauses.append(f"s.language IN ({_marks(languages)})")

@@ -470,6 +470,26 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             ],
         },
     ),
+    (
+        "0014_maintenance_reminders",
+        [
+            # Issue 11: reminders before a maintenance window opens (notifier/reminders.py).
+            # Each subscriber can turn them off; on for everyone until they do.
+            "ALTER TABLE subscribers ADD COLUMN maintenance_reminders INTEGER NOT NULL DEFAULT 1",
+            # The ledger of reminders queued: one row per (maintenance, offset, window start),
+            # written in the transaction that queues the reminder, so no reminder goes twice
+            # across restarts and workers; a moved window has a new start and its own rows.
+            """CREATE TABLE maintenance_reminders (
+                id INTEGER PRIMARY KEY,
+                incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+                offset_minutes INTEGER NOT NULL,
+                window_start_at TEXT NOT NULL,
+                notification_id INTEGER REFERENCES notifications(id) ON DELETE SET NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (incident_id, offset_minutes, window_start_at)
+            )""",
+        ],
+    ),
 ]
 
 

@@ -9,6 +9,7 @@ from .dispatch import DispatchQueries
 from .feeds import FeedQueries
 from .leases import LeaseQueries
 from .ops import OpsQueries
+from .reminders import ReminderQueries
 from .subscribers import SubscriberQueries
 from .webhooks import WebhookQueries
 
@@ -19,6 +20,7 @@ class Queries(
     DispatchQueries,
     SubscriberQueries,
     OpsQueries,
+    ReminderQueries,
     WebhookQueries,
     LeaseQueries,
     CalendarQueries,

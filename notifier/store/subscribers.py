@@ -14,6 +14,7 @@ _MUTABLE = frozenset(
         "all_components",
         "notify_incidents",
         "notify_maintenance",
+        "maintenance_reminders",
         "state",
         "token_nonce",
         "link_nonce",
