@@ -481,3 +481,20 @@ def test_the_reminder_reaches_the_fake_sendgrid_once_per_reader(
             sent.append((p["to"][0]["email"], "Database upgrade" in subject))
     assert sorted(sent) == [("de@example.com", True), ("en@example.com", True)]
     assert {r["state"] for r in delivery_rows(db)} == {"sent"}
+
+
+def test_a_window_moved_closer_than_an_offset_gets_no_reminder_for_that_offset(
+    app, db, feed, audience, clock
+):
+    """The rescheduled mail has just told readers the new time: like a maintenance announced
+    less than an offset ahead, the window is as good as new for that offset."""
+    [mid] = announce(db, feed, clock, entry())
+    offsets(app, 1440, 60)
+    moved = START + timedelta(hours=6)
+    clock.current = moved - timedelta(hours=5)  # the poller sees the move 5 h before it opens
+    ingest(db, feed, parse_feed(atom([entry(start=moved)])), clock())
+    assert db.get_incident(mid)["scheduled_start_at"] == moved  # recorded as rescheduled
+    assert run(app) == []
+    clock.current = moved - timedelta(hours=1)
+    assert len(run(app)) == 1
+    assert reminders_sent(db) == [(mid, 60, "2026-11-29T16:00:00Z")]

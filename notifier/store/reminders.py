@@ -8,7 +8,9 @@ from datetime import datetime
 class ReminderQueries:
     def upcoming_maintenance(self, now: datetime, until: datetime) -> list[dict]:
         """Maintenance whose window opens after `now` and by `until`, soonest first:
-        [{id, feed_id, scheduled_start_at, first_seen_at}].
+        [{id, feed_id, scheduled_start_at, first_seen_at}]. `first_seen_at` is when the
+        current window was first seen: the maintenance's first poll, or the detection of its
+        latest rescheduled change (the rescheduled mail has just told readers the new time).
 
         Upcoming (issue 11 contract): not cancelled, a known start in the future, and its
         newest update (posted_at, then seq, as incident_updates orders them) still says
@@ -17,7 +19,9 @@ class ReminderQueries:
         about the same maintenance went out, so a reminder would make the reviewed one vanish.
         """
         return self._query(
-            "SELECT i.id, i.feed_id, i.scheduled_start_at, i.first_seen_at FROM incidents i "
+            "SELECT i.id, i.feed_id, i.scheduled_start_at, COALESCE((SELECT MAX(c.detected_at) "
+            "FROM changes c WHERE c.incident_id = i.id AND c.type = 'rescheduled'), "
+            "i.first_seen_at) AS first_seen_at FROM incidents i "
             "WHERE i.kind = 'maintenance' AND i.cancelled_at IS NULL "
             "AND i.scheduled_start_at > ? AND i.scheduled_start_at <= ? "
             "AND (SELECT u.status FROM updates u WHERE u.incident_id = i.id "
