@@ -168,3 +168,16 @@ def test_unsuppress_returns_to_where_the_address_was(admin, db, clock, history, 
     post(admin, f"/admin/subscribers/{sid}/unsuppress")
     assert audit_rows(db)[-1][1] == "subscriber.unsuppress"
     assert len([r for r in audit_rows(db) if r[1] == "subscriber.unsuppress"]) == 1
+
+
+def test_a_subscriber_page_shows_the_reminder_preference(admin, db, clock):
+    on = add_subscriber(db, "on@example.com", now=clock())
+    off = add_subscriber(db, "off@example.com", now=clock())
+    db.update_subscriber(off, maintenance_reminders=False)
+    no_maintenance = add_subscriber(db, "inc@example.com", now=clock(), maintenance=False)
+
+    def shown(sid):
+        page = admin.get(f"/admin/subscribers/{sid}").text
+        return re.findall(r"<dt>Maintenance reminders</dt><dd>(\w+)</dd>", page)
+
+    assert (shown(on), shown(off), shown(no_maintenance)) == (["on"], ["off"], [])
