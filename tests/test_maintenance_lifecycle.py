@@ -29,6 +29,7 @@ from notifier.render import render_email
 
 from .feedgen import Page, maintenance, render, scheduled_maintenances_json, utc
 from .helpers import add_subscriber
+from .test_admin_helpers import admin_settings, login  # noqa: F401  (fixture)
 from .test_dispatch import dispatcher
 
 PAGE = Page()
@@ -108,7 +109,7 @@ def mails(db, sendgrid, settings, seen: int) -> dict[str, list[tuple]]:
 
 
 def test_announced_moved_reminded_cancelled_each_mail_once_with_its_invite(
-    db, sg_settings, clock, sendgrid
+    app, db, sg_settings, clock, sendgrid
 ):
     settings = sg_settings
     clock.current = utc(2026, 11, 26, 12, 0)
@@ -187,3 +188,14 @@ def test_announced_moved_reminded_cancelled_each_mail_once_with_its_invite(
     assert step() == {address: [] for address in READERS}
     assert db._scalar("SELECT COUNT(*) AS n FROM deliveries WHERE state <> 'sent'") == 0
     assert db._scalar("SELECT COUNT(*) AS n FROM deliveries") == 8
+
+    # Ops see each of the four in the console: the ledger, its page and both previews.
+    admin = app.test_client()
+    assert login(admin).status_code == 303
+    pages = ["/admin/", "/admin/notifications"]
+    for nid in [r["id"] for r in db._query("SELECT id FROM notifications ORDER BY id")]:
+        pages += [f"/admin/notifications/{nid}"]
+        pages += [f"/admin/notifications/{nid}/preview/{lang}.html" for lang in ("de", "en")]
+    assert [(page, admin.get(page).status_code) for page in pages] == [
+        (page, 200) for page in pages
+    ]
