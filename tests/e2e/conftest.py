@@ -137,6 +137,7 @@ NOT_A_PAGE = {
     # layout itself belongs to templates/email.
     "admin.announcement_frame": "mail HTML, shown in the preview page's iframe",
     "admin.notification_frame": "mail HTML, shown in the preview page's iframe",
+    "calendar_feed.feed": "text/calendar for calendar apps (tests/test_calendar.py)",
 }
 
 
