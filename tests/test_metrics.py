@@ -81,6 +81,25 @@ def test_metrics_refuses_a_missing_or_wrong_token(metrics_app):
     assert client.post("/metrics", headers=AUTH).status_code in (400, 405)
 
 
+def test_metrics_requests_are_rate_limited_per_client(settings, clock):
+    """Wrong tokens and right ones count alike against RATE_LIMIT_ONE_CLICK."""
+    app = create_app(
+        settings.with_overrides(metrics_token=TOKEN, rate_limit_one_click="3 per minute")
+    )
+    app.extensions["clock"] = clock
+    try:
+        client = app.test_client()
+        statuses = [
+            client.get("/metrics", headers=h).status_code
+            for h in ({"Authorization": "Bearer nope"}, AUTH, {}, AUTH)
+        ]
+        assert statuses == [401, 200, 401, 429]
+        clock.advance(minutes=1)
+        assert client.get("/metrics", headers=AUTH).status_code == 200
+    finally:
+        app.extensions["store"].close()
+
+
 # --- values against the database ------------------------------------------------------
 def _db_gauges(db, now) -> dict:
     deliveries = db._query(
