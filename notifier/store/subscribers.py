@@ -127,7 +127,8 @@ class SubscriberQueries:
         content and audience, announcements, SendGrid's SMTP replies on other rows, …).
         Left alone: subscribers.email and deliveries.email of other rows, which can only
         differ in letter case and belong to that other subscriber, and times (`*_at`).
-        Erasure is rare and by hand, so scanning each text column once is affordable.
+        Erasure is rare and by hand: one scan per table (with a second pass over the columns
+        that hold the address) is affordable.
         """
         pattern = like_pattern(address)
         self._execute(
@@ -135,19 +136,32 @@ class SubscriberQueries:
             [address.lower()],
         )
         self._execute("DELETE FROM rate_limits WHERE lower(key) LIKE ? ESCAPE '\\'", [pattern])
+        columns: dict[str, list[str]] = {}
         for table, column in self._text_columns():
-            if (table, column) in _NOT_SCRUBBED:
-                continue
-            values = self._raw_query(
-                f'SELECT DISTINCT "{column}" AS v FROM "{table}" '
-                f"WHERE lower(\"{column}\") LIKE ? ESCAPE '\\'",
-                [pattern],
+            if (table, column) not in _NOT_SCRUBBED:
+                columns.setdefault(table, []).append(column)
+        for table, names in columns.items():
+            # One scan per table says which of its columns hold the address (usually none).
+            checks = ", ".join(
+                f"MAX(CASE WHEN lower(\"{c}\") LIKE ? ESCAPE '\\' THEN 1 ELSE 0 END) AS c{i}"
+                for i, c in enumerate(names)
             )
-            for value in (r["v"] for r in values):
-                self._raw_execute(
-                    f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?',
-                    [erase_address(value, address), value],
-                )
+            [found] = self._raw_query(f'SELECT {checks} FROM "{table}"', [pattern] * len(names))
+            for i, column in enumerate(names):
+                if found[f"c{i}"]:  # NULL for an empty table
+                    self._mask_column(table, column, address, pattern)
+
+    def _mask_column(self, table: str, column: str, address: str, pattern: str) -> None:
+        values = self._raw_query(
+            f'SELECT DISTINCT "{column}" AS v FROM "{table}" '
+            f"WHERE lower(\"{column}\") LIKE ? ESCAPE '\\'",
+            [pattern],
+        )
+        for value in (r["v"] for r in values):
+            self._raw_execute(
+                f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?',
+                [erase_address(value, address), value],
+            )
 
     def _text_columns(self) -> list[tuple[str, str]]:
         """(table, column) of every text column of the schema, but times."""
