@@ -170,6 +170,7 @@ def register_blueprints(app: Flask) -> None:
     from notifier.calendar_feed import bp as calendar_bp
     from notifier.health import bp as health_bp
     from notifier.hooks import bp as hooks_bp
+    from notifier.metrics import bp as metrics_bp
     from notifier.public import bp as public_bp
 
     app.register_blueprint(health_bp)
@@ -177,6 +178,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(public_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(calendar_bp)
+    app.register_blueprint(metrics_bp)
 
 
 def init_web(app: Flask, settings: Settings) -> None:

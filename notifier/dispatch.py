@@ -39,6 +39,7 @@ from itertools import groupby
 
 from .mailer import Message, Recipient, SendResult
 from .mailheaders import UnsafeHeader, plain_address
+from .metrics import count_send
 from .render import PLACEHOLDERS, Email, SharedEmail
 from .settings import Settings
 from .shutdown import Shutdown
@@ -271,6 +272,7 @@ class Dispatcher:
             if result is None:
                 self._unsent.extend(flight.batch)  # not started: handed back at the end
                 return
+            count_send(self.store, result)
             self._send_and_record(flight.message, flight.batch, result, flight.nonces)
         finally:
             flight.critical.close()

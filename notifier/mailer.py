@@ -17,7 +17,7 @@ import time
 import urllib.error
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
@@ -69,6 +69,9 @@ class SendResult:
     message_id: str | None  # X-Message-Id of an accepted request
     retry_after_seconds: float | None  # rate_limited only
     error: str | None  # one line
+    # How long the SendGrid request took (set by SendGridBackend.send, for notifier.metrics);
+    # a measurement, not part of the answer: equal answers compare equal whatever it is.
+    duration_seconds: float | None = field(default=None, compare=False)
 
 
 def mask_email(address: str) -> str:
@@ -241,13 +244,14 @@ class SendGridBackend:
         body = build_request_body(message, recipients)
         started = time.monotonic()
         result = self._post(body, timeout_seconds or self.timeout_seconds)
+        result = replace(result, duration_seconds=time.monotonic() - started)
         log.info(
             "sendgrid: notification %s to %d recipient(s): %s (HTTP %s, %.2fs)%s",
             message.notification_id,
             len(recipients),
             result.outcome,
             result.status_code,
-            time.monotonic() - started,
+            result.duration_seconds,
             f": {result.error}" if result.error else "",
         )
         return result

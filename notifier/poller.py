@@ -20,6 +20,7 @@ import httpx
 from .changes import detect_changes
 from .feed import FeedError, ParsedFeed, parse_feed
 from .fetch import FetchError, Pending, fetch
+from .metrics import count_polls
 from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,9 @@ def poll_all(
             index, feed = running.pop(pending)
             step = _finish if pending.done else _out_of_time
             results[index] = _guarded(store, feed["url"], now, step, feed, pending, stop)
-    return [results[i] for i in sorted(results) if results[i] is not None]
+    done = [results[i] for i in sorted(results) if results[i] is not None]
+    count_polls(store, done)
+    return done
 
 
 def _halted(stop: Shutdown, lost: threading.Event | None) -> bool:

@@ -47,6 +47,8 @@ LINK_ENDPOINTS = (
 ONE_CLICK_ENDPOINTS = ("public.one_click",)
 # The calendar feed shares the one-click budget's size: calendar services poll for all users.
 CALENDAR_ENDPOINTS = ("calendar_feed.feed",)
+# GET /metrics (a scraper every 15 s or so) shares it too (notifier/metrics.py).
+METRICS_ENDPOINTS = ("metrics.metrics",)
 ADMIN_LOGIN_ENDPOINT = "admin.login"
 SITE_MULTIPLIER = 16
 SITE_SCOPE_SUFFIX = "-ipv6-48"
@@ -162,6 +164,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
     _limit(app, limiter, LINK_ENDPOINTS, settings.rate_limit_links, "links", None)
     _limit(app, limiter, ONE_CLICK_ENDPOINTS, settings.rate_limit_one_click, "one-click", ["POST"])
     _limit(app, limiter, CALENDAR_ENDPOINTS, settings.rate_limit_one_click, "calendar", None)
+    _limit(app, limiter, METRICS_ENDPOINTS, settings.rate_limit_one_click, "metrics", None)
     if ADMIN_LOGIN_ENDPOINT in app.view_functions:
         _limit_admin_login(app, limiter, settings.rate_limit_admin_login)
     return limiter

@@ -58,6 +58,7 @@ class Settings:
     sendgrid_timeout_seconds: float = 10.0
     sendgrid_webhook_public_key: str | None = None
     admin_password_hash: str | None = None
+    metrics_token: str | None = None  # GET /metrics bearer token; None: /metrics is 404
     notification_ttl_hours: int = 24
     review_mode: bool = False
     review_timeout_minutes: int = 15
@@ -314,6 +315,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sendgrid_timeout_seconds=_float(env, "SENDGRID_TIMEOUT_SECONDS", 10.0),
         sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip() or None,
         admin_password_hash=env.get("ADMIN_PASSWORD_HASH", "").strip() or None,
+        metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         notification_ttl_hours=_int(env, "NOTIFICATION_TTL_HOURS", 24, minimum=1),
         review_mode=_flag(env, "REVIEW_MODE", False),
         review_timeout_minutes=_int(env, "REVIEW_TIMEOUT_MINUTES", 15, minimum=1),

@@ -9,6 +9,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import context
+from ..privacy import mask_addresses
 from ..wake import work_queued
 from . import bp
 from .auth import safe_next
@@ -128,7 +129,8 @@ def _back(default_endpoint: str = ".dashboard"):
 
 @bp.post("/sending/pause")
 def pause_sending():
-    reason = " ".join((request.form.get("reason") or "").split())[:MAX_REASON]
+    # Free text: any address typed into it is stored masked (notifier/privacy.py).
+    reason = mask_addresses(" ".join((request.form.get("reason") or "").split())[:MAX_REASON])
     reason = reason or _("paused by ops")
     store, now = context.store(), context.now()
     store.pause_sending(f"{reason} ({g.admin_user})", now)

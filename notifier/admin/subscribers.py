@@ -1,6 +1,7 @@
 """Subscribers: search by address, one subscriber with their consent records, export, erase,
-suppress and unsuppress. Every change and every export is audit-logged by subscriber id: the
-audit log never holds an address, so erasing a subscriber leaves no copy of it behind.
+suppress and unsuppress. Every change and every export is audit-logged by subscriber id, and
+an address typed into a suppression reason is stored masked (notifier/privacy.py); erasing a
+subscriber also masks any copy of their address left in other tables (GDPR art. 17).
 
 Unsuppress puts the address back where it would be without the suppression: 'confirmed' when
 it had opted in (and not unsubscribed since), 'unsubscribed' when it had left, else 'pending'
@@ -16,6 +17,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_babel import gettext as _
 
 from .. import context, subscriptions
+from ..privacy import mask_addresses
 from . import bp
 from .common import SUBSCRIBER_STATES, audit
 from .params import int_arg
@@ -101,7 +103,8 @@ def erase_subscriber(subscriber_id: int):
 @bp.post("/subscribers/<id:subscriber_id>/suppress")
 def suppress_subscriber(subscriber_id: int):
     row = _subscriber(subscriber_id)
-    reason = " ".join((request.form.get("reason") or "").split())[:MAX_REASON]
+    # Free text: any address typed into it is stored masked (notifier/privacy.py).
+    reason = mask_addresses(" ".join((request.form.get("reason") or "").split())[:MAX_REASON])
     if not reason:
         flash(_("Give a reason for the suppression."))
         return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)

@@ -490,6 +490,20 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        "0016_metric_counters",
+        [
+            # Issue 15: the worker's Prometheus counters (notifier/metrics.py), one row per
+            # (metric, label set): kept in the database so they survive restarts and every
+            # worker adds to the same total. `labels` is the label set as sorted JSON.
+            """CREATE TABLE metric_counters (
+                name TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                value DOUBLE PRECISION NOT NULL DEFAULT 0,
+                PRIMARY KEY (name, labels)
+            )""",
+        ],
+    ),
 ]
 
 

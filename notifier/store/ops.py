@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..privacy import mask_addresses, mask_values
 from .base import dumps, from_db_time, loads, to_db_time
 from .ledger import LedgerQueries, like_pattern
 
@@ -57,10 +58,14 @@ class OpsQueries(LedgerQueries):
     def audit(
         self, actor: str, action: str, target: str | None, detail: dict | None, now: datetime
     ) -> None:
+        """One audit entry; every address in `target` and in the strings of `detail` (an ops
+        user's free text) is stored masked (notifier/privacy.py, GDPR art. 5(1)(c))."""
+        target = None if target is None else mask_addresses(target)
+        detail = None if detail is None else dumps(mask_values(detail))
         self._execute(
             "INSERT INTO audit_log (created_at, actor, action, target, detail) "
             "VALUES (?, ?, ?, ?, ?)",
-            [now, actor, action, target, None if detail is None else dumps(detail)],
+            [now, actor, action, target, detail],
         )
 
     def list_audit(self, *, before_id: int | None = None, limit: int = AUDIT_PAGE) -> list[dict]:

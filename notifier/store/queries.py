@@ -8,6 +8,7 @@ from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
 from .leases import LeaseQueries
+from .metrics import MetricQueries
 from .ops import OpsQueries
 from .reminders import ReminderQueries
 from .subscribers import SubscriberQueries
@@ -24,6 +25,7 @@ class Queries(
     WebhookQueries,
     LeaseQueries,
     CalendarQueries,
+    MetricQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""

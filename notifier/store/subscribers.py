@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from ..privacy import erase_address
+from .ledger import like_pattern
+
 # Columns a caller may change through update_subscriber (never id, email or created_at).
 _MUTABLE = frozenset(
     {
@@ -22,6 +25,12 @@ _MUTABLE = frozenset(
         "confirmed_at",
         "unsubscribed_at",
     }
+)
+
+# Text columns erasure does not mask: other subscribers' own addresses (see _erase_address),
+# rate-limit keys (deleted instead).
+_NOT_SCRUBBED = frozenset(
+    {("subscribers", "email"), ("deliveries", "email"), ("rate_limits", "key")}
 )
 
 
@@ -95,11 +104,89 @@ class SubscriberQueries:
         )
 
     def delete_subscriber(self, subscriber_id: int) -> int:
-        """Erase: consents, components, confirmation sends and deliveries go with it (cascade),
-        and every personal notification (confirmation, receipt) left without deliveries. A
-        shared one (a minute's confirmations, see create_personal_notification) keeps the
-        other subscribers' rows."""
-        return self._delete_subscribers("s.id = ?", [subscriber_id])
+        """Erase (GDPR art. 17): consents, components, confirmation sends and deliveries go
+        with it (cascade), and every personal notification (confirmation, receipt) left without
+        deliveries. A shared one (a minute's confirmations, see create_personal_notification)
+        keeps the other subscribers' rows. Then every copy of the address left anywhere is
+        removed or masked (_erase_address), in the same transaction."""
+        with self.write():
+            row = self.get_subscriber(subscriber_id)
+            deleted = self._delete_subscribers("s.id = ?", [subscriber_id])
+            if row is not None:
+                self._erase_address(row["email"])
+            return deleted
+
+    def _erase_address(self, address: str) -> None:
+        """Remove or mask every copy of `address` (any letter case) outside its subscriber row.
+
+        Deleted: deliveries to it that belong to no subscriber (ops test sends; their attempts
+        cascade) and rate-limit windows keyed by it (a failed ops login typed with it as the
+        name). Masked (notifier/privacy.py MASK) everywhere else: every text column of every
+        table, read from the schema itself, so a table added later is covered without a
+        change here (audit details, alert messages, the pause reason in meta, notification
+        content and audience, announcements, SendGrid's SMTP replies on other rows, …).
+        Left alone: subscribers.email and deliveries.email of other rows, which can only
+        differ in letter case and belong to that other subscriber, and times (`*_at`).
+        Erasure is rare and by hand: one scan per table (with a second pass over the columns
+        that hold the address) is affordable.
+        """
+        pattern = like_pattern(address)
+        self._execute(
+            "DELETE FROM deliveries WHERE subscriber_id IS NULL AND lower(email) = ?",
+            [address.lower()],
+        )
+        self._execute("DELETE FROM rate_limits WHERE lower(key) LIKE ? ESCAPE '\\'", [pattern])
+        columns: dict[str, list[str]] = {}
+        for table, column in self._text_columns():
+            if (table, column) not in _NOT_SCRUBBED:
+                columns.setdefault(table, []).append(column)
+        for table, names in columns.items():
+            # One scan per table says which of its columns hold the address (usually none).
+            checks = ", ".join(
+                f"MAX(CASE WHEN lower(\"{c}\") LIKE ? ESCAPE '\\' THEN 1 ELSE 0 END) AS c{i}"
+                for i, c in enumerate(names)
+            )
+            [found] = self._raw_query(f'SELECT {checks} FROM "{table}"', [pattern] * len(names))
+            for i, column in enumerate(names):
+                if found[f"c{i}"]:  # NULL for an empty table
+                    self._mask_column(table, column, address, pattern)
+
+    def _mask_column(self, table: str, column: str, address: str, pattern: str) -> None:
+        values = self._raw_query(
+            f'SELECT DISTINCT "{column}" AS v FROM "{table}" '
+            f"WHERE lower(\"{column}\") LIKE ? ESCAPE '\\'",
+            [pattern],
+        )
+        for value in (r["v"] for r in values):
+            self._raw_execute(
+                f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?',
+                [erase_address(value, address), value],
+            )
+
+    def _text_columns(self) -> list[tuple[str, str]]:
+        """(table, column) of every text column of the schema, but times."""
+        if self.backend == "sqlite":
+            tables = self._raw_query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                [],
+            )
+            found = [
+                (t["name"], c["name"])
+                for t in tables
+                for c in self._raw_query(f'PRAGMA table_info("{t["name"]}")', [])
+                if c["type"].upper() == "TEXT"
+            ]
+        else:
+            rows = self._raw_query(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() "
+                "AND data_type IN ('text', 'character varying') "
+                "ORDER BY table_name, ordinal_position",
+                [],
+            )
+            found = [(r["table_name"], r["column_name"]) for r in rows]
+        return [(t, c) for t, c in found if not c.endswith("_at")]
 
     def delete_pending_subscribers(self, updated_before: datetime) -> int:
         """Sign-ups nobody confirmed: gone, with everything that hangs off them.
