@@ -323,8 +323,18 @@ def test_subscriber_table_counts_confirmed_at_each_days_end_for_90_days(admin, d
     assert rows[0] == ("2026-08-29", 3, 1, 0)
     assert rows[-1] == ("2026-11-26", 4, 0, 0)
     assert rows[-1][1] == db.subscriber_counts()["by_state"]["confirmed"]
-    svg = svg_of(dashboard(admin), "chart-subscribers")
+    page = dashboard(admin)
+    svg = svg_of(page, "chart-subscribers")
     assert len(svg.findall(f"{SVG}g[@class='bar']")) == 90
+    peak = max(expected, key=lambda r: r[1])  # the first day with the most confirmed
+    assert svg.find(f"{SVG}desc").text == (
+        "From 2026-08-29 to 2026-11-26. Totals: Confirmed now 4, Sign-ups 4, Unsubscribes 1. "
+        f"Highest: {peak[1]} ({peak[0]})."
+    )
+    legend = re.findall(
+        r"</svg>([\w ]+): <strong>(\d+)</strong>", figure(page, "chart-subscribers")
+    )
+    assert legend == [("Confirmed now", "4")]
     assert [p.get("id") for p in svg.iter(f"{SVG}pattern")] == ["chart-subscribers-confirmed"]
 
 

@@ -37,6 +37,8 @@ HOURS_POLLS = 24
 DAYS_SUBSCRIBERS = 90
 
 POLL_LABELS = {"ok": _l("Succeeded"), "warning": _l("With warnings"), "error": _l("Failed")}
+# Columns that count what is there at a moment, not what happened in the bucket.
+LEVELS = frozenset({"confirmed"})
 SUBSCRIBER_LABELS = {
     "confirmed": _l("Confirmed"),
     "signups": _l("Sign-ups"),
@@ -87,7 +89,14 @@ class Chart:
     rows: tuple[Row, ...]
 
     def totals(self) -> tuple[int, ...]:
-        return tuple(sum(r.values[i] for r in self.rows) for i in range(len(self.columns)))
+        """Per column: the sum over the rows, or the last row's value for a level (a count
+        at a moment, like confirmed subscribers) where a sum would mean nothing."""
+        return tuple(
+            self.rows[-1].values[i]
+            if key in LEVELS and self.rows
+            else sum(r.values[i] for r in self.rows)
+            for i, (key, _label) in enumerate(self.columns)
+        )
 
     @property
     def svg(self) -> Markup:
@@ -96,9 +105,13 @@ class Chart:
     @property
     def legend(self) -> list[tuple[str, str, int]]:
         """(series key, label, total) for each drawn series, for the direct labels."""
+        return self.labelled_totals()[: self.drawn]
+
+    def labelled_totals(self) -> list[tuple[str, str, int]]:
+        """(series key, label, total) for every column; a level's label says it is the latest."""
         return [
-            (key, label, total)
-            for (key, label), total in zip(self.columns[: self.drawn], self.totals(), strict=False)
+            (key, _("%(name)s now", name=label) if key in LEVELS else label, total)
+            for (key, label), total in zip(self.columns, self.totals(), strict=True)
         ]
 
 
@@ -202,7 +215,8 @@ def _summary(chart: Chart, lang: str) -> str:
     if not chart.rows:
         return _("No data.")
     totals = ", ".join(
-        f"{label} {format_decimal(total, locale=lang)}" for _k, label, total in chart.legend
+        f"{label} {format_decimal(total, locale=lang)}"
+        for _k, label, total in chart.labelled_totals()
     )
     heights = [sum(r.values[: chart.drawn]) for r in chart.rows]
     peak = max(range(len(heights)), key=lambda i: heights[i])
