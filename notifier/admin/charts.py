@@ -66,7 +66,7 @@ _SERIES_PATTERN = {
 
 # Geometry in viewBox units: the plot sits inside the margins, y labels left, x labels below.
 WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 30
+LEFT, RIGHT, TOP, BOTTOM = 60, 8, 14, 34
 
 
 @dataclass(frozen=True)
@@ -270,13 +270,18 @@ def stacked_bars_svg(chart: Chart) -> str:
         x = LEFT + slot * index + (slot - width) / 2
         parts.append(_bar(chart, row, x, width, plot_h, top))
         if row.tick:
-            parts.append(
-                f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + plot_h}" '
-                f'y2="{TOP + plot_h + 5}"/><text class="axis" x="{x:.1f}" '
-                f'y="{HEIGHT - 8}">{escape(row.tick)}</text>'
-            )
+            parts.append(_tick(row.tick, x, TOP + plot_h))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _tick(text: str, x: float, base: int) -> str:
+    """A tick under the bar at x, labelled unless the label would run out of the box (a
+    phone's larger axis text needs about 70 units)."""
+    line = f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 5}"/>'
+    if x > WIDTH - RIGHT - 70:
+        return line
+    return f'{line}<text class="axis" x="{x:.1f}" y="{HEIGHT - 6}">{escape(text)}</text>'
 
 
 def _bar(chart: Chart, row: Row, x: float, width: float, plot_h: int, top: int) -> str:
