@@ -17,7 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from notifier.admin.charts import days_ending, hours_ending, nice_ceiling
+from notifier.fetch import make_client
+from notifier.poller import poll_all
 
+from .feedgen import Incident, Page, Post, render, utc
 from .helpers import add_subscriber
 from .test_admin_helpers import ADMIN_HASH, admin_client  # noqa: F401  (fixture)
 
@@ -239,6 +242,33 @@ def test_poll_tables_count_each_feeds_outcomes_per_hour_for_24_hours(admin, db):
         {"feed_id": a, "polled_at": first_hour - timedelta(microseconds=1), "outcome": "error"},
         {"feed_id": b, "polled_at": NOW - timedelta(hours=3), "outcome": "error"},
         {"feed_id": b, "polled_at": NOW - timedelta(hours=3, minutes=-1), "outcome": "error"},
+    ]
+
+
+def test_real_polls_are_logged_as_ok_error_and_warning(feed_server, db, settings, clock):
+    sms = Incident(
+        key="sms0000000a1",
+        title="Delayed SMS delivery (EU)",
+        posts=(Post("investigating", utc(2026, 11, 26, 11, 2), "We are investigating."),),
+    )
+    unknown_word = sms.with_posts(Post("Mitigated", utc(2026, 11, 26, 12, 0), "?"))
+    url = feed_server.set("/history.atom", render("atom", Page(), [sms]))
+    outcomes = []
+    with make_client(settings.feed_timeout_seconds) as http:
+        for body, status in [
+            (render("atom", Page(), [sms]), 200),  # baseline
+            (render("atom", Page(), [sms]), 200),  # the same body
+            (b"Service Unavailable", 503),
+            (render("atom", Page(), [unknown_word]), 200),  # usable, with a warning
+        ]:
+            feed_server.set("/history.atom", body, status=status)
+            [result] = poll_all(db, http, [url], clock.advance(minutes=1), 5 * 1024 * 1024)
+            outcomes.append(result.outcome)
+    assert outcomes == ["baseline", "same_body", "error", "no_changes"]
+    feed_id = db.get_feed(url)["id"]
+    assert db._query("SELECT feed_id, polled_at, outcome FROM poll_log ORDER BY id") == [
+        {"feed_id": feed_id, "polled_at": NOW + timedelta(minutes=m), "outcome": o}
+        for m, o in [(1, "ok"), (2, "ok"), (3, "error"), (4, "warning")]
     ]
 
 
