@@ -10,6 +10,8 @@ from flask import jsonify, render_template, request
 from .. import context
 from ..settings import Settings
 from . import bp
+from .charts import deliveries_chart, poll_charts, subscribers_chart
+from .common import UI_ZONES, ui_language
 from .params import parse_id
 
 RECENT = 10
@@ -69,17 +71,30 @@ def feeds_health() -> list[FeedHealth]:
 def dashboard():
     store = context.store()
     names = {c["id"]: c["name"] for c in store.list_components()}
+    feeds = feeds_health()
     return render_template(
         "admin/dashboard.html",
         counts=store.subscriber_counts(),
         component_names=names,
-        feeds=feeds_health(),
+        feeds=feeds,
+        charts=dashboard_charts(store, feeds),
         notifications=store.recent_notifications(RECENT),
         paused=store.sending_paused(),
         alerts=store.open_alerts(),
         review_queue=store.review_queue(),
         settings=context.settings(),
     )
+
+
+def dashboard_charts(store, feeds: list[FeedHealth]) -> dict:
+    """The dashboard's charts (admin/charts.py) in the reader's language and zone."""
+    now, lang = context.now(), ui_language()
+    zone = UI_ZONES.get(lang, "UTC")
+    return {
+        "deliveries": deliveries_chart(store, now, lang, zone),
+        "polls": poll_charts(store, feeds, now, lang, zone),
+        "subscribers": subscribers_chart(store, now, lang),
+    }
 
 
 @bp.get("/live.json")

@@ -57,6 +57,7 @@ class FeedQueries:
             "page_url = COALESCE(?, page_url) WHERE id = ?",
             [now, now, etag, last_modified, body_hash, title, page_url, feed_id],
         )
+        self.log_poll(feed_id, now, "ok")
 
     def record_poll_error(self, feed_id: int, now: datetime, error: str) -> None:
         self._execute(
@@ -64,6 +65,7 @@ class FeedQueries:
             "consecutive_failures = consecutive_failures + 1 WHERE id = ?",
             [now, error[:1000], now, feed_id],
         )
+        self.log_poll(feed_id, now, "error")
 
     def record_feed_warning(self, feed_id: int, now: datetime, warning: str) -> None:
         """A problem inside an otherwise usable feed (skipped entry, unknown status word)."""
@@ -71,6 +73,7 @@ class FeedQueries:
             "UPDATE feeds SET last_error = ?, last_error_at = ? WHERE id = ?",
             [warning[:1000], now, feed_id],
         )
+        self.log_poll(feed_id, now, "warning")
 
     def feed_has_incidents(self, feed_id: int) -> bool:
         """Whether any incident was ever stored from this feed (incidents are never deleted)."""

@@ -504,6 +504,26 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        "0018_poll_log",
+        [
+            # Issue 15 (dashboard charts): the feeds row keeps only the latest poll, a chart of
+            # poll outcomes per feed needs each one. Written with the feed's state
+            # (notifier/store/feeds.py); rows older than POLL_LOG_KEEP are deleted as new ones
+            # come, so the table stays at about two days of polls per feed.
+            """CREATE TABLE poll_log (
+                id INTEGER PRIMARY KEY,
+                feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+                polled_at TEXT NOT NULL,
+                outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'warning', 'error'))
+            )""",
+            "CREATE INDEX poll_log_feed ON poll_log (feed_id, polled_at)",
+            "CREATE INDEX poll_log_time ON poll_log (polled_at, feed_id, outcome)",
+            # Deliveries per hour by outcome (dashboard): a range of updated_at, read from the
+            # index alone instead of every row of a big ledger.
+            "CREATE INDEX deliveries_outcome_time ON deliveries (updated_at, state, reason)",
+        ],
+    ),
 ]
 
 

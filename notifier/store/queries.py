@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import BaseStore
 from .calendar import CalendarQueries
+from .charts import ChartQueries
 from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
@@ -26,6 +27,7 @@ class Queries(
     LeaseQueries,
     CalendarQueries,
     MetricQueries,
+    ChartQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""
