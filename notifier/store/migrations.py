@@ -490,6 +490,34 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        "0015_alert_episodes",
+        [
+            # Issue 15: an alert row is one episode (notifier/alerts.py): `episode_key` names
+            # what it is about ("feed_stale:3", "backlog", "expired:42"); created_at is its
+            # start, resolved_at its end. At most one open episode per key, enforced here, so
+            # two workers (or a restart) never open, and so never mail, the same one twice.
+            "ALTER TABLE alerts ADD COLUMN episode_key TEXT",
+            "ALTER TABLE alerts ADD COLUMN subject TEXT",
+            "ALTER TABLE alerts ADD COLUMN acknowledged_at TEXT",
+            "ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT",
+            # The mails: the start mail, the recovery mail, and when ops were last mailed
+            # (start or reminder). Each is set in the transaction that queues that mail.
+            "ALTER TABLE alerts ADD COLUMN notification_id INTEGER "
+            "REFERENCES notifications(id) ON DELETE SET NULL",
+            "ALTER TABLE alerts ADD COLUMN end_notification_id INTEGER "
+            "REFERENCES notifications(id) ON DELETE SET NULL",
+            "ALTER TABLE alerts ADD COLUMN mailed_at TEXT",
+            # Before this, raise_alert kept one open alert per kind (a race could open two):
+            # keep the oldest open one per kind, and key each by its kind.
+            "UPDATE alerts SET resolved_at = created_at WHERE resolved_at IS NULL AND id NOT IN "
+            "(SELECT MIN(id) FROM alerts WHERE resolved_at IS NULL GROUP BY kind)",
+            "UPDATE alerts SET episode_key = kind",
+            "CREATE UNIQUE INDEX alerts_open_episode ON alerts (episode_key) "
+            "WHERE resolved_at IS NULL",
+            "CREATE INDEX alerts_resolved ON alerts (resolved_at)",
+        ],
+    ),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .alerts import AlertQueries
 from .base import BaseStore
 from .calendar import CalendarQueries
 from .deliveries import DeliveryQueries
@@ -24,6 +25,7 @@ class Queries(
     WebhookQueries,
     LeaseQueries,
     CalendarQueries,
+    AlertQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""
