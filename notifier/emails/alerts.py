@@ -21,7 +21,7 @@ def build_ops_alert(content: dict, lang: str, tz: str) -> Message:
     event = content.get("event") if content.get("event") in EVENTS else "start"
     kind = alert.get("kind") if alert.get("kind") in words else "other"
     headline = words[kind]
-    subject_text = text.single_line(alert.get("subject"))
+    subject_text = _subject(alert.get("subject"), words)
     detail = text.single_line(alert.get("message"))
     copy = Copy(
         lang,
@@ -48,7 +48,7 @@ def build_ops_alert(content: dict, lang: str, tz: str) -> Message:
         kicker=words["kicker"],
         heading=title,
         greeting=words["greeting"],
-        intro=copy(f"intro_{kind}"),
+        intro=_intro(copy, event, kind),
         summary_heading=words[event],
         summary=tuple(facts),
         button=Link(words["dashboard"], url) if url.startswith(("https://", "http://")) else None,
@@ -56,3 +56,20 @@ def build_ops_alert(content: dict, lang: str, tz: str) -> Message:
         signoff=words["signoff"],
         footer=copy("footer"),
     )
+
+
+def _intro(copy: Copy, event: str, kind: str) -> str:
+    """What happened; a recovery mail says what is fine again, not what went wrong."""
+    if event != "end":
+        return copy(f"intro_{kind}")
+    return copy(f"end_{kind}") if copy.has(f"end_{kind}") else copy("end_other")
+
+
+def _subject(value, words: dict) -> str:
+    """What the alert is about, for people: "notification:42" (notifier.alerts) reads
+    "Notification #42"; anything else (a feed URL) as it is."""
+    subject = text.single_line(value)
+    kind, _, number = subject.partition(":")
+    if kind == "notification" and number.isdigit():
+        return words["notification"].format(id=number)
+    return subject

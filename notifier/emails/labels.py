@@ -233,6 +233,7 @@ ALERT = {
         "dashboard": "Dashboard öffnen",
         "greeting": "Hallo,",
         "signoff": "Der Status-Notifier",
+        "notification": "Benachrichtigung #{id}",
     },
     "en": {
         "kicker": "Ops alert",
@@ -253,5 +254,6 @@ ALERT = {
         "dashboard": "Open the dashboard",
         "greeting": "Hello,",
         "signoff": "The status notifier",
+        "notification": "Notification #{id}",
     },
 }
