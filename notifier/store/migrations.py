@@ -37,6 +37,10 @@ _ALERT_EPISODES = [
     "UPDATE alerts SET episode_key = kind",
     "CREATE UNIQUE INDEX alerts_open_episode ON alerts (episode_key) WHERE resolved_at IS NULL",
     "CREATE INDEX alerts_resolved ON alerts (resolved_at)",
+    # The alerts job looks for newly expired deliveries every minute (store expired_deliveries):
+    # only the expired rows, not every failed row ever kept.
+    "CREATE INDEX deliveries_expired ON deliveries (updated_at) "
+    "WHERE state = 'failed' AND reason = 'expired'",
 ]
 
 SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
