@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from flask import Flask
 
 from . import context, wake
+from .alerts import check_alerts
 from .enrich import Backoff, enrich_feeds
 from .fetch import make_client
 from .notifications import notify_changes, release_reviews
@@ -277,6 +278,16 @@ def reminders(app: Flask, stop: Shutdown):
         log.info("reminders: queued %s", created)
         wake.work_queued(store, context.now(), app)
     return created
+
+
+@job("alerts")
+def alerts(app: Flask, stop: Shutdown):
+    """Open and end alert episodes and queue their mails to OPS_ALERT_EMAILS (notifier.alerts)."""
+    store, now = context.store(), context.now()
+    run = check_alerts(store, context.settings(), now)
+    if run.mailed:
+        wake.work_queued(store, now, app)
+    return run
 
 
 @job("housekeeping")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import calendar
-from .emails import incident, labels, notices, times
+from .emails import alerts, incident, labels, notices, times
 from .emails.message import (
     PLACEHOLDERS,
     Message,
@@ -63,6 +63,7 @@ KINDS: dict[str, Callable[[dict, str, str], Message]] = {
     "announcement": notices.build_announcement,
     "confirmation": notices.build_confirmation,
     "receipt": notices.build_receipt,
+    "ops_alert": alerts.build_ops_alert,
 }
 
 

@@ -35,6 +35,8 @@ def job_table(settings) -> list[tuple]:
         (jobs.reviews, 30, "release timed-out reviews", False),
         # Offsets are whole minutes, so a reminder goes within a minute of its moment.
         (jobs.reminders, 60, "remind before maintenance windows open", True),
+        # Alert rules are judged each minute; an episode's mail goes at most a minute late.
+        (jobs.alerts, 60, "open, end and mail ops alerts", True),
         (jobs.housekeeping, 3600, "purge unconfirmed sign-ups and old rows", True),
     ]
 

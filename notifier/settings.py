@@ -84,6 +84,11 @@ class Settings:
     admin_session_idle_minutes: int = 30
     admin_session_max_hours: int = 12
     rate_limit_admin_login: str = "5 per minute;20 per hour"
+    # Ops alerts by mail (notifier/alerts.py): who gets them (none: dashboard only), in which
+    # language, and how long the oldest due delivery may wait before it is an alert.
+    ops_alert_emails: tuple[str, ...] = ()
+    ops_language: str = "en"
+    backlog_alert_minutes: int = 10
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -272,6 +277,42 @@ def _header(env: Mapping[str, str], name: str, header: str, default: str) -> str
     return value
 
 
+OPS_LANGUAGES = ("de", "en")
+
+
+def _ops_alert_emails(env: Mapping[str, str]) -> tuple[str, ...]:
+    """OPS_ALERT_EMAILS: comma-separated plain addresses (lower-cased, duplicates dropped);
+    empty: alerts show on the dashboard only. Raises SettingsError naming the first entry that
+    is not a plain address (no display names: each is a recipient of its own, RFC 5321)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from .mailheaders import UnsafeHeader, plain_address
+
+    found: list[str] = []
+    for number, raw in enumerate(env.get("OPS_ALERT_EMAILS", "").split(","), start=1):
+        entry = raw.strip()
+        if not entry:
+            continue
+        try:
+            info = validate_email(entry, check_deliverability=False, allow_smtputf8=False)
+            address = plain_address(info.ascii_email.lower())
+        except (EmailNotValidError, UnsafeHeader):
+            raise SettingsError(
+                f"OPS_ALERT_EMAILS entry {number} is not an email address: {entry[:80]!r} "
+                "(use plain addresses separated by commas, e.g. ops@example.com,oncall@example.com)"
+            ) from None
+        if address not in found:
+            found.append(address)
+    return tuple(found)
+
+
+def _ops_language(env: Mapping[str, str]) -> str:
+    value = env.get("OPS_LANGUAGE", "").strip().lower() or Settings.ops_language
+    if value not in OPS_LANGUAGES:
+        raise SettingsError(f"OPS_LANGUAGE must be de or en, got {value!r}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from an environment mapping (os.environ when None).
 
@@ -345,6 +386,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_admin_login=_rate_limit(
             env, "RATE_LIMIT_ADMIN_LOGIN", defaults.rate_limit_admin_login
         ),
+        ops_alert_emails=_ops_alert_emails(env),
+        ops_language=_ops_language(env),
+        backlog_alert_minutes=_int(env, "BACKLOG_ALERT_MINUTES", 10, minimum=1),
     )
 
 

@@ -19,6 +19,7 @@ def test_every_job_is_scheduled_and_none_is_paused(app, settings):
         "dispatch": 5.0,
         "reviews": 30.0,
         "reminders": 60.0,
+        "alerts": 60.0,  # issue 15: ops alert episodes and their mails
         "housekeeping": 3600.0,
     }
     # next_run_time=None would add a job paused; unset means "after one interval".

@@ -28,6 +28,7 @@ ACTIONS = {
     "sending.pause": _l("Paused sending"),
     "sending.resume": _l("Resumed sending"),
     "alert.resolve": _l("Resolved an alert"),
+    "alert.acknowledge": _l("Acknowledged an alert"),
     "subscriber.export": _l("Exported a subscriber's data"),
     "subscriber.erase": _l("Erased a subscriber"),
     "subscriber.suppress": _l("Suppressed a subscriber"),

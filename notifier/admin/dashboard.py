@@ -15,6 +15,7 @@ from .common import UI_ZONES, ui_language
 from .params import parse_id
 
 RECENT = 10
+RECENT_ALERTS = timedelta(days=7)  # ended alert episodes the dashboard still lists
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def dashboard():
         notifications=store.recent_notifications(RECENT),
         paused=store.sending_paused(),
         alerts=store.open_alerts(),
+        recent_alerts=store.recent_alerts(context.now() - RECENT_ALERTS),
         review_queue=store.review_queue(),
         settings=context.settings(),
     )

@@ -10,11 +10,12 @@ from flask_babel import gettext as _
 
 from .. import context
 from ..privacy import mask_addresses
+from ..alerts import SELF_ENDING
 from ..wake import work_queued
 from . import bp
 from .auth import safe_next
 from .common import DELIVERY_STATES, audit
-from .params import id_arg, int_arg
+from .params import id_arg, int_arg, parse_id
 from .previews import preview_response, rendered_previews
 
 PAGE = 100
@@ -152,9 +153,42 @@ def resume_sending():
 
 @bp.post("/alerts/resolve")
 def resolve_alert():
-    kind = (request.form.get("kind") or "")[:64]
+    """End an alert episode by hand: form field `alert` (an id) or, as before issue 15, `kind`
+    (every open episode of it). Kinds that end by themselves (notifier.alerts.SELF_ENDING)
+    are refused: resolved while their cause lasts, the next check would open and mail a new
+    episode; the pause alert ends when sending resumes."""
+    store, now = context.store(), context.now()
+    alert_id = parse_id(request.form.get("alert") or "")
+    if alert_id is not None:
+        alert = store.get_alert(alert_id)
+        if alert is None:
+            abort(404)
+        kind = alert["kind"]
+    else:
+        kind = (request.form.get("kind") or "")[:64]
     if kind == "sending_paused" and _paused():
         flash(_("Resume sending to clear this alert."))
-    elif context.store().resolve_alert(kind, context.now()):
+    elif alert_id is not None and kind in SELF_ENDING:
+        flash(_("This alert ends by itself once its cause is gone."))
+    elif alert_id is not None:
+        if store.resolve_alert_id(alert_id, now):
+            audit("alert.resolve", f"alert:{alert_id}", kind=kind)
+    elif store.resolve_alert(kind, now):
         audit("alert.resolve", f"alert:{kind}")
+    return _back()
+
+
+@bp.post("/alerts/<id:alert_id>/acknowledge")
+def acknowledge_alert(alert_id: int):
+    """Acknowledge an alert episode: someone is on it, so no reminder mails (notifier.alerts).
+    Audited; acknowledging twice changes nothing."""
+    store = context.store()
+    alert = store.get_alert(alert_id)
+    if alert is None:
+        abort(404)
+    if store.acknowledge_alert(alert_id, g.admin_user, context.now()):
+        audit("alert.acknowledge", f"alert:{alert_id}", kind=alert["kind"])
+        flash(_("Alert acknowledged: no more reminders about it."))
+    else:
+        flash(_("This alert was acknowledged already."))
     return _back()

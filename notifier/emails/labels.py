@@ -209,3 +209,51 @@ def offset_label(lang: str, minutes: int) -> str:
         count, unit = minutes, "minute"
     one, many = UNITS[lang][unit]
     return f"{count} {one if count == 1 else many}"
+
+
+# Ops alert mails (issue 15, notifier/emails/alerts.py): subject tags per event, the name of
+# each alert kind, and the facts' labels. Both languages have the same keys.
+ALERT = {
+    "de": {
+        "kicker": "Ops-Alarm",
+        "start": "Alarm",
+        "reminder": "Erinnerung",
+        "end": "Erledigt",
+        "feed_stale": "Feed nicht abrufbar",
+        "sending_paused": "Versand angehalten",
+        "message_dropped": "Nachricht von SendGrid verworfen",
+        "message_invalid": "Nachricht nicht versendbar",
+        "backlog": "Versand im Rückstand",
+        "expired": "Zustellungen abgelaufen",
+        "other": "Alarm",
+        "about": "Betrifft",
+        "started": "Seit",
+        "ended": "Erledigt um",
+        "detail": "Details",
+        "dashboard": "Dashboard öffnen",
+        "greeting": "Hallo,",
+        "signoff": "Der Status-Notifier",
+        "notification": "Benachrichtigung #{id}",
+    },
+    "en": {
+        "kicker": "Ops alert",
+        "start": "Alert",
+        "reminder": "Reminder",
+        "end": "Recovered",
+        "feed_stale": "Feed failing",
+        "sending_paused": "Sending paused",
+        "message_dropped": "Message dropped by SendGrid",
+        "message_invalid": "Message cannot be sent",
+        "backlog": "Sending backlog",
+        "expired": "Deliveries expired",
+        "other": "Alert",
+        "about": "About",
+        "started": "Since",
+        "ended": "Recovered at",
+        "detail": "Details",
+        "dashboard": "Open the dashboard",
+        "greeting": "Hello,",
+        "signoff": "The status notifier",
+        "notification": "Notification #{id}",
+    },
+}

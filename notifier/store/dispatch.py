@@ -1,4 +1,7 @@
-"""Store queries the dispatcher uses: leases, outcomes, attempts, pause switch and alerts."""
+"""Store queries the dispatcher uses: leases, outcomes, attempts and the pause switch.
+
+Alerts (episodes, their mails, acknowledgement) live in notifier/store/alerts.py.
+"""
 
 from __future__ import annotations
 
@@ -60,14 +63,14 @@ class DispatchQueries:
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
         """Lease up to `limit` due deliveries: broadcast mail first, then personal mail.
 
-        Order (issue 14): `priority` (0 incident, maintenance, announcement and ops test
-        sends; 1 confirmations and receipts; set at insert), then the oldest notification
-        first, its rows in group order (language, zone, id). A flood of older confirmations
-        therefore never holds back a newer incident. The subquery walks the partial index
-        deliveries_pending (migration 0011: pending rows only, in this order) and stops after
-        `limit` due rows, so its cost does not grow with the number of pending rows (EXPLAIN
-        on both backends: tests/test_priority.py). Rows come back sorted by (priority,
-        notification, language, zone, id): groups stay together, broadcast groups first.
+        Order (issue 14): `priority` (-1 ops alert mails, issue 15; 0 incident, maintenance,
+        announcement and ops test sends; 1 confirmations and receipts; set at insert), then the
+        oldest notification first, its rows in group order (language, zone, id). A flood of older
+        confirmations therefore never holds back a newer incident. The subquery walks the partial
+        index deliveries_pending (migration 0011: pending rows only, in this order) and stops after
+        `limit` due rows, so its cost does not grow with the number of pending rows (EXPLAIN on both
+        backends: tests/test_priority.py). Rows come back sorted by (priority, notification,
+        language, zone, id): groups stay together, broadcast groups first.
 
         Personal mail goes out in bursts, at most one per PERSONAL_BURST_INTERVAL (meta
         PERSONAL_BURST_KEY holds when the last one began): a burst takes every personal row
@@ -85,7 +88,7 @@ class DispatchQueries:
             rows = self._query(
                 self.claim_statement(), [owner, lease_until, now, now, newest, limit]
             )
-            if burst and any(r["priority"] for r in rows):
+            if burst and any(r["priority"] > 0 for r in rows):
                 self.set_meta(PERSONAL_BURST_KEY, to_db_time(now), now)
         # RETURNING order is unspecified; the grouping needs it sorted.
         rows.sort(key=_claim_order)
@@ -103,7 +106,7 @@ class DispatchQueries:
         pick = (
             f"SELECT id FROM deliveries {self._claim_index} WHERE state = 'pending' "
             "AND next_attempt_at <= ? "
-            "AND (priority = 0 OR created_at <= ?) ORDER BY priority, notification_id, "
+            "AND (priority <= 0 OR created_at <= ?) ORDER BY priority, notification_id, "
             f"language, timezone, id LIMIT ? {self._claim_lock}"
         )
         ids = f"id = ANY(ARRAY({pick}))" if self._claim_lock else f"id IN ({pick})"
@@ -235,7 +238,7 @@ class DispatchQueries:
             rows,
         )
 
-    # --- pause switch and alerts -----------------------------------------------------
+    # --- pause switch -----------------------------------------------------------------
     def sending_paused(self) -> str | None:
         """The reason sending is paused, or None."""
         return self.get_meta(PAUSE_KEY)
@@ -252,27 +255,3 @@ class DispatchQueries:
 
     def set_rate_limited_until(self, until: datetime, now: datetime) -> None:
         self.set_meta(RATE_LIMIT_KEY, to_db_time(until), now)
-
-    def raise_alert(self, kind: str, message: str, now: datetime) -> None:
-        """One open alert per kind; raising it again refreshes the message."""
-        with self.write():
-            updated = self._execute(
-                "UPDATE alerts SET message = ? WHERE kind = ? AND resolved_at IS NULL",
-                [message, kind],
-            )
-            if not updated:
-                self._execute(
-                    "INSERT INTO alerts (kind, message, created_at) VALUES (?, ?, ?)",
-                    [kind, message, now],
-                )
-
-    def resolve_alert(self, kind: str, now: datetime) -> int:
-        return self._execute(
-            "UPDATE alerts SET resolved_at = ? WHERE kind = ? AND resolved_at IS NULL", [now, kind]
-        )
-
-    def open_alerts(self) -> list[dict]:
-        return self._query(
-            "SELECT id, kind, message, created_at FROM alerts WHERE resolved_at IS NULL "
-            "ORDER BY created_at"
-        )

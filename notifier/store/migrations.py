@@ -14,6 +14,35 @@ import re
 import sqlite_utils
 from sqlite_utils import Migrations
 
+# Issue 15: an alert row is one episode (notifier/alerts.py): `episode_key` names what it is
+# about ("feed_stale:3", "backlog", "expired:42"); created_at is its start, resolved_at its
+# end. At most one open episode per key, enforced here, so two workers (or a restart) never
+# open, and so never mail, the same one twice.
+_ALERT_EPISODES = [
+    "ALTER TABLE alerts ADD COLUMN episode_key TEXT",
+    "ALTER TABLE alerts ADD COLUMN subject TEXT",
+    "ALTER TABLE alerts ADD COLUMN acknowledged_at TEXT",
+    "ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT",
+    # The mails: the start mail, the recovery mail, and when ops were last mailed (start or
+    # reminder). Each is set in the transaction that queues that mail.
+    "ALTER TABLE alerts ADD COLUMN notification_id INTEGER "
+    "REFERENCES notifications(id) ON DELETE SET NULL",
+    "ALTER TABLE alerts ADD COLUMN end_notification_id INTEGER "
+    "REFERENCES notifications(id) ON DELETE SET NULL",
+    "ALTER TABLE alerts ADD COLUMN mailed_at TEXT",
+    # Before this, raise_alert kept one open alert per kind (a race could open two): keep the
+    # oldest open one per kind, and key each by its kind.
+    "UPDATE alerts SET resolved_at = created_at WHERE resolved_at IS NULL AND id NOT IN "
+    "(SELECT MIN(id) FROM alerts WHERE resolved_at IS NULL GROUP BY kind)",
+    "UPDATE alerts SET episode_key = kind",
+    "CREATE UNIQUE INDEX alerts_open_episode ON alerts (episode_key) WHERE resolved_at IS NULL",
+    "CREATE INDEX alerts_resolved ON alerts (resolved_at)",
+    # The alerts job looks for newly expired deliveries every minute (store expired_deliveries):
+    # only the expired rows, not every failed row ever kept.
+    "CREATE INDEX deliveries_expired ON deliveries (updated_at) "
+    "WHERE state = 'failed' AND reason = 'expired'",
+]
+
 SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
     (
         "0001_feeds",
@@ -489,6 +518,40 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
                 UNIQUE (incident_id, offset_minutes, window_start_at)
             )""",
         ],
+    ),
+    (
+        "0015_alert_episodes",
+        {
+            # Issue 15: alert mails are notifications of kind 'ops_alert' (notifier/alerts.py).
+            # SQLite cannot ALTER a CHECK, and rebuilding notifications would cascade-delete
+            # every delivery (foreign keys are on and cannot be switched off inside the
+            # migration's transaction). Adding a value to the IN list only widens the CHECK, so
+            # the table's text is edited in place: the procedure sqlite.org documents for
+            # relaxing CHECK constraints (lang_altertable.html, "Making Other Kinds Of Table
+            # Schema Changes"). The ALTER TABLEs that follow bump schema_version, so every other
+            # connection re-reads the schema.
+            "sqlite": [
+                "PRAGMA writable_schema = ON",
+                "UPDATE sqlite_master SET sql = replace(sql, "
+                "'''confirmation'', ''receipt'')', "
+                "'''confirmation'', ''receipt'', ''ops_alert'')') "
+                "WHERE type = 'table' AND name = 'notifications'",
+                "PRAGMA writable_schema = OFF",
+                *_ALERT_EPISODES,
+            ],
+            "postgres": [
+                "ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check",
+                "ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN "
+                "('incident', 'maintenance', 'announcement', 'confirmation', 'receipt', "
+                "'ops_alert'))",
+                *(
+                    s.replace("acknowledged_at TEXT", "acknowledged_at TIMESTAMPTZ")
+                    .replace("mailed_at TEXT", "mailed_at TIMESTAMPTZ")
+                    .replace("INTEGER", "BIGINT")
+                    for s in _ALERT_EPISODES
+                ),
+            ],
+        },
     ),
     (
         "0016_metric_counters",

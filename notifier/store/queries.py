@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .alerts import AlertQueries
 from .base import BaseStore
 from .calendar import CalendarQueries
 from .charts import ChartQueries
@@ -28,6 +29,7 @@ class Queries(
     CalendarQueries,
     MetricQueries,
     ChartQueries,
+    AlertQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""
