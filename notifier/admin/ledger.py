@@ -9,8 +9,8 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import context
-from ..privacy import mask_addresses
 from ..alerts import SELF_ENDING
+from ..privacy import mask_addresses
 from ..wake import work_queued
 from . import bp
 from .auth import safe_next

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from ..privacy import mask_addresses
+
 # Claim priority of alert mails (deliveries.priority): before every broadcast (0) and personal
 # (1) row, so the mail about a backlog is not queued behind that backlog (claim_due).
 PRIORITY_ALERT = -1
@@ -45,6 +47,7 @@ class AlertQueries:
         Safe from several workers: the unique index on open keys turns a second insert into
         a refresh (ON CONFLICT DO NOTHING, then UPDATE)."""
         key = key or kind
+        message = mask_addresses(message)  # shown on the dashboard, mailed to ops (issue 15)
         with self.write():
             row = self._query_one(
                 "INSERT INTO alerts (kind, episode_key, subject, message, created_at) "
