@@ -7,6 +7,7 @@ from .calendar import CalendarQueries
 from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
+from .imports import ImportQueries
 from .leases import LeaseQueries
 from .ops import OpsQueries
 from .reminders import ReminderQueries
@@ -24,6 +25,7 @@ class Queries(
     WebhookQueries,
     LeaseQueries,
     CalendarQueries,
+    ImportQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""
