@@ -39,6 +39,7 @@ as a formula are prefixed with `'` (OWASP "CSV Injection"); the import removes t
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import re
@@ -311,6 +312,32 @@ class _Catalogue:
         return Issue(0, "ambiguous_component" if named else "unknown_component", value[:80])
 
 
+_DOT_ATOM = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain(domain: str) -> str | None:
+    """The normalized domain as forms.normalize_email writes it, None when it refuses it."""
+    try:
+        return normalize_email("a@" + domain).partition("@")[2]
+    except ValueError:
+        return None
+
+
+def normalize_address(raw: str) -> str:
+    """forms.normalize_email, the same result or ValueError, faster for a list: a plain ASCII
+    local part (RFC 5322 dot-atom) is checked here and the domain once per domain (a list has
+    many addresses per domain; email-validator's domain checks were 2/3 of a 10,000-row
+    import). Anything else goes through normalize_email whole."""
+    local, at, domain = raw.lower().rpartition("@")
+    if at and len(local) <= 64 and len(raw) <= 254 and _DOT_ATOM.match(local):
+        normalized = _domain(domain)
+        if normalized is None:
+            raise ValueError(raw)
+        return f"{local}@{normalized}"
+    return normalize_email(raw)
+
+
 def _language(value: str) -> str | None:
     key = value.strip().lower()
     key = _LANGUAGE_WORDS.get(key, re.split(r"[-_]", key)[0])
@@ -366,7 +393,7 @@ def _parse_row(line, cells, columns, catalogue: _Catalogue, now) -> Row | Issue:
     if raw is None:
         return Issue(line, "missing_address")
     try:
-        email = normalize_email(raw)
+        email = normalize_address(raw)
     except ValueError:
         return Issue(line, "bad_address")
     language = _cell(cells, columns, "language")

@@ -431,3 +431,27 @@ def test_cli_names_a_bad_consent_date(runner, world, tmp_path):
                                  "--consented-at", "yesterday"])  # fmt: skip
     message = "error: --consented-at: not a date (YYYY-MM-DD) or in the future: 'yesterday'\n"
     assert (result.exit_code, result.output) == (1, message)
+
+
+ADDRESSES = [
+    "a@example.com", "A.B@Example.COM", "a..b@example.com", ".a@example.com", "a.@example.com",
+    "a@-x.com", "a@x-.com", "a@localhost", "a@x.local", "a@x.test", "a@münchen.de", "ä@x.de",
+    "a@1.2.3.4", "a@[1.2.3.4]", "a@x", "a@x.123", "x" * 65 + "@example.com",
+    "a@" + "b" * 64 + ".com", "a b@example.com", '"a"@example.com', "a@@example.com",
+    "@example.com", "a@", "a@example.com.", "a+tag@example.co.uk", "=cmd@example.com",
+    "a@example.invalid", "o'neil@example.ie", "a@example..com", "a@_x.com", "a@x_y.com",
+    "a@xn--mnchen-3ya.de", "a@" + "a." * 120 + "com", "x@example.onion", "a@exa\u200bmple.com",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", ADDRESSES)
+def test_the_fast_address_check_agrees_with_the_sign_up_form(raw):
+    from notifier.forms import normalize_email
+
+    def outcome(normalize):
+        try:
+            return normalize(raw)
+        except ValueError as exc:
+            return type(exc).__name__
+
+    assert outcome(importer.normalize_address) == outcome(normalize_email)
