@@ -100,8 +100,22 @@ _EMAIL_IN_TEXT = re.compile(r"[^\s<>(),;:\"']+@[^\s<>(),;:\"']+")
 _LANGUAGE_WORDS = {"german": "de", "deutsch": "de", "english": "en", "englisch": "en"}
 
 
+FILE_PROBLEMS = {
+    "not_utf8": "the file is not UTF-8 text (save it as CSV UTF-8)",
+    "empty": "the file is empty",
+    "no_email_column": "no email column in the header row",
+    "bad_csv": "line {line}: not valid CSV ({detail})",
+    "too_many_rows": "more than {limit} rows; split the file",
+}
+
+
 class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (not UTF-8 CSV, no email column, too big)."""
+    """The file as a whole cannot be imported: `code` is a key of FILE_PROBLEMS, `params`
+    fill in its text (str(exc) is the English line the CLI prints)."""
+
+    def __init__(self, code: str, **params):
+        self.code, self.params = code, params
+        super().__init__(FILE_PROBLEMS[code].format(**params))
 
 
 @dataclass(frozen=True)
@@ -203,7 +217,7 @@ def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportFileError("the file is not UTF-8 text (save it as CSV UTF-8)") from None
+        raise ImportFileError("not_utf8") from None
 
 
 def _header_key(name: str) -> str:
@@ -219,7 +233,7 @@ def _columns(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
                 found[column] = keys.index(alias)
                 break
     if "email" not in found:
-        raise ImportFileError("no email column in the header row")
+        raise ImportFileError("no_email_column")
     used = set(found.values())
     ignored = tuple(h for i, h in enumerate(header) if i not in used and h.strip())
     return found, ignored
@@ -236,7 +250,7 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
             yield line, cells
             line = reader.line_num + 1
     except csv.Error as exc:
-        raise ImportFileError(f"line {reader.line_num}: not valid CSV ({exc})") from None
+        raise ImportFileError("bad_csv", line=reader.line_num, detail=str(exc)) from None
 
 
 def _cell(cells: list[str], columns: dict[str, int], name: str) -> str | None:
@@ -356,7 +370,7 @@ def parse_rows(text: str, store, now: datetime):
     try:
         _, header = next(records)
     except StopIteration:
-        raise ImportFileError("the file is empty") from None
+        raise ImportFileError("empty") from None
     columns, ignored = _columns(header)
     catalogue = _Catalogue(store)
     rows: list[Row] = []
@@ -369,7 +383,7 @@ def parse_rows(text: str, store, now: datetime):
             continue
         count += 1
         if count > MAX_ROWS:
-            raise ImportFileError(f"more than {MAX_ROWS} rows; split the file")
+            raise ImportFileError("too_many_rows", limit=MAX_ROWS)
         kind = (_cell(cells, columns, "type") or "email").lower()
         if kind != "email":
             skipped.append(Issue(line, "not_email", kind[:20]))

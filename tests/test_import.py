@@ -8,7 +8,10 @@ own export read as is, the audit with counts only. Both backends.
 from __future__ import annotations
 
 import getpass
+import html
+import io
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +20,12 @@ from notifier import importer
 from notifier.importer import ImportReport, Issue, Policy, run_import
 
 from .helpers import add_subscriber, table
-from .test_admin_helpers import audit_rows
+from .test_admin_helpers import (  # noqa: F401  (fixtures)
+    admin_client,
+    admin_settings,
+    audit_rows,
+    csrf_token,
+)
 from .test_subscribe_helpers import seed_catalogue
 
 ACTOR = f"cli:{getpass.getuser()}"
@@ -455,3 +463,98 @@ def test_the_fast_address_check_agrees_with_the_sign_up_form(raw):
             return type(exc).__name__
 
     assert outcome(importer.normalize_address) == outcome(normalize_email)
+
+
+# --- the ops console: upload, dry run, confirm -------------------------------------------
+def upload(admin, text: str | bytes, **fields):
+    data = text.encode() if isinstance(text, str) else text
+    form = {"csrf_token": csrf_token(admin, "/admin/subscribers/import"), **fields}
+    if data is not None:
+        form["file"] = (io.BytesIO(data), "list.csv", "text/csv")
+    return admin.post("/admin/subscribers/import", data=form,
+                      content_type="multipart/form-data")  # fmt: skip
+
+
+CONSENT_FORM = {"policy": "consent", "consent_source": "old page", "consented_at": "2025-03-01",
+                "language": "en"}  # fmt: skip
+
+
+def _hidden(page: str) -> dict:
+    return {n: html.unescape(v) for n, v in
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)}  # fmt: skip
+
+
+def test_ops_upload_see_the_dry_run_then_confirm_and_get_the_same_report(world, admin, clock):
+    db = world
+    _mixed_world(db, clock())
+    before = snapshot(db)
+    response = upload(admin, MIXED, **CONSENT_FORM)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert snapshot(db) == before  # the dry run wrote nothing, not even an audit entry
+    counts = dict(re.findall(r'<dd data-count="(\w+)">(\d+)</dd>', page))
+    expected = {"new": "1", "unchanged": "1", "updated": "2", "skipped": "1", "errors": "1",
+                "confirmations": "0"}  # fmt: skip
+    assert counts == expected
+    assert "<td>6</td><td>unsubscribed here: an import never resubscribes</td>" in page
+    assert "<td>7</td><td>not a valid email address</td>" in page
+    hidden = _hidden(page)
+    assert hidden.pop("csv") == MIXED
+    assert {k: v for k, v in hidden.items() if k != "csrf_token"} == CONSENT_FORM
+    done = admin.post("/admin/subscribers/import/confirm", data={**hidden, "csv": MIXED})
+    assert done.status_code == 200
+    done_page = done.get_data(as_text=True)
+    assert dict(re.findall(r'<dd data-count="(\w+)">(\d+)</dd>', done_page)) == expected
+    assert "Import done" in done_page and "Import now" not in done_page
+    assert db.get_subscriber_by_email("new@example.com")["state"] == "confirmed"
+    assert audit_rows(db)[-1] == (
+        "admin", "subscribers.import", None,
+        {"policy": "consent", "rows": 6, "new": 1, "unchanged": 1, "updated": 2, "skipped": 1,
+         "errors": 1, "confirmations": 0},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "fields", "message"),
+    [
+        (MIXED, {}, "Choose how the addresses come in"),
+        (MIXED, {"policy": "consent", "consented_at": "2025-03-01"}, "consent source"),
+        (MIXED, {"policy": "consent", "consent_source": "x", "consented_at": "soon"},
+         "not in the future"),
+        (b"", CONSENT_FORM, "Choose a CSV file to upload."),
+        (b"email\n\xff@x\n", CONSENT_FORM, "The file is not UTF-8 text."),
+        (b"name\nx\n", CONSENT_FORM, "The first line has no email column"),
+    ],
+)  # fmt: skip
+def test_a_file_or_form_the_import_cannot_use_is_a_400_page(world, admin, content, fields,
+                                                           message):  # fmt: skip
+    response = upload(admin, content, **fields)
+    assert response.status_code == 400
+    assert message in html.unescape(response.get_data(as_text=True))
+    assert table(world, "subscribers") == []
+
+
+def test_a_file_over_the_size_limit_is_a_413_page(world, admin, monkeypatch):
+    from notifier.admin import subscribers
+
+    monkeypatch.setattr(subscribers, "MAX_IMPORT_BYTES", 1000)
+    response = upload(admin, "email\n" + "a@example.com\n" * 200, **CONSENT_FORM)
+    assert response.status_code == 413
+    assert "The file is too large" in response.get_data(as_text=True)
+
+
+def test_a_bigger_file_than_the_app_wide_form_limit_goes_through(world, admin):
+    text = "email\n" + "".join(f"person.{n:05d}@example.com\n" for n in range(12000))
+    assert len(text) > 256 * 1024
+    response = upload(admin, text, policy="reconfirm")
+    assert response.status_code == 200
+    assert '<dd data-count="new">12000</dd>' in response.get_data(as_text=True)
+
+
+def test_the_import_views_are_post_with_csrf_and_need_a_login(world, admin, client):
+    assert admin.post("/admin/subscribers/import", data=CONSENT_FORM).status_code == 400
+    confirm = admin.post("/admin/subscribers/import/confirm", data={**CONSENT_FORM, "csv": MIXED})
+    assert confirm.status_code == 400
+    assert admin.get("/admin/subscribers/import/confirm").status_code == 405
+    assert client.get("/admin/subscribers/import").status_code in (302, 303)
+    assert table(world, "subscribers") == []
