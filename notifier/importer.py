@@ -149,7 +149,8 @@ class Issue:
     value: str = ""  # the offending component, zone, language or date; never an address
 
     def text(self) -> str:
-        detail = f": {self.value}" if self.value else ""
+        value = f"line {self.value}" if self.code == "duplicate_in_file" else self.value
+        detail = f": {value}" if value else ""
         return f"line {self.line}: {ISSUES[self.code]}{detail}"
 
 
@@ -395,7 +396,7 @@ def parse_rows(text: str, store, now: datetime):
         if isinstance(parsed, Issue):
             errors.append(parsed)
         elif parsed.email in first_line:
-            errors.append(Issue(line, "duplicate_in_file", f"line {first_line[parsed.email]}"))
+            errors.append(Issue(line, "duplicate_in_file", str(first_line[parsed.email])))
         else:
             first_line[parsed.email] = line
             rows.append(parsed)

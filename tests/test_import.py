@@ -187,7 +187,7 @@ def test_every_error_and_skip_kind_is_reported_with_its_line(world, settings, cl
             Issue(3, "bad_address"),
             Issue(4, "unknown_component", "Fax (EU)"),
             Issue(5, "unknown_zone", "Mars/Olympus"),
-            Issue(6, "duplicate_in_file", "line 2"),
+            Issue(6, "duplicate_in_file", "2"),
             Issue(9, "unknown_language", "fr"),
             Issue(10, "bad_date", "2999-01-01"),
             Issue(11, "missing_address"),
