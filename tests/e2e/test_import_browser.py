@@ -61,8 +61,14 @@ def ops(tmp_path):
 
 
 def _axe_violations(page, axe: Axe) -> list[str]:
+    """Every axe violation at desktop and phone width (tests/e2e/test_a11y.py's widths)."""
     page.evaluate(axe.axe_script)
-    return [f"{v['id']} ({v['impact']})" for v in page.evaluate(RUN_AXE)["violations"]]
+    found = []
+    for width in (390, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        found += [f"{width}: {v['id']} ({v['impact']})"
+                  for v in page.evaluate(RUN_AXE)["violations"]]  # fmt: skip
+    return found
 
 
 def _counts(page) -> dict:
