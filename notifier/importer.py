@@ -31,9 +31,9 @@ The dry run and the real run are one function (run_import): the plan is computed
 way, and the real run computes it inside the write transaction it then applies it in. Every
 real run is audited with its counts; addresses never reach the audit or the app log.
 
-Export: export_csv writes subscribers (filtered by state, language, component) in the
-import's own columns, so an export imports back unchanged. Cells that a spreadsheet would run
-as a formula are prefixed with `'` (OWASP "CSV Injection"); the import removes that prefix.
+The export (notifier/exporter.py) writes the import's own columns, so an export imports back
+unchanged. It prefixes cells a spreadsheet would run as a formula with `'` (OWASP "CSV
+Injection"); unescape_cell here removes that prefix again.
 """
 
 from __future__ import annotations
