@@ -1,5 +1,6 @@
-"""CLI for ops: `flask --app app admin add|remove|list|hash-password` and
-`flask --app app announce FILE.yaml [--dry-run] [--test-to ADDR]`.
+"""CLI for ops: `flask --app app admin add|remove|list|hash-password`,
+`flask --app app announce FILE.yaml [--dry-run] [--test-to ADDR]` and
+`flask --app app subscribers import FILE.csv [--dry-run] POLICY` / `subscribers export`.
 
 Errors are one clear line each on stderr with exit status 1. Passwords are prompted twice
 (hidden) or read from stdin with --password-stdin, never taken as an argument (it would end up
@@ -18,10 +19,11 @@ from flask.cli import AppGroup, with_appcontext
 from werkzeug.security import generate_password_hash
 
 from . import announcements as rules
-from . import context
+from . import context, exporter, importer
 from .admin.auth import BUILTIN_USER, MAX_PASSWORD, clean_username, valid_username
+from .admin.common import SUBSCRIBER_STATES
 from .forms import normalize_email
-from .i18n import DEFAULT_TIMEZONES
+from .i18n import DEFAULT_TIMEZONES, LANGUAGES
 from .mailer import mask_email
 from .render import render_email
 from .wake import work_queued
@@ -215,9 +217,95 @@ def _test_send(store, content, audience, address: str, now, ttl_hours: int) -> N
     click.echo(f"test send queued to {address} ({languages}); the worker sends it")
 
 
+# --- subscribers import / export (notifier/importer.py, notifier/exporter.py) ------------
+subscribers_cli = AppGroup(
+    "subscribers", help="Import subscribers from a CSV file, or export them."
+)
+POLICY_HELP = (
+    "choose a policy: --consent-source TEXT --consented-at YYYY-MM-DD (they agreed elsewhere: "
+    "imported as confirmed) or --reconfirm (imported as pending; each gets a confirmation mail)"
+)
+
+
+def _policy(source, consented_at, reconfirm, language, now) -> importer.Policy:
+    if reconfirm and consented_at:
+        _fail("--reconfirm and --consented-at exclude each other; " + POLICY_HELP)
+    if reconfirm:
+        return importer.Policy.reconfirm(source or "", language)
+    if not source or not consented_at:
+        _fail(POLICY_HELP)
+    try:
+        when = importer.parse_date(consented_at, now)
+    except ValueError:
+        _fail(f"--consented-at: not a date (YYYY-MM-DD) or in the future: {consented_at!r}")
+    try:
+        return importer.Policy.consent(source, when, language)
+    except ValueError:
+        _fail("--consent-source is empty; " + POLICY_HELP)
+
+
+@subscribers_cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what the import would do; change nothing.")
+@click.option("--consent-source", metavar="TEXT", help="Where they agreed (consent policy).")
+@click.option("--consented-at", metavar="DATE", help="When they agreed, for rows without a date.")
+@click.option("--reconfirm", is_flag=True, help="Import as pending and send confirmation mails.")
+@click.option(
+    "--language", type=click.Choice(LANGUAGES), default="en", show_default=True,
+    help="Language for rows without one.",
+)  # fmt: skip
+@with_appcontext
+def subscribers_import(file, dry_run, consent_source, consented_at, reconfirm, language):
+    """Import subscribers from FILE.csv (Statuspage's subscriber export is read as is).
+
+    Prints new, unchanged, updated, skipped (with reasons) and errors (with line numbers).
+    Addresses that unsubscribed or are suppressed here are never resubscribed.
+    """
+    store, settings, now = context.store(), context.settings(), context.now()
+    policy = _policy(consent_source, consented_at, reconfirm, language, now)
+    try:
+        text = importer.decode(file.read_bytes())
+        report = importer.run_import(
+            store, settings, text, policy, now, dry_run=dry_run, actor=_actor()
+        )
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}")
+    except importer.ImportFileError as exc:
+        _fail(f"{file}: {exc}")
+    for line in report.lines():
+        click.echo(line)
+
+
+@subscribers_cli.command("export")
+@click.option("--state", type=click.Choice(list(SUBSCRIBER_STATES)), help="Only this state.")
+@click.option("--language", type=click.Choice(LANGUAGES), help="Only this language.")
+@click.option("--component", metavar="ID", help="Only subscribers who hear about this component.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="The CSV file to write (addresses never go to the terminal or a log).",
+)  # fmt: skip
+@with_appcontext
+def subscribers_export(state, language, component, output):
+    """Export subscribers as CSV (the import's columns), audited with filters and count."""
+    store, now = context.store(), context.now()
+    if component and component not in {c["id"] for c in store.list_components()}:
+        _fail(f"--component: no component with id {component!r} in the catalogue")
+    body, count = exporter.export_csv(
+        store, state=state or "", language=language or "", component=component or ""
+    )
+    try:
+        output.write_text(body, encoding="utf-8", newline="")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    detail = exporter.audit_detail(state or "", language or "", component or "", count)
+    store.audit(_actor(), "subscribers.export", None, detail, now)
+    click.echo(f"{count} subscribers written to {output}")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(admin_cli)
     app.cli.add_command(announce)
+    app.cli.add_command(subscribers_cli)
 
 
 if __name__ == "__main__":

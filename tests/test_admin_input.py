@@ -645,6 +645,7 @@ ADMIN_GET_ROUTES = [
     "admin.audit_log",
     "admin.confirm_send",
     "admin.dashboard",
+    "admin.import_form",
     "admin.live",
     "admin.login",
     "admin.new_announcement",

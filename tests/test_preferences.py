@@ -160,6 +160,8 @@ def test_export_returns_everything_stored_about_the_address(client, settings, db
                 "confirm_ip": "127.0.0.1",
                 "confirm_user_agent": ANY,
                 "withdrawn_at": None,
+                "source": None,  # a sign-up on our own form (import: migration 0017)
+                "imported_at": None,
             }
         ],
         "confirmation_mails_sent_at": [signed_up],

@@ -93,6 +93,8 @@ def test_subscribe_stores_pending_row_consent_and_queues_one_confirmation(client
             "confirm_ip": None,
             "confirm_user_agent": None,
             "withdrawn_at": None,
+            "source": None,  # a sign-up on our own form (import: migration 0017)
+            "imported_at": None,
         }
     ]
     assert personal_mails(db, "confirmation") == [
@@ -368,6 +370,8 @@ def test_confirm_post_records_consent_and_redirects_to_preferences(client, setti
             "confirm_ip": "203.0.113.9",
             "confirm_user_agent": "Phone browser",
             "withdrawn_at": None,
+            "source": None,  # a sign-up on our own form (import: migration 0017)
+            "imported_at": None,
         }
     ]
     page = client.get(response.headers["Location"]).get_data(as_text=True)

@@ -33,6 +33,8 @@ ACTIONS = {
     "subscriber.erase": _l("Erased a subscriber"),
     "subscriber.suppress": _l("Suppressed a subscriber"),
     "subscriber.unsuppress": _l("Lifted a suppression"),
+    "subscribers.import": _l("Imported subscribers"),
+    "subscribers.export": _l("Exported subscribers as CSV"),
     "admin_user.add": _l("Added an ops user"),
     "admin_user.password": _l("Set an ops user's password"),
     "admin_user.remove": _l("Removed an ops user"),

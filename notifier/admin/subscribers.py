@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import context, subscriptions
+from .. import context, exporter, importer, subscriptions
+from ..i18n import LANGUAGES
 from ..privacy import mask_addresses
 from . import bp
-from .common import SUBSCRIBER_STATES, audit
+from .common import SUBSCRIBER_STATES, audit, error_page
 from .params import int_arg
 
 PAGE = 50
@@ -53,6 +56,7 @@ def subscribers():
         offset=offset,
         page=PAGE,
         states=SUBSCRIBER_STATES,
+        export_components=context.store().list_components(),
     )
 
 
@@ -139,3 +143,157 @@ def unsuppress_subscriber(subscriber_id: int):
             )
         )
     return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)
+
+
+# --- import and export (issue 15; notifier/importer.py, notifier/exporter.py) ----------------
+MAX_IMPORT_BYTES = 4 * 1024 * 1024  # a 10,000-row Statuspage export is about 1 MB
+IMPORT_ENDPOINTS = ("admin.import_dry_run", "admin.import_confirm")
+FILE_PROBLEMS = {
+    "not_utf8": _l("The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again."),
+    "empty": _l("The file is empty."),
+    "no_email_column": _l("The first line has no email column (“email” or “Email address”)."),
+    "bad_csv": _l("Line %(line)s is not valid CSV (%(detail)s)."),
+    "too_many_rows": _l("More than %(limit)s rows: split the file."),
+    "no_file": _l("Choose a CSV file to upload."),
+    "no_policy": _l(
+        "Choose how the addresses come in: they agreed elsewhere (consent source and date), "
+        "or they confirm by mail."
+    ),
+    "no_source": _l("Say where these people agreed to the mails (consent source)."),
+    "bad_date": _l("Give the date of their consent as a date that is not in the future."),
+}
+ISSUE_TEXTS = {
+    "bad_address": _l("not a valid email address"),
+    "missing_address": _l("no email address"),
+    "unknown_component": _l("unknown component"),
+    "ambiguous_component": _l("component name used more than once; use its id"),
+    "unknown_zone": _l("unknown time zone"),
+    "unknown_language": _l("unknown language (de or en)"),
+    "bad_date": _l("not a date, or a date in the future"),
+    "duplicate_in_file": _l("the same address as an earlier line"),
+    "unsubscribed": _l("unsubscribed here: an import never resubscribes"),
+    "suppressed": _l("suppressed here (bounced or complained): an import never resubscribes"),
+    "not_email": _l("not an email subscriber"),
+    "quarantined": _l("quarantined by Statuspage (mail to it bounced there)"),
+}
+
+
+@bp.url_value_preprocessor
+def allow_import_uploads(endpoint, values) -> None:
+    """A bigger body for the import views only (the app allows 256 KB per request). Set here:
+    url value preprocessors run before every before_request, and CSRFProtect's reads the form."""
+    if endpoint in IMPORT_ENDPOINTS:
+        request.max_content_length = MAX_IMPORT_BYTES + 64 * 1024
+        request.max_form_memory_size = MAX_IMPORT_BYTES + 64 * 1024
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc):
+    limit = MAX_IMPORT_BYTES // (1024 * 1024)
+    return error_page(
+        413, _("The file is too large"), _("Upload at most %(mb)s MB at once.", mb=limit)
+    )
+
+
+def _import_fields(form) -> dict:
+    return {
+        "policy": form.get("policy", ""),
+        "consent_source": " ".join((form.get("consent_source") or "").split())[:200],
+        "consented_at": (form.get("consented_at") or "").strip()[:40],
+        "language": form.get("language") if form.get("language") in LANGUAGES else "en",
+    }
+
+
+def _policy(fields: dict) -> importer.Policy | str:
+    """The policy the form asks for, or the code of what is missing (FILE_PROBLEMS)."""
+    if fields["policy"] == "reconfirm":
+        return importer.Policy.reconfirm(fields["consent_source"], fields["language"])
+    if fields["policy"] != "consent":
+        return "no_policy"
+    if not fields["consent_source"]:
+        return "no_source"
+    try:
+        when = importer.parse_date(fields["consented_at"], context.now())
+    except ValueError:
+        return "bad_date"
+    return importer.Policy.consent(fields["consent_source"], when, fields["language"])
+
+
+def _import_form(fields: dict, problem: str | None = None, params: dict | None = None):
+    message = FILE_PROBLEMS[problem] % (params or {}) if problem else None
+    page = render_template("admin/import.html", fields=fields, problem=message,
+                           max_mb=MAX_IMPORT_BYTES // (1024 * 1024))  # fmt: skip
+    return page, 400 if problem else 200
+
+
+def _run(fields: dict, text: str, dry_run: bool):
+    policy = _policy(fields)
+    if isinstance(policy, str):
+        return _import_form(fields, policy)
+    store = context.store()
+    try:
+        report = importer.run_import(store, context.settings(), text, policy, context.now(),
+                                     dry_run=dry_run, actor=g.admin_user)  # fmt: skip
+    except importer.ImportFileError as exc:
+        return _import_form(fields, exc.code, exc.params)
+    return render_template("admin/import_report.html", report=report, fields=fields,
+                           csv_text=text if dry_run else None, issues=ISSUE_TEXTS)  # fmt: skip
+
+
+@bp.get("/subscribers/import")
+def import_form():
+    return _import_form(_import_fields({}))
+
+
+@bp.post("/subscribers/import")
+def import_dry_run():
+    """Step 1: upload and dry run; the report page carries the file on to the confirmation."""
+    fields = _import_fields(request.form)
+    upload = request.files.get("file")
+    data = upload.read(MAX_IMPORT_BYTES + 1) if upload else b""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise RequestEntityTooLarge
+    if not data:
+        return _import_form(fields, "no_file")
+    try:
+        text = importer.decode(data)
+    except importer.ImportFileError as exc:
+        return _import_form(fields, exc.code, exc.params)
+    return _run(fields, text, dry_run=True)
+
+
+@bp.post("/subscribers/import/confirm")
+def import_confirm():
+    """Step 2: the same file and policy for real; the same report, now of what was done."""
+    fields = _import_fields(request.form)
+    text = request.form.get("csv", "")
+    if not text.strip():
+        return _import_form(fields, "no_file")
+    return _run(fields, text, dry_run=False)
+
+
+@bp.post("/subscribers/export")
+def export_subscribers():
+    """Subscribers as CSV, filtered; a POST because the download is audited (it changes the
+    audit log). Addresses are in the file only: the audit entry has the filters and count."""
+    state = request.form.get("state", "")
+    language = request.form.get("language", "")
+    component = request.form.get("component", "")
+    store = context.store()
+    if (
+        (state and state not in SUBSCRIBER_STATES)
+        or (language and language not in LANGUAGES)
+        or (component and component not in {c["id"] for c in store.list_components()})
+    ):
+        abort(400)
+    body, count = exporter.export_csv(store, state=state, language=language, component=component)
+    audit("subscribers.export", None, **exporter.audit_detail(state, language, component, count))
+    stamp = context.now().strftime("%Y%m%d-%H%M")
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="subscribers-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -568,6 +568,16 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
         ],
     ),
     (
+        "0017_subscriber_import",
+        [
+            # Issue 15: subscribers imported from another list (notifier/importer.py). Their
+            # consent was given elsewhere: `source` says where (the operator's words, addresses
+            # masked; NULL for a sign-up on our own form), `imported_at` when it came in.
+            "ALTER TABLE consents ADD COLUMN source TEXT",
+            "ALTER TABLE consents ADD COLUMN imported_at TEXT",
+        ],
+    ),
+    (
         "0018_poll_log",
         [
             # Issue 15 (dashboard charts): the feeds row keeps only the latest poll, a chart of

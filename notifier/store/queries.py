@@ -9,6 +9,7 @@ from .charts import ChartQueries
 from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
 from .feeds import FeedQueries
+from .imports import ImportQueries
 from .leases import LeaseQueries
 from .metrics import MetricQueries
 from .ops import OpsQueries
@@ -30,6 +31,7 @@ class Queries(
     MetricQueries,
     ChartQueries,
     AlertQueries,
+    ImportQueries,
     BaseStore,
 ):
     """The store interface: every method takes and returns plain values."""
