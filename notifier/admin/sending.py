@@ -34,7 +34,7 @@ def queue_test_send(announcement_id: int, content: dict, audience: dict):
     audit(
         "announcement.test_send",
         f"announcement:{announcement_id}",
-        to=mask_email(address),  # the audit log keeps no addresses (erasure could not reach it)
+        to=mask_email(address),  # shortened for the log; the audit writer masks any left
         languages=audience["languages"],
     )
     flash(
