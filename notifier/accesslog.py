@@ -1,7 +1,9 @@
 """Gunicorn access log without the secrets that live in our URLs.
 
-Preference, unsubscribe, confirmation and undo links carry signed tokens in their path (valid
-for up to 400 days); anyone reading a log line could use them. This logger class (set in the
+Preference, unsubscribe, confirmation and undo links and the private calendar feed carry
+signed tokens in their path (valid for up to 400 days; the calendar's for the life of the
+subscription, fetched by calendar apps every few hours); anyone reading a log line could use
+them. This logger class (set in the
 Procfile with --logger-class) replaces each token with "…" in every logged atom.
 """
 
@@ -11,7 +13,9 @@ import re
 
 from gunicorn.glogging import Logger
 
-TOKEN_PATH = re.compile(r"(/(?:preferences|confirm|unsubscribe(?:/one-click|/undo)?)/)[^/?\s\"]+")
+TOKEN_PATH = re.compile(
+    r"(/(?:preferences|confirm|unsubscribe(?:/one-click|/undo)?|calendar)/)[^/?\s\"]+"
+)
 
 
 def redact(value: str) -> str:

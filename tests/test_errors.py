@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import logging
 
 import pytest
@@ -45,3 +46,21 @@ def test_access_log_redaction(line, expected):
     from notifier.accesslog import redact
 
     assert redact(line) == expected
+
+
+def test_every_route_with_a_token_is_redacted_in_the_access_log(app):
+    """A signed token in any route's path (preferences, confirm, unsubscribe, the calendar
+    feed, whatever comes next) never reaches a log line."""
+    from notifier.accesslog import redact
+
+    token = "WzEsImFiYyJd.Zx1y2w.q9R-secret_TOKEN"
+    rules = [r for r in app.url_map.iter_rules() if "token" in r.arguments]
+    assert len(rules) >= 5
+    leaked = []
+    for rule in rules:
+        path = re.sub(r"<(?:[^:>]+:)?token>", token, rule.rule)
+        path = re.sub(r"<(?:[^:>]+:)?(\w+)>", "1", path)
+        line = f"GET {path}?x=1 HTTP/1.1"
+        if "secret_TOKEN" in redact(line):
+            leaked.append(rule.rule)
+    assert leaked == []
