@@ -22,7 +22,7 @@ from notifier import jobs, subscriptions, tokens
 from notifier.admin.auth import BUILTIN_USER
 from notifier.privacy import MASK, erase_address, mask_addresses
 
-from .helpers import atom, poll_and_mail_through_fakes
+from .helpers import add_subscriber, atom, poll_and_mail_through_fakes
 from .test_admin_helpers import ADMIN_HASH, login, post
 from .test_hooks import (
     _public_key_setting,
@@ -222,3 +222,19 @@ def test_alert_messages_are_masked_when_written(db, clock):
     db.raise_alert("message_invalid", f"550 {ADDRESS} does not exist", clock())
     db.raise_alert("message_invalid", f"550 {SHOUTED} does not exist (again)", clock())
     assert [a["message"] for a in db.open_alerts()] == [f"550 {MASK} does not exist (again)"]
+
+
+def test_erasing_an_operators_address_as_a_subscriber_keeps_their_console_login(db, clock):
+    """Ops accounts are the operator's work identity, not the subscription: erasing the
+    subscriber of the same address leaves the account, its audit trail's actor, and a second
+    such erasure works too (a masked username would collide with the first: UNIQUE)."""
+    for address in ("ops@example.com", "oncall@example.com"):
+        assert db.add_admin_user(address, ADMIN_HASH, clock())
+        db.audit(address, "login", None, None, clock())
+        db.delete_subscriber(add_subscriber(db, address, now=clock()))
+    users = [r["username"] for r in db._query("SELECT username FROM admin_users ORDER BY id")]
+    assert users == ["ops@example.com", "oncall@example.com"]
+    assert [r["actor"] for r in db.list_audit() if r["action"] == "login"] == [
+        "oncall@example.com",
+        "ops@example.com",
+    ]

@@ -28,9 +28,17 @@ _MUTABLE = frozenset(
 )
 
 # Text columns erasure does not mask: other subscribers' own addresses (see _erase_address),
-# rate-limit keys (deleted instead).
+# rate-limit keys (deleted instead), and ops accounts with the actor of their audit entries:
+# an operator's console login is their work identity, not the subscription being erased
+# (masking it would lock them out, and a second such erasure would break UNIQUE(username)).
 _NOT_SCRUBBED = frozenset(
-    {("subscribers", "email"), ("deliveries", "email"), ("rate_limits", "key")}
+    {
+        ("subscribers", "email"),
+        ("deliveries", "email"),
+        ("rate_limits", "key"),
+        ("admin_users", "username"),
+        ("audit_log", "actor"),
+    }
 )
 
 
