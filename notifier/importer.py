@@ -273,12 +273,15 @@ def parse_date(value: str, now: datetime) -> datetime:
     "2019-02-20T12:00:19.418-06:00"); naive times are UTC. ValueError when unreadable or
     later than `now`."""
     text = value.strip().removesuffix(" UTC").replace(" ", "T", 1)
-    if len(text) == 10:
-        parsed = datetime.combine(datetime.fromisoformat(text).date(), time(), UTC)
-    else:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
+    try:
+        if len(text) == 10:
+            parsed = datetime.combine(datetime.fromisoformat(text).date(), time(), UTC)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # a time at the edge of year 1 or 9999 moved past it by its offset
+        raise ValueError(value) from None
     if parsed > now:
         raise ValueError(value)
     return parsed

@@ -558,3 +558,26 @@ def test_the_import_views_are_post_with_csrf_and_need_a_login(world, admin, clie
     assert admin.get("/admin/subscribers/import/confirm").status_code == 405
     assert client.get("/admin/subscribers/import").status_code in (302, 303)
     assert table(world, "subscribers") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: OverflowError in astimezone
+        "9999-12-31T23:59:59-01:00",  # after year 9999 in UTC
+        "2026-13-01",
+        "2026-02-30",
+        "",
+        "yesterday",
+        "2027-01-01",  # later than now
+    ],
+)
+def test_every_unreadable_or_future_consent_date_is_a_value_error(value):
+    """The CLI and the upload page turn ValueError into one line / a 400 message; anything
+    else would be a traceback or a 500."""
+    from datetime import UTC, datetime
+
+    from notifier.importer import parse_date
+
+    with pytest.raises(ValueError):
+        parse_date(value, datetime(2026, 11, 30, tzinfo=UTC))
