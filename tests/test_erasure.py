@@ -238,3 +238,18 @@ def test_erasing_an_operators_address_as_a_subscriber_keeps_their_console_login(
         "oncall@example.com",
         "ops@example.com",
     ]
+
+
+def test_a_reason_cut_at_its_limit_never_keeps_part_of_an_address(app, db, clock):
+    """Masked first, then cut to 200 characters: cut first, "jane.q.erasure@example" (no
+    longer a whole address) would be stored as typed, and erasure would not find it."""
+    admin = app.test_client()
+    assert login(admin).status_code == 303
+    sid = add_subscriber(db, "victim@example.com", now=clock())
+    typed = "x" * 180 + f" {ADDRESS} more"  # the address straddles character 200
+    assert post(admin, "/admin/sending/pause", {"reason": typed}).status_code == 303
+    assert post(admin, f"/admin/subscribers/{sid}/suppress", {"reason": typed}).status_code == 303
+    stored = [db.sending_paused(), db.get_subscriber(sid)["suppressed_reason"]]
+    stored += [json.dumps(r["detail"]) for r in db.list_audit()]
+    assert [s for s in stored if LOCAL in s] == []
+    assert "x" * 180 + f" {MASK}" in db.get_subscriber(sid)["suppressed_reason"]

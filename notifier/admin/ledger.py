@@ -131,7 +131,7 @@ def _back(default_endpoint: str = ".dashboard"):
 @bp.post("/sending/pause")
 def pause_sending():
     # Free text: any address typed into it is stored masked (notifier/privacy.py).
-    reason = mask_addresses(" ".join((request.form.get("reason") or "").split())[:MAX_REASON])
+    reason = mask_addresses(" ".join((request.form.get("reason") or "").split()))[:MAX_REASON]
     reason = reason or _("paused by ops")
     store, now = context.store(), context.now()
     store.pause_sending(f"{reason} ({g.admin_user})", now)

@@ -108,7 +108,7 @@ def erase_subscriber(subscriber_id: int):
 def suppress_subscriber(subscriber_id: int):
     row = _subscriber(subscriber_id)
     # Free text: any address typed into it is stored masked (notifier/privacy.py).
-    reason = mask_addresses(" ".join((request.form.get("reason") or "").split())[:MAX_REASON])
+    reason = mask_addresses(" ".join((request.form.get("reason") or "").split()))[:MAX_REASON]
     if not reason:
         flash(_("Give a reason for the suppression."))
         return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)
