@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from .settings import Settings
 
@@ -87,6 +88,16 @@ def _end(store, run: AlertRun, key: str, now: datetime) -> None:
         run.ended.append(key)
 
 
+def shown_url(url: str) -> str:
+    """A feed URL as alerts show it (dashboard, mail through SendGrid): without user info,
+    query or fragment, where a private Statuspage page's feed carries its access key."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    host = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def _feeds(store, settings: Settings, now: datetime, run: AlertRun) -> None:
     failing = set()
     for feed in store.list_feeds():
@@ -96,8 +107,10 @@ def _feeds(store, settings: Settings, now: datetime, run: AlertRun) -> None:
         if failures >= settings.stale_after_polls:
             key = f"{FEED_STALE}:{feed['id']}"
             failing.add(key)
-            message = f"{failures} polls in a row failed; last error: {feed['last_error'] or '-'}"
-            _open(store, run, FEED_STALE, message, now, key, feed["url"])
+            shown = shown_url(feed["url"])
+            error = (feed["last_error"] or "-").replace(feed["url"], shown)
+            message = f"{failures} polls in a row failed; last error: {error}"
+            _open(store, run, FEED_STALE, message, now, key, shown)
     # Recovered, or no longer configured: either way nobody waits for this feed any more.
     for alert in store.open_alerts(FEED_STALE):
         if alert["episode_key"] not in failing:

@@ -7,6 +7,7 @@ Everything runs in-process with the injectable clock, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import replace
@@ -25,7 +26,7 @@ from notifier.render import render_email
 from notifier.settings import SettingsError, load_settings
 from notifier.store import open_store
 
-from .helpers import atom, raw_rows
+from .helpers import atom, raw_rows, table
 from .test_admin_helpers import (  # noqa: F401  (fixtures)
     ADMIN_HASH,
     admin_client,
@@ -738,3 +739,21 @@ def test_migration_0015_keeps_notifications_deliveries_and_their_references(tmp_
     assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone() == (0,)
     assert conn.execute("SELECT resend_of FROM notifications WHERE id = 2").fetchone() == (None,)
     conn.close()
+
+
+def test_a_feed_urls_query_never_reaches_an_alert_or_its_mail(app, db, clock, mail, feed_url):
+    """A private page's feed URL carries its access key in the query (metrics label feeds
+    `feed-N` for that reason): the alert, the dashboard and the mail through SendGrid show the
+    URL without it."""
+    secret_url = feed_url + "?access_key=s3cret-key"
+    app.extensions["settings"] = replace(ops_settings(app), feed_urls=(secret_url,))
+    poll(app, db, clock, times=5)
+    assert len(check(app).mailed) == 1
+    dispatch(app, clock)
+    stored = json.dumps(
+        [alert_rows(db), [db.get_notification(n["id"]) for n in table(db, "notifications")]],
+        default=str,
+    )
+    sent = json.dumps([r.body for r in mail.accepted_requests()])
+    assert "s3cret" not in stored and "s3cret" not in sent
+    assert f"[Alert] Feed failing: {feed_url}" in sent
