@@ -103,6 +103,7 @@ def world(app, db, settings, clock, pending):  # noqa: F811
         "announcement": draft,
         "announced": announced,
         "review": pending,
+        "alert": db.raise_alert("message_invalid", "a message SendGrid refused", now),
     }
 
 
@@ -134,6 +135,8 @@ def walk(app, db, settings, world, clock) -> list[tuple[str, str]]:
                 elif arg == "notification_id":
                     key = "review" if rule.endpoint.startswith("admin.review") else "announced"
                     values[arg] = world[key]
+                elif arg == "alert_id":
+                    values[arg] = world["alert"]
                 elif arg in ("lang", "code"):
                     values[arg] = "de"
                 elif arg == "filename":
