@@ -41,6 +41,7 @@ def settings(settings, signing_key):
         admin_password_hash=ADMIN_HASH,
     )
 
+
 # An alert episode (issue 15, migration 0015) no ops address was mailed about: the tests'
 # settings have no OPS_ALERT_EMAILS.
 UNMAILED_EPISODE = {
