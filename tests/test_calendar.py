@@ -31,6 +31,7 @@ from notifier.render import SharedEmail, render_email
 from tests.fake_sendgrid import sendgrid  # noqa: F401
 
 from .helpers import add_component, add_subscriber, dispatched_envelope, table
+from .test_dispatch import sg_settings  # noqa: F401  (fixture)
 from .test_dispatch_zones import ZONES
 from .test_methods import dump_tables
 
@@ -270,22 +271,11 @@ def test_title_products_and_link_read_as_in_the_mail():
 
 
 # --- dispatch: SendGrid and the outbox ----------------------------------------------------
-@pytest.fixture
-def sg_settings(settings, sendgrid):  # noqa: F811
-    return replace(
-        settings,
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-        list_id="Sinch status <status.sinch.example>",
-    )
 
 
 def test_the_attachment_travels_once_per_language_request_for_readers_in_forty_zones(
     db,
-    sg_settings,
+    sg_settings,  # noqa: F811  (fixture from test_dispatch)
     clock,
     sendgrid,  # noqa: F811
 ):

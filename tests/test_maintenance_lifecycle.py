@@ -16,7 +16,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import icalendar
-import pytest
 
 from notifier import calendar
 from notifier.enrich import apply_windows
@@ -30,7 +29,7 @@ from notifier.render import render_email
 from .feedgen import Page, maintenance, render, scheduled_maintenances_json, utc
 from .helpers import add_subscriber
 from .test_admin_helpers import admin_settings, login  # noqa: F401  (fixture)
-from .test_dispatch import dispatcher
+from .test_dispatch import dispatcher, sg_settings  # noqa: F401  (fixture)
 
 PAGE = Page()
 FEED_URL = f"{PAGE.url}/history.atom"
@@ -46,19 +45,6 @@ READERS = {
     "de@example.com": ("de", "Europe/Berlin"),
     "en@example.com": ("en", "America/New_York"),
 }
-
-
-@pytest.fixture
-def sg_settings(settings, sendgrid):
-    return replace(
-        settings,
-        email_backend="sendgrid",
-        sendgrid_api_key=sendgrid.api_key,
-        sendgrid_api_host=sendgrid.base_url,
-        sendgrid_timeout_seconds=2.0,
-        mail_from="Sinch Status <status@sinch.example>",
-        maintenance_reminder_minutes=(1440, 60),
-    )
 
 
 def poll(db, feed_id, incidents, now):
@@ -109,9 +95,13 @@ def mails(db, sendgrid, settings, seen: int) -> dict[str, list[tuple]]:
 
 
 def test_announced_moved_reminded_cancelled_each_mail_once_with_its_invite(
-    app, db, sg_settings, clock, sendgrid
+    app,
+    db,
+    sg_settings,  # noqa: F811  (fixture from test_dispatch)
+    clock,
+    sendgrid,
 ):
-    settings = sg_settings
+    settings = replace(sg_settings, maintenance_reminder_minutes=(1440, 60))
     clock.current = utc(2026, 11, 26, 12, 0)
     feed_id = db.ensure_feed(FEED_URL, clock())["id"]
     poll(db, feed_id, [DONE], clock())  # the baseline: a page with history
