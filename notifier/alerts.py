@@ -6,10 +6,10 @@ is stored with its start, end and acknowledgement (store: notifier/store/alerts.
 
 - feed_stale (key "feed_stale:<feed id>"): a configured feed failed STALE_AFTER_POLLS polls in
   a row; ends with its next successful poll. Mailed when it starts and when it ends.
-- sending_paused: SendGrid refused the API key (401/403, notifier/dispatch.py); ends when ops
-  resume sending. SendGrid will not send the mail about a refused key: it is queued like every
-  alert mail, waits with the other deliveries while sending is paused, and goes out once ops
-  resume (EMAIL_BACKEND=outbox has no key to refuse). The dashboard shows
+- sending_paused: SendGrid refused the API key (401/403, notifier/delivery/dispatch.py); ends
+  when ops resume sending. SendGrid will not send the mail about a refused key: it is queued
+  like every alert mail, waits with the other deliveries while sending is paused, and goes out
+  once ops resume (EMAIL_BACKEND=outbox has no key to refuse). The dashboard shows
   the alert from its first second; that, not the mail, is how ops learn of a refused key.
 - message_dropped (hooks.DROP_ALERT) and message_invalid (dispatch.py): SendGrid dropped a
   message for a message-level reason, or a message could not be sent at all. Events, not

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from .wake import work_queued
+from .delivery.wake import work_queued
 
 LANGUAGES = ("de", "en")
 LIMITS = {"title": 150, "intro": 3000, "bullet": 300, "bullets": 10, "q": 300, "a": 4000,

@@ -22,11 +22,11 @@ from . import announcements as rules
 from . import context, exporter, importer
 from .admin.auth import BUILTIN_USER, MAX_PASSWORD, clean_username, valid_username
 from .admin.common import SUBSCRIBER_STATES
+from .delivery.mailer import mask_email
+from .delivery.wake import work_queued
 from .forms import normalize_email
 from .i18n import DEFAULT_TIMEZONES, LANGUAGES
-from .mailer import mask_email
 from .render import render_email
-from .wake import work_queued
 
 MIN_PASSWORD = 12
 admin_cli = AppGroup(

@@ -30,8 +30,8 @@ from wtforms import (
 )
 from wtforms.validators import StopValidation, ValidationError
 
+from .delivery.mailheaders import UnsafeHeader, plain_address
 from .i18n import DEFAULT_TIMEZONES, LANGUAGES
-from .mailheaders import UnsafeHeader, plain_address
 from .notifications import page_name
 from .subscriptions import Preferences
 

@@ -508,7 +508,7 @@ def run_import(
         )
     log.info("subscriber import by %s (%s): %s", actor, policy.mode, report.counts())
     if report.confirmations:
-        from .wake import work_queued
+        from .delivery.wake import work_queued
 
         work_queued(store, now)
     return report

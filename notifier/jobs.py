@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 
-from . import context, wake
+from . import context
 from .alerts import check_alerts
+from .delivery import wake
 from .enrich import Backoff, enrich_feeds
 from .fetch import make_client
 from .notifications import notify_changes, release_reviews
@@ -211,7 +212,7 @@ def release_poller(app: Flask) -> None:
 def mail_backend(app: Flask):
     """The configured mail backend, created once per process (the SendGrid client is reused)."""
     if "mail_backend" not in app.extensions:
-        from .mailer import make_backend
+        from .delivery.mailer import make_backend
 
         app.extensions["mail_backend"] = make_backend(app.extensions["settings"])
     return app.extensions["mail_backend"]
@@ -221,9 +222,9 @@ def mail_backend(app: Flask):
 def dispatch(app: Flask, stop: Shutdown):
     """Send every due delivery (until told to stop).
 
-    In the worker, runs on its tick and whenever work is queued (notifier.wake): one run at a
-    time per process, and a run woken meanwhile goes once more. Returns the last pass's stats,
-    None when another run was already going.
+    In the worker, runs on its tick and whenever work is queued (notifier.delivery.wake): one
+    run at a time per process, and a run woken meanwhile goes once more. Returns the last
+    pass's stats, None when another run was already going.
     """
     gate = app.extensions.get("dispatch_gate")
     if gate is None:  # dispatch-once, tests
@@ -244,7 +245,7 @@ def dispatch(app: Flask, stop: Shutdown):
 
 
 def _dispatch_pass(app: Flask, stop: Shutdown):
-    from .dispatch import Dispatcher
+    from .delivery.dispatch import Dispatcher
 
     dispatcher = Dispatcher(
         context.store(),

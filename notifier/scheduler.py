@@ -13,7 +13,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from . import jobs, wake
+from . import jobs
+from .delivery import wake
 from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)

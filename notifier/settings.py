@@ -262,9 +262,9 @@ def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
 def _header(env: Mapping[str, str], name: str, header: str, default: str) -> str:
     """A setting that becomes a mail header in every mail. Refused in every mode when it
     holds a line break or an RFC 2047 encoded word (it would add headers to every mail), and
-    for LIST_ID when notifier.mailheaders cannot write it at all; whether MAIL_FROM is a
+    for LIST_ID when notifier.delivery.mailheaders cannot write it at all; whether MAIL_FROM is a
     usable sender is a production check (production_errors)."""
-    from .mailheaders import UnsafeHeader, header_value
+    from .delivery.mailheaders import UnsafeHeader, header_value
 
     value = env.get(name, "").strip() or default
     try:
@@ -286,7 +286,7 @@ def _ops_alert_emails(env: Mapping[str, str]) -> tuple[str, ...]:
     is not a plain address (no display names: each is a recipient of its own, RFC 5321)."""
     from email_validator import EmailNotValidError, validate_email
 
-    from .mailheaders import UnsafeHeader, plain_address
+    from .delivery.mailheaders import UnsafeHeader, plain_address
 
     found: list[str] = []
     for number, raw in enumerate(env.get("OPS_ALERT_EMAILS", "").split(","), start=1):

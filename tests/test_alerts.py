@@ -18,7 +18,7 @@ import pytest
 
 from notifier import alerts, jobs
 from notifier.alerts import REMIND_AFTER, alert_content, check_alerts
-from notifier.dispatch import Dispatcher
+from notifier.delivery.dispatch import Dispatcher
 from notifier.fetch import make_client
 from notifier.hooks import DROP_ALERT
 from notifier.poller import poll_all

@@ -24,8 +24,8 @@ import vobject
 
 from app import create_app
 from notifier import calendar, subscriptions, tokens
-from notifier.dispatch import Dispatcher
-from notifier.mailer import Message, OutboxBackend, Recipient, SendGridBackend
+from notifier.delivery.dispatch import Dispatcher
+from notifier.delivery.mailer import Message, OutboxBackend, Recipient, SendGridBackend
 from notifier.notifications import incident_content
 from notifier.render import SharedEmail, render_email
 from tests.fake_sendgrid import sendgrid  # noqa: F401

@@ -161,7 +161,7 @@ def test_sigterm_during_a_send_finishes_the_request_and_exits_in_time(
     assert counts == {"sent": accepted, "pending": 300 - accepted}
     assert attempts == {1: accepted, 0: 300 - accepted}
     signalled = _log_time(next(line for line in out.splitlines() if "SIGTERM received" in line))
-    sends = [line for line in out.splitlines() if "notifier.mailer: sendgrid:" in line]
+    sends = [line for line in out.splitlines() if "notifier.delivery.mailer: sendgrid:" in line]
     assert sends, out
     for line in sends:
         seconds = float(re.search(r", ([0-9.]+)s\)", line).group(1))
@@ -372,7 +372,7 @@ def test_sigterm_during_concurrent_sends_records_every_answer_and_starts_nothing
     }
     assert {r["lease_owner"] for r in rows} == {None}
     signalled = _log_time(next(line for line in out.splitlines() if "SIGTERM received" in line))
-    sends = [line for line in out.splitlines() if "notifier.mailer: sendgrid:" in line]
+    sends = [line for line in out.splitlines() if "notifier.delivery.mailer: sendgrid:" in line]
     assert len(sends) == 4, out
     for line in sends:
         seconds = float(re.search(r", ([0-9.]+)s\)", line).group(1))

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from notifier.dispatch import Dispatcher
-from notifier.mailer import SendGridBackend, SendResult, apply_substitutions
+from notifier.delivery.dispatch import Dispatcher
+from notifier.delivery.mailer import SendGridBackend, SendResult, apply_substitutions
 from notifier.notifications import queue_personal
 from notifier.render import SharedEmail, render_email
 from notifier.tokens import MANAGE, read_token

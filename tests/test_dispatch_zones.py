@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from notifier.mailer import apply_substitutions
+from notifier.delivery.mailer import apply_substitutions
 from notifier.render import PLACEHOLDERS, SharedEmail, render_email
 
 from .helpers import add_subscriber, dispatched_envelope, table

@@ -10,7 +10,7 @@ from email.policy import default as default_policy
 import pytest
 
 from notifier import jobs
-from notifier.mailer import apply_substitutions
+from notifier.delivery.mailer import apply_substitutions
 from notifier.render import render_email
 
 from .helpers import add_component, add_subscriber, atom, poll_and_mail_through_fakes

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 
 from notifier import jobs
 from notifier.announcements import normalize
+from notifier.delivery.mailer import apply_substitutions
+from notifier.delivery.mailheaders import UnsafeHeader, header_value, neutral_text, plain_address
 from notifier.emails.message import PLACEHOLDERS, escape_text, escape_url
 from notifier.feed import parse_feed
-from notifier.mailer import apply_substitutions
-from notifier.mailheaders import UnsafeHeader, header_value, neutral_text, plain_address
 from notifier.notifications import notify_changes
 from notifier.poller import ingest
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier.mailer import (
+from notifier.delivery.mailer import (
     Message,
     Recipient,
     SendGridBackend,

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from notifier import jobs
+from notifier.delivery.mailer import apply_substitutions
 from notifier.emails import times
 from notifier.emails.message import ZONE_KEY
-from notifier.mailer import apply_substitutions
 from notifier.render import incident_content, render_email
 
 from .helpers import add_subscriber, atom, poll_and_mail_through_fakes

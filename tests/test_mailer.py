@@ -13,7 +13,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from notifier.mailer import (
+from notifier.delivery.mailer import (
     Message,
     OutboxBackend,
     Recipient,

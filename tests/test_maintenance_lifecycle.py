@@ -18,9 +18,9 @@ from datetime import timedelta
 import icalendar
 
 from notifier import calendar
+from notifier.delivery.mailer import apply_substitutions
 from notifier.enrich import apply_windows
 from notifier.feed import parse_feed
-from notifier.mailer import apply_substitutions
 from notifier.notifications import notify_changes
 from notifier.poller import ingest
 from notifier.reminders import queue_reminders

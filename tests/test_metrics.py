@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from notifier import jobs
-from notifier.mailer import SendResult
+from notifier.delivery.mailer import SendResult
 from notifier.metrics import count_polls, count_send
 from notifier.poller import PollResult
 from notifier.store import open_store

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier import jobs, wake
+from notifier import jobs
+from notifier.delivery import wake
+from notifier.delivery.mailer import apply_substitutions
 from notifier.feed import parse_feed
-from notifier.mailer import apply_substitutions
 from notifier.notifications import notify_changes, release_reviews
 from notifier.poller import ingest
 from notifier.reminders import REMINDER_CHANGE, queue_reminders, reminder_due

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from app import create_app
-from notifier.dispatch import DispatchStats
+from notifier.delivery.dispatch import DispatchStats
 from notifier.logs import configure_logging
 from notifier.render import render_email
 from notifier.settings import SettingsError, load_settings

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from notifier.delivery.mailer import apply_substitutions
 from notifier.emails.message import WORD_JOINER
-from notifier.mailer import apply_substitutions
 from notifier.render import (
     HTML_TARGET_BYTES,
     PLACEHOLDERS,

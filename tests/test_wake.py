@@ -18,10 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from notifier.delivery.wake import LISTEN_APPLICATION, DispatchGate
 from notifier.settings import load_settings
 from notifier.store import open_store
 from notifier.store.base import WORK_CHANNEL, WORK_KEY, work_origin
-from notifier.wake import LISTEN_APPLICATION, DispatchGate
 
 from .conftest import _pg_admin, _pg_url
 from .helpers import add_subscriber, atom

@@ -8,8 +8,8 @@ content, as SendGrid applies them; the link placeholders stay, as in render_emai
 
 from __future__ import annotations
 
+from notifier.delivery.mailer import apply_substitutions
 from notifier.emails.message import ZONE_KEY
-from notifier.mailer import apply_substitutions
 
 
 def zone_filled(sendgrid) -> dict[str, dict]:

@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 
 from .. import context
 from ..alerts import SELF_ENDING
+from ..delivery.wake import work_queued
 from ..privacy import mask_addresses
-from ..wake import work_queued
 from . import bp
 from .auth import safe_next
 from .common import DELIVERY_STATES, audit

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 
 from .. import announcements as rules
 from .. import context
-from ..wake import work_queued
+from ..delivery.wake import work_queued
 from . import bp
 from .common import audit
 from .drafts import apply_qa_action, problems_by_field, qa_pairs

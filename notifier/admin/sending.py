@@ -9,9 +9,9 @@ from flask_babel import gettext as _
 
 from .. import announcements as rules
 from .. import context
+from ..delivery.mailer import mask_email
+from ..delivery.wake import work_queued
 from ..forms import normalize_email
-from ..mailer import mask_email
-from ..wake import work_queued
 from . import bp
 from .common import audit
 from .drafts import announcement_or_404, composer_page, ready_to_send

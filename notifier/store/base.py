@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-# Wake on work (notifier.wake): the PostgreSQL NOTIFY channel, and the SQLite meta row.
+# Wake on work (notifier.delivery.wake): the PostgreSQL NOTIFY channel, and the SQLite meta row.
 WORK_CHANNEL = "notifier_work"
 WORK_KEY = "work_queued"
 
@@ -141,7 +141,7 @@ class BaseStore:
             [key, value, now],
         )
 
-    # --- wake on work (notifier.wake) -----------------------------------------------
+    # --- wake on work (notifier.delivery.wake) -----------------------------------------------
     def notify_work(self, now: datetime) -> None:
         """Tell every worker process that deliveries were queued and are due now.
 

@@ -209,9 +209,9 @@ class DeliveryQueries:
         the same PERSONAL_BATCH_WINDOW (UTC minute) joins one shared notification, found by its
         `batch_key` ("confirmation:2026-11-30T23:45Z"). Dispatch groups claimed rows by
         notification and sends up to SEND_BATCH_SIZE recipients per request, each with their
-        own links (notifier/dispatch.py `_recipient`), so a flood of sign-ups costs requests in
-        the tens, not one per sign-up. `content` must be the same for every row of a kind
-        (today {"kind": kind}): the first row of a window stores it.
+        own links (notifier/delivery/dispatch.py `_recipient`), so a flood of sign-ups costs
+        requests in the tens, not one per sign-up. `content` must be the same for every row of
+        a kind (today {"kind": kind}): the first row of a window stores it.
 
         Each row keeps its own lifetime: the delivery's `expires_at` is this call's
         `expires_at` (expire_due reads it first); the shared notification expires when its

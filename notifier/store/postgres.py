@@ -19,7 +19,7 @@ transaction may run on a different server connection and nothing of a session su
 Migrations need nothing more than one transaction either; when DATABASE_DIRECT_URL is set
 they still run on it, so a long migration never holds a pooled server connection. Anything
 that needs a session must use `direct_url` and fall back to polling when it cannot: the
-worker's LISTEN for queued work (notifier.wake) does; NOTIFY itself is transactional and
+worker's LISTEN for queued work (notifier.delivery.wake) does; NOTIFY itself is transactional and
 works through the pooler.
 """
 

@@ -155,7 +155,8 @@ class SQLiteStore(Queries):
     # --- wake on work ------------------------------------------------------------------
     def notify_work(self, now) -> None:
         """A fresh token ("host:pid uuid") in the meta row WORK_KEY: the worker, another
-        process on the same file, reads that one row every WATCH_SECONDS (notifier.wake)."""
+        process on the same file, reads that one row every WATCH_SECONDS
+        (notifier.delivery.wake)."""
         self.set_meta(WORK_KEY, f"{work_origin()} {uuid.uuid4().hex}", now)
 
     def work_token(self) -> str | None:

@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 
+from ..metrics import count_send
+from ..render import PLACEHOLDERS, Email, SharedEmail
+from ..settings import Settings
+from ..shutdown import Shutdown
+from ..tokens import recipient_links
 from .mailer import Message, Recipient, SendResult
 from .mailheaders import UnsafeHeader, plain_address
-from .metrics import count_send
-from .render import PLACEHOLDERS, Email, SharedEmail
-from .settings import Settings
-from .shutdown import Shutdown
-from .tokens import recipient_links
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from flask import Flask, current_app, has_app_context
 
-from .store.base import WORK_CHANNEL, StoreError, work_origin
+from ..store.base import WORK_CHANNEL, StoreError, work_origin
 
 log = logging.getLogger(__name__)
 
