@@ -89,6 +89,18 @@ class Settings:
     ops_alert_emails: tuple[str, ...] = ()
     ops_language: str = "en"
     backlog_alert_minutes: int = 10
+    # Slack, Teams and webhook channels (issue 12, notifier/delivery/channels.py). Outbound
+    # HTTP to targets subscribers give: timeouts, a cap on the answer read, requests in flight
+    # per worker, and when a failing target's subscription is paused (N permanent failures in
+    # a row - 404/410 - or failures for CHANNEL_PAUSE_AFTER_HOURS). `channel_allow_private_targets`
+    # lets targets resolve to loopback/private addresses and be http: the test suite's own
+    # setting (local fake receivers); production refuses it.
+    channel_timeout_seconds: float = 10.0
+    channel_max_response_bytes: int = 64 * 1024
+    channel_concurrency: int = 4
+    channel_pause_after_failures: int = 5
+    channel_pause_after_hours: int = 24
+    channel_allow_private_targets: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -389,6 +401,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ops_alert_emails=_ops_alert_emails(env),
         ops_language=_ops_language(env),
         backlog_alert_minutes=_int(env, "BACKLOG_ALERT_MINUTES", 10, minimum=1),
+        channel_timeout_seconds=_float(env, "CHANNEL_TIMEOUT_SECONDS", 10.0),
+        channel_max_response_bytes=_int(
+            env, "CHANNEL_MAX_RESPONSE_BYTES", defaults.channel_max_response_bytes, minimum=1024
+        ),
+        channel_concurrency=min(32, _int(env, "CHANNEL_CONCURRENCY", 4, minimum=1)),
+        channel_pause_after_failures=_int(env, "CHANNEL_PAUSE_AFTER_FAILURES", 5, minimum=1),
+        channel_pause_after_hours=_int(env, "CHANNEL_PAUSE_AFTER_HOURS", 24, minimum=1),
+        channel_allow_private_targets=_flag(env, "CHANNEL_ALLOW_PRIVATE_TARGETS", False),
     )
 
 
@@ -416,6 +436,11 @@ def production_errors(settings: Settings) -> list[str]:
         )
     if settings.email_backend == "sendgrid" and not settings.sendgrid_api_key:
         errors.append("EMAIL_BACKEND is sendgrid but SENDGRID_API_KEY is missing.")
+    if settings.channel_allow_private_targets:
+        errors.append(
+            "CHANNEL_ALLOW_PRIVATE_TARGETS is on: Slack, Teams and webhook targets could reach "
+            "this host's private network; it is for the test suite only."
+        )
     if settings.email_backend == "outbox":
         errors.append(
             "EMAIL_BACKEND is outbox (files on local disk) in production: set "

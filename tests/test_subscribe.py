@@ -68,6 +68,15 @@ def test_subscribe_stores_pending_row_consent_and_queues_one_confirmation(client
         "notify_incidents": 1,
         "notify_maintenance": 0,
         "maintenance_reminders": 1,  # issue 11: on for every new sign-up
+        # issue 12: an email subscription; the channel columns stay empty
+        "channel": "email",
+        "target_url": None,
+        "webhook_secret": None,
+        "verified_at": None,
+        "paused_at": None,
+        "paused_reason": None,
+        "failure_count": 0,
+        "failing_since": None,
         "state": "pending",
         "token_nonce": ANY,
         "link_nonce": ANY,

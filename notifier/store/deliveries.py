@@ -13,7 +13,13 @@ from .base import dumps, loads
 # broadcast), so the claim walks one partial index (deliveries_pending) in order.
 PRIORITY_BROADCAST = 0
 PRIORITY_PERSONAL = 1
-PERSONAL_KINDS = frozenset({"confirmation", "receipt"})
+# Personal kinds go by mail to the subscriber's address (for a Slack, Teams or webhook
+# subscription: its owner), except the channel verification, the test message that goes to the
+# channel's target before it is used (issue 12).
+PERSONAL_KINDS = frozenset({"confirmation", "receipt", "channel_verification", "channel_notice"})
+# A channel subscription is in the audience once its target accepted the test message and
+# while it is not paused; an email subscription always (issue 12, migration 0019).
+CHANNEL_READY = "(s.channel = 'email' OR (s.verified_at IS NOT NULL AND s.paused_at IS NULL))"
 # Personal rows queued within one window share a notification (create_personal_notification).
 # A minute keeps the notifications few (at most 1440 a day per kind) and bounds how long a
 # newer row of one language/zone group can be claimed before an older one of another group
@@ -130,9 +136,9 @@ class DeliveryQueries:
             where, params = self._audience_filter(n)
             created = self._execute(
                 "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
-                "timezone, state, next_attempt_at, created_at, updated_at) "
-                "SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ? "
-                f"FROM subscribers s WHERE s.state = 'confirmed' AND {where} "
+                "timezone, state, next_attempt_at, created_at, updated_at, channel) "
+                "SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, s.channel "
+                f"FROM subscribers s WHERE s.state = 'confirmed' AND {CHANNEL_READY} AND {where} "
                 "ON CONFLICT (notification_id, subscriber_id) DO NOTHING",
                 [notification_id, now, now, now, *params],
             )
@@ -247,8 +253,9 @@ class DeliveryQueries:
         there is no such notification or subscriber, or the subscriber has a row in it."""
         return self._query_one(
             "INSERT INTO deliveries (notification_id, subscriber_id, email, language, timezone, "
-            "state, next_attempt_at, created_at, updated_at, priority, expires_at) "
-            "SELECT n.id, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, ?, ? "
+            "state, next_attempt_at, created_at, updated_at, priority, expires_at, channel) "
+            "SELECT n.id, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, ?, ?, "
+            "CASE WHEN n.kind = 'channel_verification' THEN s.channel ELSE 'email' END "
             "FROM notifications n JOIN subscribers s ON s.id = ? WHERE n.batch_key = ? "
             "ON CONFLICT (notification_id, subscriber_id) DO NOTHING "
             "RETURNING id, notification_id",

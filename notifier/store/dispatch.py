@@ -105,7 +105,7 @@ class DispatchQueries:
         """
         pick = (
             f"SELECT id FROM deliveries {self._claim_index} WHERE state = 'pending' "
-            "AND next_attempt_at <= ? "
+            "AND channel = 'email' AND next_attempt_at <= ? "
             "AND (priority <= 0 OR created_at <= ?) ORDER BY priority, notification_id, "
             f"language, timezone, id LIMIT ? {self._claim_lock}"
         )
@@ -159,8 +159,18 @@ class DispatchQueries:
         """
         if not delivery_ids:
             return set()
-        wanted = {"confirmation": "s.state = 'pending'", "receipt": "s.state <> 'suppressed'"}
-        condition = wanted.get(kind, "s.state = 'confirmed'")
+        wanted = {
+            "confirmation": "s.state = 'pending'",
+            "receipt": "s.state <> 'suppressed'",
+            # Issue 12: the test message goes to the target of a confirmed subscription; the
+            # notice that a channel was paused goes to its owner while the subscription lasts.
+            "channel_verification": "s.state = 'confirmed' AND s.paused_at IS NULL",
+            "channel_notice": "s.state = 'confirmed'",
+        }
+        # Broadcast: a channel paused since its rows were queued gets nothing more.
+        condition = wanted.get(
+            kind, "s.state = 'confirmed' AND (d.channel = 'email' OR s.paused_at IS NULL)"
+        )
         rows = self._query(
             f"SELECT d.id FROM deliveries d WHERE d.id IN ({_marks(delivery_ids)}) "
             "AND d.state = 'sending' AND d.lease_owner = ? AND (d.subscriber_id IS NULL OR "

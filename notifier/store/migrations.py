@@ -43,6 +43,24 @@ _ALERT_EPISODES = [
     "WHERE state = 'failed' AND reason = 'expired'",
 ]
 
+# Issue 12 (migration 0019): uniqueness per kind of subscription, and the channel of a delivery.
+_CHANNEL_INDEXES = [
+    "CREATE UNIQUE INDEX subscribers_email ON subscribers (email) WHERE channel = 'email'",
+    "CREATE UNIQUE INDEX subscribers_target ON subscribers (channel, target_url) "
+    "WHERE channel <> 'email'",
+    "CREATE INDEX subscribers_owner ON subscribers (email, channel)",
+]
+_CHANNEL_DELIVERIES = [
+    "ALTER TABLE deliveries ADD COLUMN channel TEXT NOT NULL DEFAULT 'email' "
+    "CHECK (channel IN ('email', 'slack', 'teams', 'webhook'))",
+    "DROP INDEX deliveries_pending",
+    "CREATE INDEX deliveries_pending ON deliveries "
+    "(priority, notification_id, language, timezone, id) "
+    "WHERE state = 'pending' AND channel = 'email'",
+    "CREATE INDEX deliveries_channel_pending ON deliveries (priority, next_attempt_at, id) "
+    "WHERE state = 'pending' AND channel <> 'email'",
+]
+
 SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
     (
         "0001_feeds",
@@ -596,6 +614,97 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             # index alone instead of every row of a big ledger.
             "CREATE INDEX deliveries_outcome_time ON deliveries (updated_at, state, reason)",
         ],
+    ),
+    (
+        "0019_channels",
+        {
+            # Issue 12: Slack, Microsoft Teams and webhook subscriptions. A channel subscription
+            # is a subscribers row like an email one (same filters, tokens, consent, ledger);
+            # `email` is its owner's address (opt-in, links, failure notices) and `target_url`
+            # where messages go. An owner may have an email subscription and any number of
+            # channels, so `email` is unique among email subscriptions only, and a target among
+            # channel ones. `webhook_secret`: the Standard Webhooks signing secret ("whsec_...",
+            # webhooks only). `verified_at`: the target accepted the test message; only then
+            # does fan-out include it. `paused_at`/`paused_reason`: stopped after repeated
+            # permanent failures; `failure_count` failures in a row since `failing_since`.
+            # deliveries.channel: which sender a row is for, copied from the subscriber at
+            # fan-out (a failure notice to the owner is an 'email' row of that subscriber).
+            # The email claim and the channel claim each walk their own partial index.
+            # SQLite cannot drop the inline UNIQUE: the table is rebuilt by the documented
+            # procedure, with foreign keys off on the upgrading connection
+            # (SQLiteStore.upgrade, foreign_key_check before COMMIT); the children keep their
+            # rows and their REFERENCES subscribers(id) resolve to the new table.
+            "sqlite": [
+                """CREATE TABLE subscribers_0019 (
+                    id INTEGER PRIMARY KEY,
+                    email TEXT NOT NULL,
+                    language TEXT NOT NULL CHECK (language IN ('de', 'en')),
+                    timezone TEXT NOT NULL,
+                    all_components INTEGER NOT NULL DEFAULT 1,
+                    notify_incidents INTEGER NOT NULL DEFAULT 1,
+                    notify_maintenance INTEGER NOT NULL DEFAULT 1,
+                    state TEXT NOT NULL
+                        CHECK (state IN ('pending', 'confirmed', 'unsubscribed', 'suppressed')),
+                    token_nonce TEXT,
+                    link_nonce TEXT NOT NULL,
+                    suppressed_reason TEXT,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    confirmed_at TEXT,
+                    unsubscribed_at TEXT,
+                    suppressed_at TEXT,
+                    maintenance_reminders INTEGER NOT NULL DEFAULT 1,
+                    channel TEXT NOT NULL DEFAULT 'email'
+                        CHECK (channel IN ('email', 'slack', 'teams', 'webhook')),
+                    target_url TEXT,
+                    webhook_secret TEXT,
+                    verified_at TEXT,
+                    paused_at TEXT,
+                    paused_reason TEXT,
+                    failure_count INTEGER NOT NULL DEFAULT 0,
+                    failing_since TEXT,
+                    CHECK ((channel = 'email') = (target_url IS NULL))
+                )""",
+                "INSERT INTO subscribers_0019 (id, email, language, timezone, all_components, "
+                "notify_incidents, notify_maintenance, state, token_nonce, link_nonce, "
+                "suppressed_reason, created_at, updated_at, confirmed_at, unsubscribed_at, "
+                "suppressed_at, maintenance_reminders) SELECT id, email, language, timezone, "
+                "all_components, notify_incidents, notify_maintenance, state, token_nonce, "
+                "link_nonce, suppressed_reason, created_at, updated_at, confirmed_at, "
+                "unsubscribed_at, suppressed_at, maintenance_reminders FROM subscribers",
+                "DROP TABLE subscribers",
+                "ALTER TABLE subscribers_0019 RENAME TO subscribers",
+                "CREATE INDEX subscribers_state ON subscribers (state, language)",
+                *_CHANNEL_INDEXES,
+                "PRAGMA writable_schema = ON",
+                "UPDATE sqlite_master SET sql = replace(sql, "
+                "'''receipt'', ''ops_alert'')', "
+                "'''receipt'', ''ops_alert'', ''channel_verification'', ''channel_notice'')') "
+                "WHERE type = 'table' AND name = 'notifications'",
+                "PRAGMA writable_schema = OFF",
+                *_CHANNEL_DELIVERIES,
+            ],
+            "postgres": [
+                "ALTER TABLE subscribers DROP CONSTRAINT subscribers_email_key",
+                "ALTER TABLE subscribers ADD COLUMN channel TEXT NOT NULL DEFAULT 'email' "
+                "CHECK (channel IN ('email', 'slack', 'teams', 'webhook'))",
+                "ALTER TABLE subscribers ADD COLUMN target_url TEXT",
+                "ALTER TABLE subscribers ADD COLUMN webhook_secret TEXT",
+                "ALTER TABLE subscribers ADD COLUMN verified_at TIMESTAMPTZ",
+                "ALTER TABLE subscribers ADD COLUMN paused_at TIMESTAMPTZ",
+                "ALTER TABLE subscribers ADD COLUMN paused_reason TEXT",
+                "ALTER TABLE subscribers ADD COLUMN failure_count BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE subscribers ADD COLUMN failing_since TIMESTAMPTZ",
+                "ALTER TABLE subscribers ADD CONSTRAINT subscribers_target_check "
+                "CHECK ((channel = 'email') = (target_url IS NULL))",
+                *_CHANNEL_INDEXES,
+                "ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check",
+                "ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN "
+                "('incident', 'maintenance', 'announcement', 'confirmation', 'receipt', "
+                "'ops_alert', 'channel_verification', 'channel_notice'))",
+                *_CHANNEL_DELIVERIES,
+            ],
+        },
     ),
 ]
 

@@ -171,10 +171,19 @@ class SQLiteStore(Queries):
             db = sqlite_utils.Database(conn)
             # Holding the write lock while checking what is pending means a second process
             # waits, then finds nothing left to do, instead of failing on "table exists".
+            # Foreign keys off on this connection only (a no-op inside a transaction, so before
+            # BEGIN): a migration that rebuilds a parent table (0019: subscribers) must not
+            # cascade its DROP to the children - sqlite.org's documented procedure
+            # (lang_altertable.html, "Making Other Kinds Of Table Schema Changes"). The
+            # foreign_key_check below refuses to commit anything a rebuild left dangling.
+            conn.execute("PRAGMA foreign_keys = OFF")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 pending = [m.name for m in MIGRATIONS.pending(db)]
                 MIGRATIONS.apply(db)
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left broken references: {broken[:5]}")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
