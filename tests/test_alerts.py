@@ -703,9 +703,11 @@ def test_migration_0015_keeps_notifications_deliveries_and_their_references(tmp_
     conn.close()
 
     conn = connect(path, dict_rows=False)
+    conn.execute("PRAGMA foreign_keys = OFF")  # as SQLiteStore.upgrade (migration 0019)
     conn.execute("BEGIN IMMEDIATE")
     migrations.MIGRATIONS.apply(sqlite_utils.Database(conn))
     conn.execute("COMMIT")
+    conn.execute("PRAGMA foreign_keys = ON")
     assert conn.execute("SELECT * FROM notifications ORDER BY id").fetchall() == before
     assert conn.execute("SELECT notification_id, email FROM deliveries").fetchall() == [
         (1, "a@example.com")

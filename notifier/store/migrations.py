@@ -739,6 +739,17 @@ def _applier(sql: list[str]):
     def apply(db: sqlite_utils.Database) -> None:
         # db.executescript would COMMIT the surrounding transaction; run one by one.
         for statement in sql:
+            if (
+                statement.startswith("DROP TABLE subscribers")
+                and db.execute("PRAGMA foreign_keys").fetchone()[0]
+            ):
+                # With foreign keys on, the DROP would delete every child row (deliveries,
+                # consents, ...) by ON DELETE CASCADE: refuse instead (SQLiteStore.upgrade
+                # turns them off on its connection).
+                raise RuntimeError(
+                    "migration 0019 rebuilds subscribers and must run with foreign keys off "
+                    "(use SQLiteStore.upgrade / flask db upgrade)"
+                )
             db.execute(statement)
 
     return apply
