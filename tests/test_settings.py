@@ -437,3 +437,32 @@ def test_random_keys_of_every_usual_kind_always_pass():
         for key in (secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(24)):
             changed = settings.with_overrides(secret_key=key, secret_key_fallbacks=(key,))
             assert production_errors(changed) == [], key
+
+
+def test_production_refuses_the_test_suites_private_channel_targets():
+    """CHANNEL_ALLOW_PRIVATE_TARGETS switches the channel address guard off (issue 12): the
+    test suite's fake receivers live on 127.0.0.1. Production never runs with it."""
+    assert load_settings({}).channel_allow_private_targets is False
+    errors = production_errors(load_settings(_production(CHANNEL_ALLOW_PRIVATE_TARGETS="on")))
+    assert errors == [
+        "CHANNEL_ALLOW_PRIVATE_TARGETS is on: Slack, Teams and webhook targets could reach "
+        "this host's private network; it is for the test suite only."
+    ]
+    settings = load_settings(
+        {
+            "CHANNEL_TIMEOUT_SECONDS": "2.5",
+            "CHANNEL_MAX_RESPONSE_BYTES": "2048",
+            "CHANNEL_CONCURRENCY": "99",
+            "CHANNEL_PAUSE_AFTER_FAILURES": "3",
+            "CHANNEL_PAUSE_AFTER_HOURS": "6",
+        }
+    )
+    assert (
+        settings.channel_timeout_seconds,
+        settings.channel_max_response_bytes,
+        settings.channel_concurrency,
+        settings.channel_pause_after_failures,
+        settings.channel_pause_after_hours,
+    ) == (2.5, 2048, 32, 3, 6)
+    with pytest.raises(SettingsError, match="CHANNEL_PAUSE_AFTER_FAILURES must be at least 1"):
+        load_settings({"CHANNEL_PAUSE_AFTER_FAILURES": "0"})
