@@ -21,6 +21,7 @@ module ignores it in production too.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -247,8 +248,11 @@ def post(url: str, body: bytes, headers: dict[str, str], settings, *, timeout: f
         return HttpAnswer(r.status, answer_headers, bytes(received[:limit]))
 
 
+@functools.cache
 def _ssl_context() -> ssl.SSLContext:
     # The CA bundle httpx uses; check_hostname verifies the certificate against the URL's name.
+    # Loading it takes tens of milliseconds, so one context serves every send (SSLContext is
+    # safe to share between threads).
     return ssl.create_default_context(cafile=certifi.where())
 
 
