@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -265,8 +267,6 @@ def test_a_reset_connection_is_maybe_sent(
 
 @pytest.mark.parametrize("channel", ["slack", "teams", "webhook"])
 def test_nothing_listening_is_transient(channel, settings):
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as spare:
         port = spare.getsockname()[1]
     result = send_to(channel, f"http://127.0.0.1:{port}/services/T0/B0/x", settings)
@@ -316,7 +316,7 @@ def test_the_signature_covers_exactly_the_bytes_sent_with_a_non_utc_now(
     receivers,  # noqa: F811
 ):
     receivers.webhook.secrets[WEBHOOK_PATH] = SECRET
-    berlin = NOW.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    berlin = NOW.astimezone(ZoneInfo("Europe/Berlin"))
     result = send(
         "webhook",
         receivers.webhook.url(WEBHOOK_PATH),
@@ -356,8 +356,6 @@ def test_the_address_guard_applies_to_every_channel_at_send(
 
 def test_the_slack_client_connects_only_after_the_guard_with_a_public_name(monkeypatch):
     # The real Slack host, answered by a fake resolver with a private address: refused at send.
-    import socket
-
     real = socket.getaddrinfo
 
     def resolve(host, *args, **kwargs):
