@@ -225,10 +225,10 @@ def _manage(links: Mapping[str, str], words: dict) -> tuple[Link, ...]:
 def _fit(value: str, limit: int, escape: Callable[[str], str]) -> str:
     """`escape(value)`, shortened at a word with an ellipsis until it is at most `limit`
     characters as sent (escaping lengthens: `&` is `&amp;` in Slack)."""
-    out, room = escape(value), limit
+    out, room = escape(value), min(len(value), limit)
     while len(out) > limit:
-        room -= max(1, len(out) - limit)
         out = escape(text.truncate(value, room))
+        room -= max(1, len(out) - limit)
     return out
 
 
@@ -314,7 +314,7 @@ def _slack_footer(chat: Chat) -> dict:
 
 # --- Microsoft Teams ---------------------------------------------------------------------
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>{&])")
-_LIST_START = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s)", re.M)
+_LIST_START = re.compile(r"^(\s*)(?:([-+])|(\d+)\.)(?=\s)", re.M)
 
 
 def teams_escape(value: str) -> str:
@@ -324,7 +324,13 @@ def teams_escape(value: str) -> str:
     are escaped with a backslash (CommonMark's ASCII punctuation escape), and a line that
     would start a list keeps its marker as text. `{` is escaped too: the card host reads
     `{{DATE(…)}}` as a function. Without `[` no link can form, so `(` stays as written."""
-    return _LIST_START.sub(lambda m: m.group(1) + "\\" + m.group(2), _MARKDOWN.sub(r"\\\1", value))
+    return _LIST_START.sub(_unlisted, _MARKDOWN.sub(r"\\\1", value))
+
+
+def _unlisted(match: re.Match) -> str:
+    """`- x` -> `\\- x`, `15. Juni` -> `15\\. Juni`: a German date never starts a list."""
+    indent, bullet, number = match.groups()
+    return f"{indent}\\{bullet}" if bullet else f"{indent}{number}\\."
 
 
 def _block(value: str, **style) -> dict:
