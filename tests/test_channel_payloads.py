@@ -501,3 +501,54 @@ def test_build_refuses_what_it_cannot_build(channel, kind, lang, tz, message):
     content = {**content_of("incident_new"), "kind": kind}
     with pytest.raises(ValueError, match=re.escape(message)):
         build(channel, content, lang, tz)
+
+
+# --- the receiver's documentation ---------------------------------------------------------
+README = ROOT / "docs" / "webhooks" / "README.md"
+
+
+def fenced(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text("utf-8"), re.S | re.M)
+
+
+def test_readme_example_is_a_real_payload():
+    (example,) = fenced("json")
+    golden = GOLDEN / "webhook" / "en" / "incident_updated.json"
+    assert json.loads(example) == json.loads(golden.read_text(encoding="utf-8"))
+
+
+def test_readme_verification_snippet_accepts_our_signature_and_refuses_others():
+    from standardwebhooks.webhooks import Webhook
+
+    secret = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMy"
+    namespace: dict = {}
+    exec(fenced("python")[0].replace('"whsec_..."', repr(secret)), namespace)
+    receive_event = namespace["receive_event"]
+    event = build("webhook", content_of("incident_new"), "en")
+    body = json.dumps(event).encode()
+    now = datetime.now().astimezone()
+    signature = Webhook(secret).sign("msg_1", now, body.decode())
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    assert receive_event(body, headers) == event
+    other = Webhook("whsec_" + "b3RoZXItb3RoZXItb3RoZXItb3RoZXItb3RoZXI=").sign("msg_1", now, "x")
+    assert receive_event(body, {**headers, "webhook-signature": other}) is None
+    assert receive_event(body + b" ", headers) is None
+
+
+def schema_fields(node) -> set[str]:
+    found = set()
+    for item in walk(node):
+        found |= set(item.get("properties", {}))
+    return found
+
+
+def test_readme_documents_every_field_and_event_type():
+    schema = json.loads((ROOT / payloads.WEBHOOK_SCHEMA).read_text(encoding="utf-8"))
+    readme = README.read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_.]+)`", readme))
+    assert schema_fields(schema) - documented == set()
+    assert set(schema["properties"]["type"]["enum"]) - documented == set()

@@ -100,7 +100,8 @@ def build(
     if kind not in KINDS:
         raise ValueError(f"a {kind!r} notification is not sent to channels")
     content = _content(notification)
-    page_url = content.get("page_url") or page_url_for(settings.feed_urls[0])
+    feeds = settings.feed_urls
+    page_url = content.get("page_url") or (page_url_for(feeds[0]) if feeds else "")
     if channel == "webhook":
         return _event(notification, content, language, timezone, links, page_url)
     chat = _chat(kind, content, language, timezone, links, page_url)
