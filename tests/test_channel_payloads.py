@@ -552,3 +552,21 @@ def test_readme_documents_every_field_and_event_type():
     documented = set(re.findall(r"`([a-z_.]+)`", readme))
     assert schema_fields(schema) - documented == set()
     assert set(schema["properties"]["type"]["enum"]) - documented == set()
+
+
+# --- the same facts as the mail -----------------------------------------------------------
+@pytest.mark.parametrize("lang", READERS)
+@pytest.mark.parametrize("case", [c for c in CASES if c.startswith(("incident", "maint"))])
+def test_chat_messages_state_the_mails_facts_and_latest_update(case, lang):
+    from notifier.emails import incident
+
+    content, tz = content_of(case), READERS[lang]
+    mail = incident.build(content, lang, tz)
+    facts = [(f.label, f.value) for f in mail.summary]
+    slack = build("slack", content, lang)
+    assert slack["text"] == mail.subject
+    assert [tuple(t[1:].split("*\n", 1)) for t in fields(slack)] == facts
+    card = build("teams", content, lang)["attachments"][0]["content"]
+    (factset,) = [b for b in card["body"] if b["type"] == "FactSet"]
+    assert [(f["title"], f["value"].replace("\\", "")) for f in factset["facts"]] == facts
+    assert mail.latest.quote in json.dumps(slack, ensure_ascii=False)
