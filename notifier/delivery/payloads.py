@@ -28,7 +28,7 @@ from datetime import datetime
 
 from ..emails import incident as incident_mail
 from ..emails import labels, notices, text, times
-from ..emails.message import QA, Fact, Link, Message
+from ..emails.message import QA, Fact, Latest, Link, Message
 from ..emails.timeline import LADDER, mark_new, select
 from ..poller import page_url_for
 from ..render import iso_utc
@@ -64,7 +64,7 @@ class Chat:
     heading: str
     intro: str
     facts: tuple[Fact, ...]  # a fact without label is a bullet (an announcement's)
-    latest: tuple[str, str, str, str, str] | None  # heading, meta, translation, label, quote
+    latest: Latest | None  # the mail's "latest update": our translation and the quoted post
     qa: QA | None  # the mail's "Do I need to do anything?" (or "How do I prepare?")
     link: Link | None
     zone_note: str
@@ -189,7 +189,7 @@ def _chat(kind, content, lang, tz, links, page_url) -> Chat:
         heading=message.heading,
         intro=intro,
         facts=message.summary,
-        latest=_latest(message),
+        latest=message.latest,
         qa=qa,
         link=link,
         zone_note=note,
@@ -209,13 +209,6 @@ def _todo(content: dict, message: Message) -> QA | None:
     if key is None or len(message.faq) <= keys.index(key):
         return None
     return message.faq[keys.index(key)]
-
-
-def _latest(message: Message):
-    latest = message.latest
-    if latest is None:
-        return None
-    return latest.heading, latest.meta, latest.translation, latest.quote_label, latest.quote
 
 
 def _manage(links: Mapping[str, str], words: dict) -> tuple[Link, ...]:
@@ -271,7 +264,7 @@ def slack_message(chat: Chat) -> dict:
     if bullets:
         blocks.append(_section("\n".join(f"• {b}" for b in bullets)))
     if chat.latest:
-        blocks.append(_slack_latest(*chat.latest))
+        blocks.append(_slack_latest(chat.latest))
     if chat.qa:
         question = f"*{slack_escape(chat.qa.question)}*\n"
         answer = _fit(chat.qa.answer, SLACK_TEXT - len(question), slack_escape)
@@ -296,11 +289,12 @@ def _field(fact: Fact) -> dict:
     return _mrkdwn(label + _fit(fact.value, SLACK_FIELD - len(label), slack_escape))
 
 
-def _slack_latest(heading: str, meta: str, translation: str, label: str, quote: str) -> dict:
-    head = f"*{slack_escape(heading)}*\n{slack_escape(meta)}\n"
-    if translation:
-        head += _fit(translation, QUOTE // 2, slack_escape) + "\n"
-    head += f"_{slack_escape(label)}:_\n"
+def _slack_latest(latest: Latest) -> dict:
+    head = f"*{slack_escape(latest.heading)}*\n{slack_escape(latest.meta)}\n"
+    if latest.translation:
+        head += _fit(latest.translation, QUOTE // 2, slack_escape) + "\n"
+    head += f"_{slack_escape(latest.quote_label)}:_\n"
+    quote = latest.quote
     room = min(QUOTE, SLACK_TEXT - len(head))
     body = _fit(quote, room - 2 * (quote.count("\n") + 1), slack_escape)
     quoted = "\n".join(f">{line}" for line in body.split("\n"))
@@ -354,7 +348,7 @@ def teams_message(chat: Chat, lang: str) -> dict:
     for bullet in (f.value for f in chat.facts if not f.label):
         body.append(_block("• " + _fit(bullet, 500, teams_escape), spacing="Small"))
     if chat.latest:
-        body.extend(_teams_latest(*chat.latest))
+        body.extend(_teams_latest(chat.latest))
     if chat.qa:
         body.append(_block(teams_escape(chat.qa.question), weight="Bolder", spacing="Medium"))
         body.append(_block(_fit(chat.qa.answer, SLACK_TEXT, teams_escape), spacing="None"))
@@ -376,15 +370,15 @@ def teams_message(chat: Chat, lang: str) -> dict:
     return {"type": "message", "attachments": [attachment]}
 
 
-def _teams_latest(heading: str, meta: str, translation: str, label: str, quote: str) -> list:
+def _teams_latest(latest: Latest) -> list:
     blocks = [
-        _block(teams_escape(heading), weight="Bolder", spacing="Medium"),
-        _block(teams_escape(meta), isSubtle=True, spacing="None"),
+        _block(teams_escape(latest.heading), weight="Bolder", spacing="Medium"),
+        _block(teams_escape(latest.meta), isSubtle=True, spacing="None"),
     ]
-    if translation:
-        blocks.append(_block(_fit(translation, QUOTE // 2, teams_escape)))
-    blocks.append(_block(teams_escape(label) + ":", isSubtle=True, size="Small"))
-    blocks.append(_block(_fit(quote, QUOTE, teams_escape), spacing="None"))
+    if latest.translation:
+        blocks.append(_block(_fit(latest.translation, QUOTE // 2, teams_escape)))
+    blocks.append(_block(teams_escape(latest.quote_label) + ":", isSubtle=True, size="Small"))
+    blocks.append(_block(_fit(latest.quote, QUOTE, teams_escape), spacing="None"))
     return blocks
 
 
