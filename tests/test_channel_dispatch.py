@@ -19,6 +19,7 @@ from notifier.delivery.senders import mask_target
 from notifier.feed import parse_feed
 from notifier.notifications import notify_changes
 from notifier.poller import ingest
+from notifier.shutdown import Shutdown
 from notifier.store import open_store
 from notifier.store.base import from_db_time, to_db_time
 from notifier.tokens import MANAGE, read_token, recipient_links
@@ -523,3 +524,64 @@ def test_a_failed_channel_row_can_be_resent_from_the_ledger(db, ch_settings, clo
     assert (resent["channel"], resent["state"]) == ("teams", "sent")
     [_, second] = receivers.teams.received("/again")
     assert got(db, ch_settings, second, sub) == expected_payload(db, ch_settings, new_nid, sub)
+
+
+# --- never stale, never unwanted, stop ---------------------------------------------------------
+def test_rows_of_an_expired_notification_are_never_sent(db, ch_settings, clock, receivers):
+    sub = add_channel(db, "slack", receivers.slack.url("/late"), now=clock())
+    nid = notification(db, clock, ttl_hours=1)
+    clock.advance(hours=1)
+
+    stats = dispatcher(db, ch_settings, clock).run()
+
+    row = delivery(db, nid, sub)
+    assert (stats.expired, stats.requests) == (1, 0)
+    assert (row["state"], row["reason"], row["attempts"]) == ("failed", "expired", 0)
+    assert receivers.slack.received() == []
+
+
+def test_a_subscription_ended_after_the_claim_gets_nothing(db, ch_settings, clock, receivers):
+    gone = add_channel(db, "teams", receivers.teams.url("/left"), now=clock())
+    stays = add_channel(db, "teams", receivers.teams.url("/stays"), now=clock())
+    nid = notification(db, clock)
+    run = dispatcher(db, ch_settings, clock)
+    claim = db.claim_channel_due
+
+    def claim_then_unsubscribe(*args):
+        rows = claim(*args)
+        db._execute("UPDATE subscribers SET state = 'unsubscribed' WHERE id = ?", [gone])
+        return rows
+
+    db.claim_channel_due = claim_then_unsubscribe
+    run.run()
+
+    assert (delivery(db, nid, gone)["state"], delivery(db, nid, gone)["reason"]) == (
+        "cancelled", "subscriber no longer eligible"
+    )  # fmt: skip
+    assert delivery(db, nid, stays)["state"] == "sent"
+    assert [r["path"] for r in receivers.teams.received()] == ["/stays"]
+
+
+def test_a_stop_lets_the_request_in_flight_land_and_hands_the_rest_back(
+    db, ch_settings, clock, receivers
+):
+    first = add_channel(db, "webhook", receivers.webhook.url("/slow"), now=clock(), secret=SECRET)
+    second = add_channel(db, "webhook", receivers.webhook.url("/next"), now=clock(), secret=SECRET)
+    receivers.webhook.answer("/slow", Answer(204, delay_seconds=0.5))
+    nid = notification(db, clock)
+    stop = Shutdown()
+    threading.Thread(
+        target=lambda: (receivers.webhook.wait_for(1, "/slow"), stop.set()), daemon=True
+    ).start()
+
+    stats = dispatcher(db, ch_settings, clock, stop=stop).run()
+
+    # The request on the wire was answered and recorded; the row waiting behind it (the host
+    # had accepted nothing yet in this run) goes back unflagged, due now.
+    assert (stats.requests, stats.sent) == (1, 1)
+    assert brief(delivery(db, nid, first))["state"] == "sent"
+    assert brief(delivery(db, nid, second)) == {
+        "channel": "webhook", "state": "pending", "attempts": 0, "possible_duplicate": 0,
+        "message_id": None, "next_attempt_at": clock(),
+    }  # fmt: skip
+    assert [r["path"] for r in receivers.webhook.received()] == ["/slow"]

@@ -31,6 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from ..settings import Settings
@@ -98,6 +99,7 @@ class ChannelDispatcher:
         self.send = send or senders.send
         self.stats = DispatchStats()
         self._notifications: dict[int, dict | None] = {}
+        self._health: list[Callable[[], object]] = []  # the answer's subscription updates
 
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
@@ -272,22 +274,29 @@ class ChannelDispatcher:
             log.error("unknown channel send outcome %r; retrying later", result.outcome)
             handler = self._on_transient
         now = self.clock()
-        # The attempt, the row's new state and the subscription's streak in one transaction.
+        self._health = []
+        # The attempt and the row's new state in one transaction, locking only that row.
         with self.store.write(exclusive=False):
             self.store.record_attempts(
                 [(flight.row["id"], now, result.outcome, result.status_code, result.error,
                   flight.message_id)]
             )  # fmt: skip
             handler(flight, result, now)
+        # Then the subscription's health, in a transaction of its own: a pause cancels the
+        # subscription's other rows, which another worker may hold locked in its own outcome
+        # transaction while it waits for the subscription row (a deadlock on PostgreSQL if
+        # both were one transaction). A crash in between loses one count of a heuristic.
+        for update in self._health:
+            update()
 
     def _on_accepted(self, flight: _Flight, result, now: datetime) -> None:
         self._opened.add(flight.host)
         row, sub_id = flight.row, flight.row["subscriber_id"]
         self.stats.sent += self.store.mark_sent([row["id"]], now, flight.message_id, self.owner)
         if flight.kind == VERIFICATION:
-            self.store.mark_channel_verified(sub_id, now)
+            self._health.append(partial(self.store.mark_channel_verified, sub_id, now))
         else:
-            self.store.record_channel_outcome(sub_id, True, None, now, False)
+            self._health.append(partial(self._count, sub_id, True, None, now, False))
 
     def _on_rate_limited(self, flight: _Flight, result, now: datetime) -> None:
         # The host said when it takes requests again: this row and every other row we hold for
@@ -344,10 +353,14 @@ class ChannelDispatcher:
         sub_id = flight.row["subscriber_id"]
         if flight.kind == VERIFICATION:
             if permanent or reason.startswith("retries exhausted"):
-                self.store.pause_channel(sub_id, reason, now, event="verification_failed")
+                pause = partial(self.store.pause_channel, event="verification_failed")
+                self._health.append(partial(pause, sub_id, reason, now))
             return
+        self._health.append(partial(self._count, sub_id, False, reason, now, permanent))
+
+    def _count(self, sub_id: int, ok: bool, reason, now: datetime, permanent: bool) -> None:
         self.store.record_channel_outcome(
-            sub_id, False, reason, now, permanent,
+            sub_id, ok, reason, now, permanent,
             pause_after_failures=self.settings.channel_pause_after_failures,
             pause_after_hours=self.settings.channel_pause_after_hours,
         )  # fmt: skip
