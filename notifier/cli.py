@@ -67,6 +67,9 @@ def dispatch_once():
     if stats is None:
         raise SystemExit(1)
     click.echo(stats.summary(app.extensions["settings"].notification_ttl_hours))
+    channels = app.extensions.get("channel_dispatch_stats")
+    if channels is not None and (channels.requests or channels.failed or channels.reclaimed):
+        click.echo(f"channels: {channels.summary()}")
 
 
 @click.command("worker")

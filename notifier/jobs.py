@@ -245,6 +245,7 @@ def dispatch(app: Flask, stop: Shutdown):
 
 
 def _dispatch_pass(app: Flask, stop: Shutdown):
+    from .delivery.channels import ChannelDispatcher
     from .delivery.dispatch import Dispatcher
 
     dispatcher = Dispatcher(
@@ -257,6 +258,14 @@ def _dispatch_pass(app: Flask, stop: Shutdown):
     stats = dispatcher.run()
     if stats.requests or stats.expired or stats.halted:
         log.info("dispatch: %s", stats.summary(context.settings().notification_ttl_hours))
+    # Then Slack, Teams and webhook rows (issue 12), after the mail: the pass returns the mail
+    # stats as before; the channels' are kept for dispatch-once.
+    channels = ChannelDispatcher(
+        context.store(), context.settings(), lambda: app.extensions["clock"](), stop=stop
+    ).run()
+    app.extensions["channel_dispatch_stats"] = channels
+    if channels.requests or channels.failed:
+        log.info("dispatch channels: %s", channels.summary())
     return stats
 
 

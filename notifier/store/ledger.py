@@ -188,8 +188,8 @@ class LedgerQueries:
             count = self._execute(
                 "INSERT INTO deliveries (notification_id, subscriber_id, email, language, "
                 "timezone, state, next_attempt_at, created_at, updated_at, possible_duplicate, "
-                "priority) SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', ?, ?, ?, "
-                "d.possible_duplicate, ? "
+                "priority, channel) SELECT ?, s.id, s.email, s.language, s.timezone, 'pending', "
+                "?, ?, ?, d.possible_duplicate, ?, d.channel "
                 "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.notification_id = ? AND d.state = 'failed' "
                 f"AND {_RESEND_SELECTORS[which]} AND s.state = 'confirmed' "

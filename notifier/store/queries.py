@@ -5,6 +5,7 @@ from __future__ import annotations
 from .alerts import AlertQueries
 from .base import BaseStore
 from .calendar import CalendarQueries
+from .channels import ChannelQueries
 from .charts import ChartQueries
 from .deliveries import DeliveryQueries
 from .dispatch import DispatchQueries
@@ -22,6 +23,7 @@ class Queries(
     FeedQueries,
     DeliveryQueries,
     DispatchQueries,
+    ChannelQueries,
     SubscriberQueries,
     OpsQueries,
     ReminderQueries,
