@@ -76,7 +76,7 @@ def world(db, clock):
             now,
             paused="HTTP 410 from the target",
             failures=5,
-        ),  # fmt: skip
+        ),
         "gone": add_subscriber(db, "gone@example.com", now=now, state="unsubscribed"),
     }
 
