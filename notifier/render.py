@@ -63,6 +63,7 @@ KINDS: dict[str, Callable[[dict, str, str], Message]] = {
     "announcement": notices.build_announcement,
     "confirmation": notices.build_confirmation,
     "receipt": notices.build_receipt,
+    "channel_notice": notices.build_channel_notice,
     "ops_alert": alerts.build_ops_alert,
 }
 

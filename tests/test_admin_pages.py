@@ -71,6 +71,13 @@ def test_dashboard_counts_subscribers_by_state_language_and_product(admin, db, c
             {"id": "engage-chat", "name": "Chat", "n": 0},
         ],
         "all_components": 2,
+        # Issue 12: per channel; every subscriber of this world is an email one.
+        "by_channel": {
+            "email": {"active": 5, "awaiting": 0, "paused": 0},
+            "slack": {"active": 0, "awaiting": 0, "paused": 0},
+            "teams": {"active": 0, "awaiting": 0, "paused": 0},
+            "webhook": {"active": 0, "awaiting": 0, "paused": 0},
+        },
     }
     assert '<th scope="row">SMS (EU)</th><td class="num">2</td>' in page
 

@@ -53,7 +53,14 @@ def _check(path: Path, actual: str) -> None:
 
 def test_every_kind_has_a_golden_case():
     kinds = {load_content(case)["kind"] for case in CASES}
-    assert kinds == {"incident", "maintenance", "announcement", "confirmation", "receipt"}
+    assert kinds == {
+        "incident",
+        "maintenance",
+        "announcement",
+        "confirmation",
+        "receipt",
+        "channel_notice",
+    }
 
 
 @pytest.mark.parametrize(("case", "lang", "tz"), RENDERS, ids=lambda v: str(v))

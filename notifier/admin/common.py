@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, NotFound, TooManyRequests
 
 from .. import context
+from ..delivery.senders import mask_target
 from ..emails import labels, times
 from ..errors import bad_request_texts, csrf_texts, retry_after_seconds
 from ..forms import LANGUAGE_CHOICES
@@ -28,6 +29,15 @@ KINDS = {
     "announcement": _l("Announcement"),
     "confirmation": _l("Confirmation"),
     "receipt": _l("Unsubscribe receipt"),
+    "channel_verification": _l("Channel test message"),
+    "channel_notice": _l("Channel notice to the owner"),
+}
+# Where a subscription's notices go (issue 12, migration 0019_channels).
+CHANNELS = {
+    "email": _l("Email"),
+    "slack": _l("Slack"),
+    "teams": _l("Microsoft Teams"),
+    "webhook": _l("Webhook"),
 }
 DELIVERY_STATES = {
     "pending": _l("Waiting"),
@@ -62,6 +72,7 @@ LABELS = {
     "review": REVIEW_STATES,
     "announcement": ANNOUNCEMENT_STATES,
     "language": LANGUAGE_NAMES,
+    "channel": CHANNELS,
 }
 
 
@@ -69,6 +80,12 @@ def label(group: str, value) -> str:
     """The translated word for a stored code; the code itself when there is none."""
     found = LABELS[group].get(value)
     return str(found) if found is not None else str(value)
+
+
+def masked_target(url: str | None) -> str:
+    """A channel's target for ops pages: scheme, host and first path segment, never the
+    token (notifier.delivery.senders.mask_target); "–" for an email subscription."""
+    return mask_target(url) if url else "–"
 
 
 def ui_language() -> str:
@@ -174,6 +191,8 @@ def page_context() -> dict:
         "notification_title": notification_title,
         "status_label": status_label,
         "is_test_send": is_test_send,
+        "masked_target": masked_target,
+        "channels": CHANNELS,
         "sending_paused": context.store().sending_paused() if g.get("admin_user") else None,
     }
 

@@ -14,7 +14,7 @@ from .. import announcements as rules
 from .. import context
 from ..announcements import N_, Problem
 from ..forms import load_catalogue, zone_names, zone_options
-from .common import problem_summary, ui_language
+from .common import CHANNELS, problem_summary, ui_language
 
 ACTION = re.compile(
     r"^(save|preview|test|send|qa-add|qa-remove|qa-up|qa-down)(?::(de|en))?(?::(\d{1,2}))?$"
@@ -198,6 +198,7 @@ def composer_page(row: dict | None, content: dict, audience: dict, problems: lis
         window_end=local_input(content["window"].get("end"), zone),
         zone_options=zone_options(zone, ui_language()),
         count=audience_count(audience),
+        channel_counts=audience_channel_counts(audience),
         test_to=request.form.get("test_to", ""),
         incident=store.get_incident(row["incident_id"]) if row and row["incident_id"] else None,
     )
@@ -206,6 +207,13 @@ def composer_page(row: dict | None, content: dict, audience: dict, problems: lis
 
 def audience_count(audience: dict) -> int:
     """Recipients of a draft's audience; none while no language or no product is chosen."""
+    return sum(audience_channel_counts(audience).values())
+
+
+def audience_channel_counts(audience: dict) -> dict[str, int]:
+    """A draft's recipients per channel (email, slack, teams, webhook), as fan-out picks them:
+    channel subscriptions count once verified and while not paused; all 0 while no language or
+    no product is chosen."""
     if not audience["languages"] or audience.get("components") == []:
-        return 0
-    return context.store().count_audience("announcement", audience)
+        return dict.fromkeys(CHANNELS, 0)
+    return context.store().count_audience_by_channel("announcement", audience)

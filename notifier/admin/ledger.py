@@ -1,5 +1,6 @@
-"""The delivery ledger: notifications with their progress, per-recipient rows with attempts,
-resend of failed or expired rows, and the global pause switch for sending."""
+"""The delivery ledger: notifications with their progress, per-recipient rows with attempts
+and their channel (email, Slack, Microsoft Teams, webhook; filterable), resend of failed or
+expired rows (a resent row keeps its channel), and the global pause switch for sending."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ..delivery.wake import work_queued
 from ..privacy import mask_addresses
 from . import bp
 from .auth import safe_next
-from .common import DELIVERY_STATES, audit
+from .common import CHANNELS, DELIVERY_STATES, audit
 from .params import id_arg, int_arg, parse_id
 from .previews import preview_response, rendered_previews
 
@@ -55,9 +56,11 @@ def notification(notification_id: int):
     email = request.form.get("q", "").strip()[:254]
     state = form.get("state", "")
     state = state if state in DELIVERY_STATES else ""
+    channel = form.get("channel", "")
+    channel = channel if channel in CHANNELS else ""
     offset = int_arg(form, "offset", 0)
     subscriber_id = id_arg(request.args, "subscriber")
-    found = {"email": email, "state": state, "subscriber_id": subscriber_id}
+    found = {"email": email, "state": state, "subscriber_id": subscriber_id, "channel": channel}
     deliveries = store.search_deliveries(notification_id, **found, limit=PAGE, offset=offset)
     total = store.count_deliveries(notification_id, **found)
     progress = store.notification_progress([notification_id]).get(notification_id)
@@ -76,6 +79,7 @@ def notification(notification_id: int):
         q=email,
         state=state,
         states=DELIVERY_STATES,
+        channel=channel,
         resends=store.resends_of(notification_id),
         announcement=announcement,
         previews=rendered_previews(row["content"], _languages(row)),

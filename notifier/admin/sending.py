@@ -70,6 +70,7 @@ def confirm_send(announcement_id: int):
         audience=audience,
         per_language=per_language,
         total=sum(per_language.values()),
+        per_channel=context.store().count_audience_by_channel("announcement", audience),
         previews=rendered_previews(final, audience["languages"]),
         revision=rules.revision(row["content"], row["audience"]),
         component_names=_component_names(audience),

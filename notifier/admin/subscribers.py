@@ -1,7 +1,8 @@
-"""Subscribers: search by address, one subscriber with their consent records, export, erase,
-suppress and unsuppress. Every change and every export is audit-logged by subscriber id, and
-an address typed into a suppression reason is stored masked (notifier/privacy.py); erasing a
-subscriber also masks any copy of their address left in other tables (GDPR art. 17).
+"""Subscribers: search by address (and channel), one subscriber with their consent records,
+export, erase, suppress and unsuppress, resume a paused channel. Every change and every export
+is audit-logged by subscriber id, and an address typed into a suppression reason is stored
+masked (notifier/privacy.py); erasing a subscriber also masks any copy of their address left in
+other tables (GDPR art. 17).
 
 Unsuppress puts the address back where it would be without the suppression: 'confirmed' when
 it had opted in (and not unsubscribed since), 'unsubscribed' when it had left, else 'pending'
@@ -19,10 +20,11 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import context, exporter, importer, subscriptions
+from ..delivery.wake import work_queued
 from ..i18n import LANGUAGES
 from ..privacy import mask_addresses
 from . import bp
-from .common import SUBSCRIBER_STATES, audit, error_page
+from .common import CHANNELS, SUBSCRIBER_STATES, audit, error_page
 from .params import int_arg
 
 PAGE = 50
@@ -45,14 +47,19 @@ def subscribers():
     query = request.form.get("q", "").strip()[:MAX_QUERY]
     state = form.get("state", "")
     state = state if state in SUBSCRIBER_STATES else ""
+    channel = form.get("channel", "")
+    channel = channel if channel in CHANNELS else ""
     offset = int_arg(form, "offset", 0)
-    rows = context.store().search_subscribers(query, state, limit=PAGE + 1, offset=offset)
+    rows = context.store().search_subscribers(
+        query, state, channel=channel, limit=PAGE + 1, offset=offset
+    )
     return render_template(
         "admin/subscribers.html",
         subscribers=rows[:PAGE],
         more=len(rows) > PAGE,
         q=query,
         state=state,
+        channel=channel,
         offset=offset,
         page=PAGE,
         states=SUBSCRIBER_STATES,
@@ -125,6 +132,31 @@ def suppress_subscriber(subscriber_id: int):
         cancelled_deliveries=cancelled,
     )
     flash(_("Suppressed. Waiting deliveries stopped: %(count)s.", count=cancelled))
+    return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)
+
+
+@bp.post("/subscribers/<id:subscriber_id>/resume")
+def resume_channel(subscriber_id: int):
+    """Resume a paused Slack, Microsoft Teams or webhook subscription (issue 12): the pause and
+    failure streak are cleared and a new test message is queued; notices flow again once the
+    target accepts it (store `resume_channel`). Audited with the channel and the pause reason;
+    a subscription that is not paused changes nothing."""
+    row = _subscriber(subscriber_id)
+    if row["channel"] == "email" or row["paused_at"] is None:
+        flash(_("This channel is not paused."))
+        return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)
+    store, now = context.store(), context.now()
+    if store.resume_channel(subscriber_id, now):
+        work_queued(store, now)
+        audit(
+            "subscriber.resume_channel",
+            f"subscriber:{subscriber_id}",
+            channel=row["channel"],
+            paused_reason=row["paused_reason"],
+        )
+        flash(_("Resumed. A test message is on its way; notices follow once it is accepted."))
+    else:
+        flash(_("This channel is not paused."))
     return redirect(url_for(".subscriber", subscriber_id=subscriber_id), 303)
 
 

@@ -257,3 +257,47 @@ ALERT = {
         "notification": "Notification #{id}",
     },
 }
+
+
+# The mail to a channel subscription's owner when the channel was paused or could not be
+# verified (issue 12, notifier/emails/notices.py `build_channel_notice`). Channel names as the
+# products call themselves; both languages have the same keys.
+CHANNEL = {
+    "de": {
+        "slack": "Slack",
+        "teams": "Microsoft Teams",
+        "webhook": "Webhook",
+        # In sentences, after "an"/"für" or as an object: the accusative.
+        "your_slack": "deinen Slack-Kanal",
+        "your_teams": "deinen Microsoft-Teams-Kanal",
+        "your_webhook": "deinen Webhook",
+        "subject_paused": "[Pausiert] Sinch-Statusmeldungen an {channel} sind pausiert",
+        "subject_verification_failed": (
+            "[Nicht bestätigt] Sinch-Statusmeldungen an {channel} können noch nicht starten"
+        ),
+        "facts": "Was wir wissen",
+        "channel": "Kanal",
+        "target": "Ziel",
+        "reason": "Grund",
+        "paused_at": "Pausiert seit",
+        "button": "Einstellungen öffnen",
+    },
+    "en": {
+        "slack": "Slack",
+        "teams": "Microsoft Teams",
+        "webhook": "Webhook",
+        "your_slack": "your Slack channel",
+        "your_teams": "your Microsoft Teams channel",
+        "your_webhook": "your webhook",
+        "subject_paused": "[Paused] Sinch status notifications to {channel} are paused",
+        "subject_verification_failed": (
+            "[Not verified] Sinch status notifications to {channel} cannot start yet"
+        ),
+        "facts": "What we know",
+        "channel": "Channel",
+        "target": "Target",
+        "reason": "Reason",
+        "paused_at": "Paused since",
+        "button": "Open your preferences",
+    },
+}

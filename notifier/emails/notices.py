@@ -98,3 +98,64 @@ def build_confirmation(content: dict, lang: str, tz: str) -> Message:
 def build_receipt(content: dict, lang: str, tz: str) -> Message:
     preferences = Link(labels.WORDS[lang]["preferences"], PLACEHOLDERS["preferences_url"])
     return _personal("receipt", lang, "undo", PLACEHOLDERS["undo_url"], (preferences,))
+
+
+CHANNEL_EVENTS = ("paused", "verification_failed")
+
+
+def build_channel_notice(content: dict, lang: str, tz: str) -> Message:
+    """The one mail to a channel subscription's owner (issue 12): the Slack, Microsoft Teams or
+    webhook channel was paused after failed deliveries (`event` "paused") or its target did not
+    accept the test message ("verification_failed").
+
+    Content (notifier.store.channels `pause_channel`): {"kind": "channel_notice", "channel":
+    "slack"|"teams"|"webhook", "target": the masked URL (senders.mask_target, never the token),
+    "reason": a short technical reason, "event", "paused_at": ISO UTC}. What happened, what it
+    means (no more messages to that channel until fixed), what to do (per channel), then
+    "Resume" on the preferences page: the button is the owner's preferences link
+    (PLACEHOLDERS["preferences_url"], filled in per recipient by the mail Dispatcher).
+    ValueError for an unknown channel.
+    """
+    words = labels.WORDS[lang]
+    names = labels.CHANNEL[lang]
+    channel = content.get("channel")
+    if channel not in ("slack", "teams", "webhook"):
+        raise ValueError(f"unknown channel {channel!r} in a channel notice")
+    event = content.get("event") if content.get("event") in CHANNEL_EVENTS else "paused"
+    name, yours = names[channel], names[f"your_{channel}"]
+    target = text.single_line(content.get("target"))
+    reason = text.single_line(content.get("reason"))
+    copy = Copy(
+        lang, "channel_notice", {"page_name": "Sinch", "channel": yours, "target": target or "–"}
+    )
+    facts = [Fact(names["channel"], name)]
+    if target:
+        facts.append(Fact(names["target"], target))
+    if reason:
+        facts.append(Fact(names["reason"], reason))
+    paused_at = times.parse_time(content.get("paused_at"))
+    if paused_at is not None and event == "paused":
+        facts.append(Fact(names["paused_at"], times.format_time(paused_at, lang, tz)))
+    preferences = Link(words["preferences"], PLACEHOLDERS["preferences_url"])
+    return Message(
+        lang=lang,
+        subject=text.truncate(names[f"subject_{event}"].format(channel=yours), SUBJECT_LIMIT),
+        preheader=copy(f"preheader_{event}"),
+        kicker=words["kicker"],
+        heading=copy(f"heading_{event}"),
+        greeting=words["greeting"],
+        intro=copy(f"intro_{event}"),
+        summary_heading=names["facts"],
+        summary=tuple(facts),
+        faq_heading=words["more"],
+        q_prefix=words["q"],
+        faq=(
+            QA(copy("q_meaning"), copy("a_meaning")),
+            QA(copy("q_fix"), copy(f"a_fix_{channel}") + "\n\n" + copy("a_resume")),
+        ),
+        button=Link(names["button"], PLACEHOLDERS["preferences_url"]),
+        button_fallback=words["button_fallback"],
+        signoff=words["signoff"],
+        footer=copy("footer"),
+        footer_links=(preferences,),
+    )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from .base import dumps, loads
-from .deliveries import _marks, priority_of
+from .deliveries import CHANNEL_READY, _marks, priority_of
 
 # Per-state sums shared by the dashboard, the ledger list and the live progress endpoint.
 # "expired" is a failed row whose notification went stale before it could be sent.
@@ -90,9 +90,16 @@ class LedgerQueries:
     # --- per-recipient rows ----------------------------------------------------------
     @staticmethod
     def _delivery_filter(
-        notification_id: int, email: str, state: str, subscriber_id: int | None = None
+        notification_id: int,
+        email: str,
+        state: str,
+        subscriber_id: int | None = None,
+        channel: str = "",
     ) -> tuple[str, list]:
         clauses, params = ["notification_id = ?"], [notification_id]
+        if channel:
+            clauses.append("channel = ?")
+            params.append(channel)
         if subscriber_id is not None:
             clauses.append("subscriber_id = ?")
             params.append(subscriber_id)
@@ -117,14 +124,19 @@ class LedgerQueries:
         email: str = "",
         state: str = "",
         subscriber_id: int | None = None,
+        channel: str = "",
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict]:
-        where, params = self._delivery_filter(notification_id, email, state, subscriber_id)
+        """One page of a notification's delivery rows, by id; `channel` ('email', 'slack',
+        'teams', 'webhook') keeps the rows of one channel. `email` is the row's address (a
+        channel row's: its owner's)."""
+        where, params = self._delivery_filter(notification_id, email, state, subscriber_id, channel)
         return self._query(
             "SELECT id, subscriber_id, email, language, timezone, state, reason, attempts, "
             "message_id, possible_duplicate, provider_event, provider_event_at, provider_reason, "
-            f"sent_at, updated_at FROM deliveries WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            "sent_at, updated_at, channel "
+            f"FROM deliveries WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
 
@@ -135,8 +147,9 @@ class LedgerQueries:
         email: str = "",
         state: str = "",
         subscriber_id: int | None = None,
+        channel: str = "",
     ) -> int:
-        where, params = self._delivery_filter(notification_id, email, state, subscriber_id)
+        where, params = self._delivery_filter(notification_id, email, state, subscriber_id, channel)
         return self._scalar(f"SELECT COUNT(*) AS n FROM deliveries WHERE {where}", params)
 
     def delivery_attempts(self, delivery_ids: Sequence[int]) -> dict[int, list[dict]]:
@@ -169,6 +182,8 @@ class LedgerQueries:
         already resent (and not failed again) is skipped, so a double click sends nothing twice.
         A resent row inherits `possible_duplicate` from the row it copies, and its kind's
         claim priority (deliveries.priority_of): a resent incident goes before confirmations.
+        A resent row keeps its channel (a Slack row is resent to Slack, issue 12), and a channel
+        subscription gets one only while fan-out would include it (verified, not paused).
         """
         if which not in _RESEND_SELECTORS:
             raise ValueError(f"unknown resend selection {which!r}")
@@ -192,7 +207,7 @@ class LedgerQueries:
                 "?, ?, ?, d.possible_duplicate, ?, d.channel "
                 "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.notification_id = ? AND d.state = 'failed' "
-                f"AND {_RESEND_SELECTORS[which]} AND s.state = 'confirmed' "
+                f"AND {_RESEND_SELECTORS[which]} AND s.state = 'confirmed' AND {CHANNEL_READY} "
                 f"{_WANTS.get(original['kind'], '')}"
                 "AND NOT EXISTS (SELECT 1 FROM deliveries r JOIN notifications rn "
                 "ON rn.id = r.notification_id WHERE rn.resend_of = ? AND "

@@ -7,7 +7,11 @@ from datetime import datetime
 
 from ..privacy import mask_addresses, mask_values
 from .base import dumps, from_db_time, loads, to_db_time
+from .deliveries import CHANNEL_READY
 from .ledger import LedgerQueries, like_pattern
+
+# The kinds of subscription (migration 0019_channels), in the order the console shows them.
+CHANNELS = ("email", "slack", "teams", "webhook")
 
 AUDIT_PAGE = 50
 _LOGOUT_KEY = "admin_logout_before:"
@@ -155,12 +159,23 @@ class OpsQueries(LedgerQueries):
         return nid, count
 
     def count_audience(self, kind: str, audience: dict) -> int:
-        """How many confirmed subscribers a notification of this kind and audience would reach."""
+        """How many confirmed subscribers a notification of this kind and audience would reach:
+        email subscribers and channel subscriptions fan-out would include (store/deliveries.py
+        CHANNEL_READY: verified and not paused)."""
+        return sum(self.count_audience_by_channel(kind, audience).values())
+
+    def count_audience_by_channel(self, kind: str, audience: dict) -> dict[str, int]:
+        """{channel: count} for every channel in CHANNELS (0 when none): the recipients a
+        notification of this kind and audience would reach, as fan-out picks them."""
         where, params = self._audience_filter({"kind": kind, "audience": dumps(audience)})
-        return self._scalar(
-            f"SELECT COUNT(*) AS n FROM subscribers s WHERE s.state = 'confirmed' AND {where}",
+        rows = self._query(
+            "SELECT s.channel, COUNT(*) AS n FROM subscribers s WHERE s.state = 'confirmed' "
+            f"AND {CHANNEL_READY} AND {where} GROUP BY s.channel",
             params,
         )
+        counts = dict.fromkeys(CHANNELS, 0)
+        counts.update({r["channel"]: int(r["n"]) for r in rows})
+        return counts
 
     def create_test_send(
         self,
@@ -196,9 +211,17 @@ class OpsQueries(LedgerQueries):
 
     # --- subscribers -----------------------------------------------------------------
     def search_subscribers(
-        self, query: str = "", state: str = "", *, limit: int = 50, offset: int = 0
+        self,
+        query: str = "",
+        state: str = "",
+        *,
+        channel: str = "",
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[dict]:
-        """Subscribers whose address contains `query` (case-insensitive), newest first."""
+        """Subscribers whose (owner) address contains `query` (case-insensitive), newest first;
+        `channel` ('email', 'slack', 'teams', 'webhook') keeps one kind of subscription. Rows
+        carry the channel columns (target_url, verified_at, paused_at, paused_reason)."""
         clauses, params = [], []
         if query:
             clauses.append("lower(email) LIKE ? ESCAPE '\\'")
@@ -206,9 +229,13 @@ class OpsQueries(LedgerQueries):
         if state:
             clauses.append("state = ?")
             params.append(state)
+        if channel:
+            clauses.append("channel = ?")
+            params.append(channel)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._query(
-            "SELECT id, email, language, state, created_at, confirmed_at, suppressed_reason "
+            "SELECT id, email, language, state, created_at, confirmed_at, suppressed_reason, "
+            "channel, target_url, verified_at, paused_at, paused_reason "
             f"FROM subscribers {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
@@ -270,4 +297,23 @@ class OpsQueries(LedgerQueries):
             "by_language": by_language,
             "by_component": by_component,
             "all_components": all_components,
+            "by_channel": self.channel_counts(),
         }
+
+    def channel_counts(self) -> dict[str, dict[str, int]]:
+        """Confirmed subscriptions per channel (CHANNELS order): {"active": reached by fan-out
+        (email: every confirmed one; a channel: verified and not paused), "awaiting": confirmed
+        but the target has not accepted the test message yet, "paused": paused after failed
+        deliveries (notifier/store/channels.py)}."""
+        rows = self._query(
+            "SELECT channel, "
+            f"SUM(CASE WHEN {CHANNEL_READY.replace('s.', '')} THEN 1 ELSE 0 END) AS active, "
+            "SUM(CASE WHEN channel <> 'email' AND verified_at IS NULL AND paused_at IS NULL "
+            "THEN 1 ELSE 0 END) AS awaiting, "
+            "SUM(CASE WHEN channel <> 'email' AND paused_at IS NOT NULL THEN 1 ELSE 0 END) "
+            "AS paused FROM subscribers WHERE state = 'confirmed' GROUP BY channel"
+        )
+        counts = {c: {"active": 0, "awaiting": 0, "paused": 0} for c in CHANNELS}
+        for r in rows:
+            counts[r["channel"]] = {k: int(r[k] or 0) for k in ("active", "awaiting", "paused")}
+        return counts
