@@ -335,7 +335,8 @@ def test_structural_check_refuses_what_teams_would_not_render():
     unknown = json.loads(json.dumps(good))
     unknown["attachments"][0]["content"]["body"].append({"type": "Table", "rows": []})
     submit = json.loads(json.dumps(good))
-    submit["attachments"][0]["content"]["body"][-1]["actions"][0]["type"] = "Action.Submit"
+    body = submit["attachments"][0]["content"]["body"]
+    next(e for e in body if e["type"] == "ActionSet")["actions"][0]["type"] = "Action.Submit"
     for bad in (old, unknown, submit):
         with pytest.raises(AssertionError):
             check_adaptive_card(bad)
@@ -570,3 +571,13 @@ def test_chat_messages_state_the_mails_facts_and_latest_update(case, lang):
     (factset,) = [b for b in card["body"] if b["type"] == "FactSet"]
     assert [(f["title"], f["value"].replace("\\", "")) for f in factset["facts"]] == facts
     assert mail.latest.quote in json.dumps(slack, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_no_channel_message_carries_the_owners_management_links(channel, lang):
+    """A Slack or Teams channel is read by many, and a webhook's bodies end up in logs: the
+    owner's management token (unsubscribe, export, a new signing secret) must not travel in
+    any message of any kind; the owner gets those links by mail."""
+    for case in CASES:
+        payload = json.dumps(build(channel, content_of(case), lang), ensure_ascii=False)
+        assert "tok.en-1" not in payload and "/preferences/" not in payload, case

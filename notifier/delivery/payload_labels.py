@@ -18,9 +18,17 @@ WORDS = {
             "Ab jetzt erscheint hier eine Nachricht, sobald eine Störung oder eine Wartung die "
             "Produkte betrifft, die du ausgewählt hast. Du musst dafür nichts weiter tun."
         ),
-        "verification_manage": "Produkte, Sprache und Zeitzone ändern oder abmelden:",
-        # The footer line of every message: where a team changes what it gets.
-        "manage": "Statusmeldungen für diesen Kanal:",
+        "verification_manage": (
+            "Produkte, Sprache und Zeitzone ändern oder abmelden: über die Links in den E-Mails "
+            "an die Person, die diesen Kanal angemeldet hat."
+        ),
+        # The footer line of every message: where a team changes what it gets. A channel is
+        # read by many; the management links carry its owner's token and go to the owner by
+        # mail only, never into the channel.
+        "manage": (
+            "Verwaltet über die Links in den E-Mails an die Person, die diesen Kanal "
+            "angemeldet hat."
+        ),
     },
     "en": {
         "verification_title": "Sinch status notifications: test message",
@@ -29,7 +37,10 @@ WORDS = {
             "From now on, a message appears here as soon as an incident or a maintenance "
             "affects the products you chose. There is nothing else you need to do."
         ),
-        "verification_manage": "To change products, language or time zone, or to unsubscribe:",
-        "manage": "Status notifications for this channel:",
+        "verification_manage": (
+            "To change products, language or time zone, or to unsubscribe: use the links in the "
+            "emails to the person who set up this channel."
+        ),
+        "manage": "Managed with the links in the emails to the person who set up this channel.",
     },
 }

@@ -212,8 +212,11 @@ def _todo(content: dict, message: Message) -> QA | None:
 
 
 def _manage(links: Mapping[str, str], words: dict) -> tuple[Link, ...]:
-    pairs = (("preferences", "preferences_url"), ("unsubscribe", "unsubscribe_url"))
-    return tuple(Link(words[label], links[key]) for label, key in pairs if links.get(key))
+    """No management links in a channel message: everyone in a Slack or Teams channel (and
+    whatever logs a webhook's bodies) would hold the owner's token, able to unsubscribe the
+    channel, export its data or replace its signing secret. They go to the owner by mail; the
+    message only says so (`manage_label`)."""
+    return ()
 
 
 def _fit(value: str, limit: int, escape: Callable[[str], str]) -> str:
@@ -303,7 +306,7 @@ def _slack_latest(latest: Latest) -> dict:
 
 def _slack_footer(chat: Chat) -> dict:
     links = " · ".join(_slack_link(link) for link in chat.manage)
-    parts = [slack_escape(chat.zone_note), f"{slack_escape(chat.manage_label)} {links}"]
+    parts = [slack_escape(chat.zone_note), f"{slack_escape(chat.manage_label)} {links}".strip()]
     return {"type": "context", "elements": [_mrkdwn("\n".join(p for p in parts if p.strip()))]}
 
 
@@ -407,8 +410,6 @@ def _event(notification, content, lang, tz, links, page_url) -> dict:
         "links": {
             "status_page": page_url or None,
             "incident": None,
-            "preferences": links.get("preferences_url"),
-            "unsubscribe": links.get("unsubscribe_url"),
         },
     }
     if kind == "channel_verification":
