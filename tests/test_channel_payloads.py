@@ -573,6 +573,7 @@ def test_chat_messages_state_the_mails_facts_and_latest_update(case, lang):
     assert mail.latest.quote in json.dumps(slack, ensure_ascii=False)
 
 
+@pytest.mark.parametrize("lang", READERS)
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_no_channel_message_carries_the_owners_management_links(channel, lang):
     """A Slack or Teams channel is read by many, and a webhook's bodies end up in logs: the
