@@ -473,7 +473,7 @@ class SubscribeForm(PreferencesForm):
     maintenance_reminders = None
 
     channel_choices = CHANNEL_CHOICES
-    page_order = ("channel", "target_url", "email", *PreferencesForm.page_order)
+    page_order = ("email", "channel", "target_url", *PreferencesForm.page_order)
 
     def validate_target_url(self, field) -> None:
         if self.channel.data == "email" or self.channel.errors:
