@@ -5,7 +5,8 @@ the webhook's signature checked with the `standardwebhooks` library), change the
 preferences, unsubscribe. axe-core finds no violation on any new page or state.
 
 gunicorn runs with CHANNEL_ALLOW_PRIVATE_TARGETS=1, the test suite's only override of the
-address guard: the fake receivers live on 127.0.0.1.
+address guard: the fake receivers live on 127.0.0.1. It lives in tests/e2e/ with the other
+browser tests: their session's one Playwright instance (tests/e2e/conftest.py) serves it too.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from axe_playwright_python.sync_playwright import Axe
 
 from notifier.store import SQLiteStore
 
-from .e2e.conftest import browser, open_page  # noqa: F401  (fixtures)
-from .e2e.server import start_gunicorn
-from .e2e.test_signup_flow import link_in, mails_to
-from .fake_receivers import receivers  # noqa: F401  (fixture)
-from .test_subscribe_helpers import seed_catalogue
+from ..fake_receivers import receivers  # noqa: F401  (fixture)
+from ..test_subscribe_helpers import seed_catalogue
+from .server import start_gunicorn
+from .test_signup_flow import link_in, mails_to
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -153,7 +153,7 @@ def sign_up_and_confirm(server, w, receivers, case: dict, axe: Axe):  # noqa: F8
 @pytest.mark.parametrize("name", list(CASES))
 def test_sign_up_confirm_change_and_unsubscribe_a_channel_in_the_browser(
     server,
-    open_page,  # noqa: F811
+    open_page,
     receivers,  # noqa: F811
     name,
 ):
@@ -202,7 +202,7 @@ def test_sign_up_confirm_change_and_unsubscribe_a_channel_in_the_browser(
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_verification_arrives_at_the_fake_receiver(
     server,
-    open_page,  # noqa: F811
+    open_page,
     receivers,  # noqa: F811
     name,
 ):
