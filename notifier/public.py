@@ -2,6 +2,14 @@
 undo, privacy, and the language switch. Views parse input, call one function in
 notifier.subscriptions, then redirect or render. Rate limits: notifier/ratelimit.py.
 
+Channels (issue 12): the sign-up form also takes a Slack, Microsoft Teams or webhook target,
+vetted by the address guard (delivery/safehttp.check_target); the owner confirms by mail. A
+webhook's signing secret is shown on the confirmation answer and on "New signing secret"
+(POST /preferences/<token>/secret) only, never cached (Cache-Control: no-store) and never
+again: a used confirmation link of a channel says "already confirmed". POST
+/preferences/<token>/resume clears a pause and sends the test message again. Pages show the
+target masked (senders.mask_target): an incoming-webhook URL is a credential.
+
 Only a POST changes anything. A view that serves a page and a form at one address acts only
 when `request.method == "POST"`: Flask answers HEAD on every GET route and Flask-WTF checks no
 CSRF token on HEAD or OPTIONS, and mail security scanners send both to every link in a mail

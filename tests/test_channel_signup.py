@@ -664,11 +664,20 @@ def test_erasure_removes_the_target_and_the_secret_with_the_row(
 ):
     row = confirmed_channel(client, settings, db, clock, "webhook", HOOK)
     secret = channel_row(db, "webhook", HOOK)["webhook_secret"]
+    # Another channel posting to the same URL keeps it; a copy in free text is masked.
+    assert channel_signup(client, clock, "other@example.com", "slack", HOOK).status_code == 303
+    db.audit("admin", "channel.note", None, {"note": f"checked {HOOK} by hand"}, clock())
     path = manage_path(settings, db, clock, row)
     response = post_button(client, path + "/erase")
     assert response.status_code == 200
     assert db.get_subscriber(row["id"]) is None
-    everything = json.dumps(dump_tables(db), default=str)
+    assert channel_row(db, "slack", HOOK)["email"] == "other@example.com"
+    tables = dump_tables(db)
+    assert [json.loads(r["detail"]) for r in tables["audit_log"]] == [
+        {"note": "checked [address] by hand"}
+    ]
+    del tables["subscribers"], tables["consents"]  # the other subscription's own rows
+    everything = json.dumps(tables, default=str)
     for trace in (HOOK, "hooktoken", secret, "ops@example.com"):
         assert trace not in everything
 

@@ -40,6 +40,8 @@ _MUTABLE = frozenset(
 _NOT_SCRUBBED = frozenset(
     {
         ("subscribers", "email"),
+        # another channel's subscription may post to the same URL (unique per channel only)
+        ("subscribers", "target_url"),
         ("deliveries", "email"),
         ("rate_limits", "key"),
         ("admin_users", "username"),
@@ -134,12 +136,16 @@ class SubscriberQueries:
         with it (cascade), and every personal notification (confirmation, receipt) left without
         deliveries. A shared one (a minute's confirmations, see create_personal_notification)
         keeps the other subscribers' rows. Then every copy of the address left anywhere is
-        removed or masked (_erase_address), in the same transaction."""
+        removed or masked (_erase_address), in the same transaction. A channel subscription's
+        target URL and signing secret go with its row, and every copy of the target left in
+        free text (an audit detail, an alert) is masked like an address."""
         with self.write():
             row = self.get_subscriber(subscriber_id)
             deleted = self._delete_subscribers("s.id = ?", [subscriber_id])
             if row is not None:
                 self._erase_address(row["email"])
+                if row["target_url"]:
+                    self._erase_address(row["target_url"])
             return deleted
 
     def _erase_address(self, address: str) -> None:
