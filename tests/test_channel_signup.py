@@ -718,3 +718,29 @@ def test_get_head_and_options_on_every_channel_route_change_nothing(
             )
             assert response.status_code < 500, (method, path)
             assert dump_tables(db) == before, (method, path)
+
+
+def test_resume_and_new_secret_share_the_signed_link_budget(settings, clock):
+    from app import create_app
+
+    app = create_app(
+        settings.with_overrides(
+            rate_limit_links="4 per 10 minutes", channel_allow_private_targets=True
+        )
+    )
+    app.extensions["clock"] = clock
+    client = app.test_client()
+    db = app.extensions["store"]
+    try:
+        channel_signup(client, clock, "ops@example.com", "webhook", HOOK)
+        confirm_path = link(settings, tokens.CONFIRM, channel_row(db, "webhook", HOOK), clock())
+        assert post_button(client, confirm_path).status_code == 200  # 2 link hits
+        path = manage_path(settings, db, clock, channel_row(db, "webhook", HOOK))
+        csrf = form_tokens(client, "/")["csrf_token"]
+        statuses = [
+            client.post(path + action, data={"csrf_token": csrf}).status_code
+            for action in ("/resume", "/secret", "/resume")
+        ]
+        assert statuses == [303, 200, 429]
+    finally:
+        db.close()
