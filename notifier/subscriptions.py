@@ -421,7 +421,13 @@ def undo_unsubscribe(store, settings: Settings, token: str, now: datetime) -> di
         store.set_consent_withdrawn(row["id"], None)
         # A receipt still queued would now say the opposite of the truth.
         store.cancel_pending_for_subscriber(row["id"], "unsubscribe undone", now, ("receipt",))
+        # A channel whose test message the unsubscribe cancelled gets it again.
+        verify = row["channel"] != "email" and row["verified_at"] is None
+        if verify:
+            _queue_verification(store, row["id"], now)
     log.info("subscriber %s undid the unsubscribe", row["id"])
+    if verify:
+        wake.work_queued(store, now)
     return store.get_subscriber(row["id"])
 
 

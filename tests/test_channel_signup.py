@@ -626,6 +626,23 @@ def test_unsubscribing_a_channel_cancels_everything_queued_for_it(
     assert receipts == [{"channel": "email"}]
 
 
+def test_undo_of_an_unverified_channel_queues_the_test_message_again(
+    client, settings, db, clock, open_targets, wakes
+):
+    row = confirmed_channel(client, settings, db, clock, "teams", TEAMS)
+    path = manage_path(settings, db, clock, row).replace("/preferences/", "/unsubscribe/")
+    assert post_button(client, path).status_code == 303
+    clock.advance(minutes=2)
+    undo = link(settings, tokens.UNDO, channel_row(db, "teams", TEAMS), clock())
+    assert post_button(client, undo).status_code == 303
+    assert channel_row(db, "teams", TEAMS)["state"] == "confirmed"
+    assert [(v["channel"], v["state"]) for v in verifications(db)] == [
+        ("teams", "cancelled"),
+        ("teams", "pending"),
+    ]
+    assert len(wakes) == 2
+
+
 def test_the_export_has_channel_masked_target_and_times_but_never_the_secret(
     client, settings, db, clock, open_targets
 ):

@@ -221,3 +221,19 @@ def test_the_verification_arrives_at_the_fake_receiver(
     after = channel_row(server, case["channel"], target)
     assert after["verified_at"] is not None
     assert verification_rows(server, row["id"]) == [(case["channel"], "sent")]
+
+
+def test_a_channel_sign_up_works_without_javascript(server, open_page, receivers):  # noqa: F811
+    w = open_page("en-US", java_script_enabled=False)
+    page = w.page
+    target = receivers.teams.url("/workflows/no-js/triggers/manual/paths/invoke?sig=x")
+    page.goto(server.base_url + "/")
+    assert page.is_visible("#target_url")  # no script to hide it: the hint says when it counts
+    page.check("#channel-teams")
+    page.fill("#target_url", target)
+    page.fill("#email", "no-script@example.com")
+    page.wait_for_timeout(1100)
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/subscribe/check-inbox")
+    row = channel_row(server, "teams", target)
+    assert (row["email"], row["state"]) == ("no-script@example.com", "pending")
