@@ -31,6 +31,7 @@ from wtforms import (
 from wtforms.validators import StopValidation, ValidationError
 
 from .delivery.mailheaders import UnsafeHeader, plain_address
+from .delivery.safehttp import UnsafeTarget, check_target
 from .i18n import DEFAULT_TIMEZONES, LANGUAGES
 from .notifications import page_name
 from .subscriptions import Preferences
@@ -38,6 +39,7 @@ from .subscriptions import Preferences
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 MAX_CHOICE_LENGTH = 64  # component ids, zone names, flags
 MAX_COMPONENTS = 500
+MAX_TARGET_LENGTH = 2048  # incoming-webhook URLs carry long tokens (Teams workflows ~400)
 MAX_RENDERED = 32  # cached renderings per catalogue (Catalogue.remember)
 # Language names are written in their own language on purpose (autonyms), in every UI language.
 LANGUAGE_CHOICES = [("de", "Deutsch"), ("en", "English")]
@@ -397,7 +399,62 @@ class PreferencesForm(FlaskForm):
         )
 
 
+# Where a sign-up sends notifications (issue 12); names of products stay as their makers
+# write them.
+CHANNEL_CHOICES = (
+    ("email", _l("Email")),
+    ("slack", "Slack"),
+    ("teams", "Microsoft Teams"),
+    ("webhook", _l("Webhook")),
+)
+
+
+def target_error(channel: str, code: str):
+    """The field error for an UnsafeTarget code (safehttp.check_target), per channel."""
+    if code == "scheme":
+        return _l("The address must start with https://.")
+    if code == "host" and channel == "slack":
+        return _l(
+            "This is no Slack incoming webhook. Its address starts with "
+            "https://hooks.slack.com/services/."
+        )
+    if code == "host" and channel == "teams":
+        return _l(
+            "This is no Microsoft Teams workflow webhook. Copy the address your Teams "
+            "workflow “Post to a channel when a webhook request is received” shows."
+        )
+    if code == "address":
+        return _l(
+            "This address leads to a local or private network. We only send to public "
+            "addresses on the internet."
+        )
+    if code == "unresolvable":
+        return _l("We could not find this host. Please check the address.")
+    return _l(
+        "Please enter a complete web address without a user name, like "
+        "https://example.com/hooks/status."
+    )
+
+
 class SubscribeForm(PreferencesForm):
+    channel = RadioField(
+        _l("Where should we send the notifications?"),
+        default="email",
+        validate_choice=False,
+        validators=[
+            capped(MAX_CHOICE_LENGTH),
+            no_control_characters,
+            one_of(
+                lambda: [c for c, _ in CHANNEL_CHOICES],
+                _l("Please choose email, Slack, Microsoft Teams or webhook."),
+            ),
+        ],
+    )
+    target_url = StringField(
+        _l("Webhook address (URL)"),
+        filters=[_strip_spaces],
+        validators=[capped(MAX_TARGET_LENGTH), no_control_characters],
+    )
     email = StringField(
         _l("Email address"),
         filters=[_strip_spaces],
@@ -415,7 +472,30 @@ class SubscribeForm(PreferencesForm):
     # every mail) turns them off.
     maintenance_reminders = None
 
-    page_order = ("email", *PreferencesForm.page_order)
+    channel_choices = CHANNEL_CHOICES
+    page_order = ("email", "channel", "target_url", *PreferencesForm.page_order)
+
+    def validate_target_url(self, field) -> None:
+        if self.channel.data == "email" or self.channel.errors:
+            field.data = None  # only channels have a target; a leftover entry is ignored
+            return
+        if not field.data:
+            raise ValidationError(_l("Please enter the webhook address for this channel."))
+
+    def check_target(self, settings) -> bool:
+        """After validate(): vet a channel's target with the address guard (it resolves the
+        host, so it runs only for an otherwise valid form); the normalized URL replaces the
+        entry. False with a field error when the target is refused."""
+        if self.channel.data == "email":
+            return True
+        try:
+            self.target_url.data = check_target(
+                self.channel.data, self.target_url.data, settings, resolve=True
+            )
+        except UnsafeTarget as exc:
+            self.target_url.errors = [target_error(self.channel.data, exc.code)]
+            return False
+        return True
 
     def looks_automated(self, secret_key: str, now: datetime, min_seconds: int) -> bool:
         """A filled honeypot, or sent faster than a person can (or without our timestamp)."""

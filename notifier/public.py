@@ -2,6 +2,14 @@
 undo, privacy, and the language switch. Views parse input, call one function in
 notifier.subscriptions, then redirect or render. Rate limits: notifier/ratelimit.py.
 
+Channels (issue 12): the sign-up form also takes a Slack, Microsoft Teams or webhook target,
+vetted by the address guard (delivery/safehttp.check_target); the owner confirms by mail. A
+webhook's signing secret is shown on the confirmation answer and on "New signing secret"
+(POST /preferences/<token>/secret) only, never cached (Cache-Control: no-store) and never
+again: a used confirmation link of a channel says "already confirmed". POST
+/preferences/<token>/resume clears a pause and sends the test message again. Pages show the
+target masked (senders.mask_target): an incoming-webhook URL is a credential.
+
 Only a POST changes anything. A view that serves a page and a form at one address acts only
 when `request.method == "POST"`: Flask answers HEAD on every GET route and Flask-WTF checks no
 CSRF token on HEAD or OPTIONS, and mail security scanners send both to every link in a mail
@@ -33,8 +41,10 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, TooManyRequests
 
 from . import context, subscriptions, tokens
+from .delivery.senders import mask_target
 from .errors import bad_request_texts, csrf_texts, retry_after_seconds
 from .forms import (
+    CHANNEL_CHOICES,
     LANGUAGE_CHOICES,
     Catalogue,
     PreferencesForm,
@@ -65,6 +75,8 @@ def page_context() -> dict:
         "current_path": request.full_path if query else request.path,
         "zone_options": zone_options,
         "component_list": component_list,
+        "mask_target": mask_target,
+        "channel_name": lambda channel: dict(CHANNEL_CHOICES).get(channel, channel),
     }
 
 
@@ -153,7 +165,7 @@ def home():
 def subscribe():
     settings, now = context.settings(), context.now()
     form = SubscribeForm.for_request(load_catalogue(context.store()), get_locale().language)
-    if not form.validate():
+    if not form.validate() or not form.check_target(settings):
         return _subscribe_page(form, 400)
     if not form.website.data and form.stamp_expired(settings.secret_key, now):
         # Open for over an hour: a person gets the form back with a fresh stamp (a bot would
@@ -163,9 +175,16 @@ def subscribe():
         log.info("sign-up dropped: honeypot filled or sent too fast")
     else:
         subscriptions.subscribe(
-            context.store(), settings, form.email.data, form.preferences(), _visitor(), now
+            context.store(),
+            settings,
+            form.email.data,
+            form.preferences(),
+            _visitor(),
+            now,
+            channel=form.channel.data,
+            target_url=form.target_url.data,
         )
-    # The same answer for every address and for dropped bots: nothing to learn from it.
+    # The same answer for every address and target and for dropped bots: nothing to learn.
     return redirect(url_for(".check_inbox"), 303)
 
 
@@ -175,16 +194,56 @@ def check_inbox():
 
 
 # --- confirmation --------------------------------------------------------------------
+def _already_confirmed(token: str):
+    """A used confirmation link of a channel subscription (the reload of the page that showed
+    a webhook's secret): say it is confirmed, never show the secret again. InvalidLink (the
+    generic page) for everything else."""
+    row = subscriptions.confirmed_before(context.store(), context.settings(), token, context.now())
+    if row is None:
+        raise InvalidLink
+    g.subscriber_language = row["language"]
+    return render_template("confirmed_already.html"), 200, {"Cache-Control": "no-store"}
+
+
+def _shown_once(template: str, **values):
+    """A page with a signing secret on it: never cached, never stored by the browser."""
+    return render_template(template, **values), 200, {"Cache-Control": "no-store"}
+
+
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str):
     if request.method != "POST":  # mail scanners GET and HEAD links: only show the button
-        _link(tokens.CONFIRM, token)
-        return render_template("confirm.html", token=token)
-    subscriber = subscriptions.confirm(
-        context.store(), context.settings(), token, _visitor(), context.now()
-    )
+        try:
+            subscriber = _link(tokens.CONFIRM, token)
+        except InvalidLink:
+            return _already_confirmed(token)
+        return render_template("confirm.html", token=token, subscriber=subscriber)
+    try:
+        subscriber = subscriptions.confirm(
+            context.store(), context.settings(), token, _visitor(), context.now()
+        )
+    except InvalidLink:
+        return _already_confirmed(token)
     g.subscriber_language = subscriber["language"]
-    flash(_("Done! Your subscription is confirmed. You can adjust it here at any time."))
+    refresh()
+    if subscriber["channel"] == "webhook":
+        # The secret is on this page only: no redirect, so it never sits in a cookie or URL.
+        return _shown_once(
+            "webhook_secret.html",
+            subscriber=subscriber,
+            secret=subscriber["webhook_secret"],
+            preferences_url=_manage_url(".preferences", subscriber),
+            confirmed=True,
+        )
+    if subscriber["channel"] != "email":
+        flash(
+            _(
+                "Done! Your subscription is confirmed. We are sending a test message to "
+                "the channel now; it gets notifications once the test message arrives."
+            )
+        )
+    else:
+        flash(_("Done! Your subscription is confirmed. You can adjust it here at any time."))
     return redirect(_manage_url(".preferences", subscriber), 303)
 
 
@@ -220,7 +279,10 @@ def preferences(token: str):
             subscriptions.update_preferences(store, subscriber["id"], prefs, context.now())
             g.subscriber_language = prefs.language  # the page after the redirect speaks it
             refresh()
-            flash(_("Saved. Your changes apply to the next email."))
+            if subscriber["channel"] == "email":
+                flash(_("Saved. Your changes apply to the next email."))
+            else:
+                flash(_("Saved. Your changes apply to the next message."))
             return redirect(url_for(".preferences", token=token), 303)
         status = 400
     page = render_template(
@@ -231,6 +293,36 @@ def preferences(token: str):
         editable=editable,
     )
     return page, status
+
+
+@bp.post("/preferences/<token>/resume")
+def resume(token: str):
+    """ "Send test message again" / "Resume" of a channel subscription (POST only)."""
+    subscriber = _link(tokens.MANAGE, token)
+    if subscriptions.resume_channel(context.store(), subscriber["id"], context.now()):
+        flash(
+            _(
+                "We are sending a test message to the channel. Notifications start again "
+                "once it arrives."
+            )
+        )
+    return redirect(url_for(".preferences", token=token), 303)
+
+
+@bp.post("/preferences/<token>/secret")
+def new_secret(token: str):
+    """A new signing secret for a webhook subscription, shown once (POST only)."""
+    subscriber = _link(tokens.MANAGE, token)
+    secret = subscriptions.new_signing_secret(context.store(), subscriber["id"], context.now())
+    if secret is None:
+        return redirect(url_for(".preferences", token=token), 303)
+    return _shown_once(
+        "webhook_secret.html",
+        subscriber=subscriber,
+        secret=secret,
+        preferences_url=url_for(".preferences", token=token),
+        confirmed=False,
+    )
 
 
 @bp.post("/preferences/<token>/export")

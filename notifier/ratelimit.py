@@ -4,8 +4,9 @@ every web dyno) shares one count. An in-memory count would give each worker its 
 Limits (settings, per client address; IPv6 clients per /64, the block one host usually has):
 
 - POST /subscribe: RATE_LIMIT_SUBSCRIBE.
-- every page reached by a signed link (confirm, preferences, export, erase, unsubscribe, undo),
-  GET and POST together: RATE_LIMIT_LINKS, one shared budget.
+- every page reached by a signed link (confirm, preferences, export, erase, unsubscribe, undo,
+  a channel's resume and new signing secret), GET and POST together: RATE_LIMIT_LINKS, one
+  shared budget.
 - the RFC 8058 one-click POST: RATE_LIMIT_ONE_CLICK, generous on purpose: mailbox providers
   send those from a few of their own addresses for all their users at once.
 - the ops console login (POST /admin/login): RATE_LIMIT_ADMIN_LOGIN failed attempts per client
@@ -43,6 +44,8 @@ LINK_ENDPOINTS = (
     "public.erase",
     "public.unsubscribe",
     "public.undo",
+    "public.resume",  # issue 12: a channel's "send test message again" and new secret
+    "public.new_secret",
 )
 ONE_CLICK_ENDPOINTS = ("public.one_click",)
 # The calendar feed shares the one-click budget's size: calendar services poll for all users.

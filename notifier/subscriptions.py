@@ -48,6 +48,18 @@ catalogue sync has ever seen. The rule is that a subscriber never silently loses
 Choosing every member one by one stays a choice of those components: it does not widen.
 Subscriptions stored before migration 0010 held members only; see that migration for which
 of them became group choices and why.
+
+Channels (issue 12). A Slack, Microsoft Teams or webhook subscription is a subscribers row
+like an email one (same filters, consent, tokens and ledger) whose `email` is its owner's
+address and `target_url` the incoming webhook it posts to. The owner opts in by mail as
+above; the answer to a sign-up is the same whether the address or the target was known. A
+sign-up of a target already stored never changes its owner: the confirmation (for a pending
+one) goes to the stored owner, within the same caps, and the requester's choices replace the
+stored ones only when the requester is that owner. A confirmed target gets nothing, as a
+confirmed address does. Confirming queues the verification, the test message to the target
+(kind `channel_verification`): fan-out includes the channel only once its target accepted it
+(store CHANNEL_READY). A webhook gets its Standard Webhooks signing secret at confirmation,
+shown to the owner once; the preferences page can replace it (shown once again).
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import tokens
+from .delivery import senders, wake
 from .notifications import queue_personal
 from .settings import Settings
 
@@ -66,6 +79,13 @@ CONFIRMATION_COOLDOWN = timedelta(minutes=15)
 CONFIRMATION_DAILY_CAP = 3
 UNCONFIRMED_TTL = timedelta(days=7)
 UNDO_WINDOW = timedelta(days=7)
+# A test message not accepted within a day is stale: the owner sends it again from the
+# preferences page.
+VERIFICATION_TTL = timedelta(hours=24)
+
+CHANNELS = ("email", "slack", "teams", "webhook")
+# Everything queued for a subscription that unsubscribing or a new verification stops.
+_ALL_QUEUED = ("incident", "maintenance", "announcement", "confirmation", "channel_verification")
 
 
 class InvalidLink(Exception):
@@ -112,9 +132,21 @@ class SignupOutcome:
 
 # --- sign-up -------------------------------------------------------------------------
 def subscribe(
-    store, settings: Settings, email: str, prefs: Preferences, visitor: Visitor, now: datetime
+    store,
+    settings: Settings,
+    email: str,
+    prefs: Preferences,
+    visitor: Visitor,
+    now: datetime,
+    *,
+    channel: str = "email",
+    target_url: str | None = None,
 ) -> SignupOutcome:
-    """Handle one sign-up request (email already validated and normalized)."""
+    """Handle one sign-up request (email already validated and normalized). For a channel
+    ('slack', 'teams', 'webhook'), `email` is the owner's address and `target_url` the target
+    as safehttp.check_target normalized it (see "Channels" above)."""
+    if channel not in CHANNELS or (channel == "email") != (target_url is None):
+        raise ValueError(f"a {channel} subscription with target {target_url!r}")
     consent = {
         "version": settings.consent_version,
         "language": prefs.language,
@@ -124,15 +156,27 @@ def subscribe(
     }
     chosen = () if prefs.all_components else prefs.component_ids
     with store.write():
-        row = store.get_subscriber_by_email(email)
+        if channel == "email":
+            row = store.get_subscriber_by_email(email)
+        else:
+            row = store.get_channel_subscription(channel, target_url)
         previous = None if row is None else row["state"]
         if previous in ("confirmed", "suppressed"):
             return SignupOutcome(previous, False, row["id"])
+        if row is not None and row["email"] != email:
+            # Someone else's target: its owner stays, with their choices and consent; only
+            # a pending one hears about the request (a new confirmation mail, capped).
+            queued = previous == "pending" and _queue_confirmation(store, row["id"], now)
+            log.info("sign-up for the target of subscriber %s by another address", row["id"])
+            return SignupOutcome(previous, queued, row["id"])
         if row is None:
             subscriber_id = store.insert_subscriber(
                 email,
                 {
                     **prefs.columns(),
+                    **(
+                        {} if channel == "email" else {"channel": channel, "target_url": target_url}
+                    ),
                     "state": "pending",
                     "token_nonce": tokens.new_nonce(),
                     "link_nonce": tokens.new_nonce(),
@@ -220,19 +264,101 @@ def _undo_allowed(row: dict, now: datetime) -> bool:
 
 # --- confirm -------------------------------------------------------------------------
 def confirm(store, settings: Settings, token: str, visitor: Visitor, now: datetime) -> dict:
-    """Confirm a pending sign-up (single use: the token nonce is cleared); InvalidLink else."""
+    """Confirm a pending sign-up (single use: the token nonce is cleared); InvalidLink else.
+
+    A channel subscription also gets its verification queued (and the dispatch woken); a
+    webhook gets a new signing secret. The returned row holds that secret: the page shows it
+    once, nothing else ever shows it again.
+    """
     with store.write():
         row = subscriber_for_link(store, settings, tokens.CONFIRM, token, now)
+        secret = senders.new_webhook_secret() if row["channel"] == "webhook" else None
         store.update_subscriber(
-            row["id"], state="confirmed", token_nonce=None, confirmed_at=now, updated_at=now
+            row["id"],
+            state="confirmed",
+            token_nonce=None,
+            confirmed_at=now,
+            updated_at=now,
+            **({"webhook_secret": secret} if secret else {}),
         )
         store.record_consent_confirmation(
             row["id"], ip=visitor.ip, user_agent=visitor.user_agent, now=now
         )
         # A second confirmation mail still queued would only carry a dead link now.
         store.cancel_pending_for_subscriber(row["id"], "confirmed", now)
+        if row["channel"] != "email":
+            _queue_verification(store, row["id"], now)
     log.info("subscriber %s confirmed", row["id"])
+    if row["channel"] != "email":
+        wake.work_queued(store, now)
     return store.get_subscriber(row["id"])
+
+
+def _queue_verification(store, subscriber_id: int, now: datetime) -> None:
+    """The test message to a channel's target (delivery channel = the subscriber's), replacing
+    one still queued; call inside store.write()."""
+    store.cancel_pending_for_subscriber(
+        subscriber_id, "verification queued again", now, ("channel_verification",)
+    )
+    store.create_personal_notification(
+        "channel_verification",
+        subscriber_id,
+        {"kind": "channel_verification"},
+        now,
+        now + VERIFICATION_TTL,
+    )
+
+
+def confirmed_before(store, settings: Settings, token: str, now: datetime) -> dict | None:
+    """The channel subscription a used confirmation link was for, once it is confirmed (a
+    reload of the page that showed a webhook's secret): the page says so, without the
+    secret. None for anything else (the generic invalid-link page)."""
+    try:
+        data = tokens.read_token(settings.verification_keys, tokens.CONFIRM, token, now=now)
+    except tokens.TokenError:
+        return None
+    row = store.get_subscriber(data.subscriber_id)
+    if row is None or row["channel"] == "email" or row["confirmed_at"] is None:
+        return None
+    return row
+
+
+# --- channels ------------------------------------------------------------------------
+def resume_channel(store, subscriber_id: int, now: datetime) -> bool:
+    """ "Send test message again" / "Resume": clear a pause and queue a new verification of a
+    confirmed channel subscription; False (nothing changed) for anything else."""
+    row = store.get_subscriber(subscriber_id)
+    if row is None or row["channel"] == "email" or row["state"] != "confirmed":
+        return False
+    resume = getattr(store, "resume_channel", None)
+    if resume is not None:  # notifier/store/channels.py (the dispatch part)
+        resume(subscriber_id, now)
+    else:
+        with store.write():
+            store.update_subscriber(
+                subscriber_id,
+                paused_at=None,
+                paused_reason=None,
+                failure_count=0,
+                failing_since=None,
+                updated_at=now,
+            )
+            _queue_verification(store, subscriber_id, now)
+    log.info("channel subscriber %s resumed: verification queued", subscriber_id)
+    wake.work_queued(store, now)
+    return True
+
+
+def new_signing_secret(store, subscriber_id: int, now: datetime) -> str | None:
+    """A new Standard Webhooks signing secret for a confirmed webhook subscription (the old
+    one stops working at once); None for anything else. Shown once by the caller."""
+    row = store.get_subscriber(subscriber_id)
+    if row is None or row["channel"] != "webhook" or row["state"] != "confirmed":
+        return None
+    secret = senders.new_webhook_secret()
+    store.update_subscriber(subscriber_id, webhook_secret=secret, updated_at=now)
+    log.info("webhook subscriber %s has a new signing secret", subscriber_id)
+    return secret
 
 
 # --- preferences ---------------------------------------------------------------------
@@ -273,7 +399,7 @@ def unsubscribe(store, subscriber_id: int, now: datetime, source: str) -> bool:
             updated_at=now,
         )
         cancelled = store.cancel_pending_for_subscriber(
-            subscriber_id, f"unsubscribed ({source})", now
+            subscriber_id, f"unsubscribed ({source})", now, _ALL_QUEUED
         )
         if was_confirmed:
             store.set_consent_withdrawn(subscriber_id, now)
@@ -295,7 +421,13 @@ def undo_unsubscribe(store, settings: Settings, token: str, now: datetime) -> di
         store.set_consent_withdrawn(row["id"], None)
         # A receipt still queued would now say the opposite of the truth.
         store.cancel_pending_for_subscriber(row["id"], "unsubscribe undone", now, ("receipt",))
+        # A channel whose test message the unsubscribe cancelled gets it again.
+        verify = row["channel"] != "email" and row["verified_at"] is None
+        if verify:
+            _queue_verification(store, row["id"], now)
     log.info("subscriber %s undid the unsubscribe", row["id"])
+    if verify:
+        wake.work_queued(store, now)
     return store.get_subscriber(row["id"])
 
 
@@ -309,12 +441,17 @@ def export_data(store, subscriber_id: int, now: datetime) -> dict:
 
     The two nonces are left out: they are random link keys, not data about the person, and a
     copy of them in a downloaded file would only help someone forge links with a leaked secret.
+    For the same reason a channel's target is masked (an incoming-webhook URL is itself a
+    credential, senders.mask_target) and a webhook's signing secret is never in it.
     """
     row = store.get_subscriber(subscriber_id)
     chosen = store.subscriber_component_ids(subscriber_id)
     names = {r["group_id"]: r["group_name"] for r in store.remembered_group_members(chosen)}
     names.update({c["id"]: c["name"] for c in store.list_components()})
-    subscriber = {k: v for k, v in row.items() if k not in ("id", "token_nonce", "link_nonce")}
+    hidden = ("id", "token_nonce", "link_nonce", "target_url", "webhook_secret")
+    subscriber = {k: v for k, v in row.items() if k not in hidden}
+    target = row["target_url"]
+    subscriber["target"] = senders.mask_target(target) if target else None
     for flag in (
         "all_components",
         "notify_incidents",

@@ -56,3 +56,18 @@
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 })();
+
+// Sign-up channel (issue 12): the target address field only shows for Slack, Teams and
+// webhooks. Without JavaScript it always shows, with a hint saying when it is needed.
+(function () {
+  "use strict";
+  var target = document.getElementById("target-field");
+  var radios = document.querySelectorAll('input[name="channel"]');
+  if (!target || !radios.length) { return; }
+  function update() {
+    var chosen = document.querySelector('input[name="channel"]:checked');
+    target.hidden = !chosen || chosen.value === "email";
+  }
+  radios.forEach(function (radio) { radio.addEventListener("change", update); });
+  update();
+})();

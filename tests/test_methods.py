@@ -41,6 +41,8 @@ TOKEN_PURPOSES = {
     "public.unsubscribe": tokens.MANAGE,
     "public.one_click": tokens.MANAGE,
     "public.undo": tokens.UNDO,
+    "public.resume": tokens.MANAGE,  # issue 12: channel subscriptions
+    "public.new_secret": tokens.MANAGE,
     "calendar_feed.feed": tokens.CALENDAR,
 }
 

@@ -92,6 +92,8 @@ def test_one_visitors_entries_and_errors_never_reach_anothers_page(app, db, cloc
         timezone="Asia/Tokyo",
         scope="selected",
         components=["sms-eu", "voice"],
+        channel="webhook",  # issue 12: her target must not reach Bob's page either
+        target_url="https://ada-secret.example.net/hook",
     )
     refused = ada.post("/subscribe", data={**found, **entries}, headers=ENGLISH)
     page = refused.get_data(as_text=True)
@@ -100,13 +102,21 @@ def test_one_visitors_entries_and_errors_never_reach_anothers_page(app, db, cloc
     assert '<option value="Asia/Tokyo" selected>' in page
     assert 'value="voice" id="component-voice" checked' in page
     assert 'id="error-summary"' in page
+    assert 'value="https://ada-secret.example.net/hook"' in page
+    assert 'id="channel-webhook" checked' in page
     # Bob's next page is the blank one again (and so is Ada's own next visit).
     assert _without_own_values(_page(bob)) == blank
     assert _without_own_values(_page(ada)) == blank
     assert "ada-secret" not in blank and "error" not in blank
     assert re.findall(r'<option value="([^"]+)" selected>', blank) == ["UTC"]
     ticked = re.findall(r'id="([^"]+)"[^>]* checked', blank)
-    assert ticked == ["language-en", "notify_incidents", "notify_maintenance", "scope-all"]
+    assert ticked == [
+        "channel-email",  # issue 12: mail unless the visitor chooses a channel
+        "language-en",
+        "notify_incidents",
+        "notify_maintenance",
+        "scope-all",
+    ]
 
 
 def test_each_language_has_its_own_page(client, db, clock):

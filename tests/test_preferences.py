@@ -147,6 +147,14 @@ def test_export_returns_everything_stored_about_the_address(client, settings, db
             "confirmed_at": stamp,
             "unsubscribed_at": None,
             "suppressed_at": None,
+            # issue 12: an email subscription, so no target (never the raw URL or a secret)
+            "channel": "email",
+            "target": None,
+            "verified_at": None,
+            "paused_at": None,
+            "paused_reason": None,
+            "failure_count": 0,
+            "failing_since": None,
         },
         "components": [{"id": "voice", "name": "Voice"}],
         "consents": [
@@ -170,6 +178,7 @@ def test_export_returns_everything_stored_about_the_address(client, settings, db
                 "id": 1,
                 "notification_id": 1,
                 "kind": "confirmation",
+                "channel": "email",  # issue 12
                 "email": "ada@example.com",
                 "language": "de",
                 "timezone": "Europe/Berlin",

@@ -32,7 +32,7 @@ class ImportQueries:
         for chunk in _chunks(sorted(set(emails))):
             for row in self._query(
                 "SELECT id, email, state, language, timezone, all_components FROM subscribers "
-                f"WHERE email IN ({_marks(chunk)})",
+                f"WHERE email IN ({_marks(chunk)}) AND channel = 'email'",
                 chunk,
             ):
                 row["components"] = []
@@ -61,7 +61,9 @@ class ImportQueries:
         emails = [r["email"] for r in rows]
         for chunk in _chunks(emails):
             for row in self._query(
-                f"SELECT id, email FROM subscribers WHERE email IN ({_marks(chunk)})", chunk
+                f"SELECT id, email FROM subscribers WHERE email IN ({_marks(chunk)}) "
+                "AND channel = 'email'",
+                chunk,
             ):
                 ids[row["email"]] = row["id"]
         return ids

@@ -24,6 +24,12 @@ _MUTABLE = frozenset(
         "updated_at",
         "confirmed_at",
         "unsubscribed_at",
+        # channel subscriptions (issue 12): the signing secret, and a pause the owner clears
+        "webhook_secret",
+        "paused_at",
+        "paused_reason",
+        "failure_count",
+        "failing_since",
     }
 )
 
@@ -34,6 +40,8 @@ _MUTABLE = frozenset(
 _NOT_SCRUBBED = frozenset(
     {
         ("subscribers", "email"),
+        # another channel's subscription may post to the same URL (unique per channel only)
+        ("subscribers", "target_url"),
         ("deliveries", "email"),
         ("rate_limits", "key"),
         ("admin_users", "username"),
@@ -48,7 +56,19 @@ class SubscriberQueries:
         return self._query_one("SELECT * FROM subscribers WHERE id = ?", [subscriber_id])
 
     def get_subscriber_by_email(self, email: str) -> dict | None:
-        return self._query_one("SELECT * FROM subscribers WHERE email = ?", [email])
+        """The EMAIL subscription of this address (channel 'email'); an owner's Slack, Teams
+        or webhook subscriptions carry the same address and are not it (issue 12)."""
+        return self._query_one(
+            "SELECT * FROM subscribers WHERE email = ? AND channel = 'email'", [email]
+        )
+
+    def get_channel_subscription(self, channel: str, target_url: str) -> dict | None:
+        """The subscription of this channel ('slack', 'teams', 'webhook') and normalized
+        target URL (unique among channel rows, migration 0019), or None."""
+        return self._query_one(
+            "SELECT * FROM subscribers WHERE channel = ? AND target_url = ?",
+            [channel, target_url],
+        )
 
     def insert_subscriber(self, email: str, fields: dict, now: datetime) -> int:
         """A new subscriber row; `fields` holds every column but email and the timestamps."""
@@ -116,12 +136,16 @@ class SubscriberQueries:
         with it (cascade), and every personal notification (confirmation, receipt) left without
         deliveries. A shared one (a minute's confirmations, see create_personal_notification)
         keeps the other subscribers' rows. Then every copy of the address left anywhere is
-        removed or masked (_erase_address), in the same transaction."""
+        removed or masked (_erase_address), in the same transaction. A channel subscription's
+        target URL and signing secret go with its row, and every copy of the target left in
+        free text (an audit detail, an alert) is masked like an address."""
         with self.write():
             row = self.get_subscriber(subscriber_id)
             deleted = self._delete_subscribers("s.id = ?", [subscriber_id])
             if row is not None:
                 self._erase_address(row["email"])
+                if row["target_url"]:
+                    self._erase_address(row["target_url"])
             return deleted
 
     def _erase_address(self, address: str) -> None:
@@ -347,7 +371,8 @@ class SubscriberQueries:
     # --- export ----------------------------------------------------------------------
     def subscriber_deliveries(self, subscriber_id: int) -> list[dict]:
         return self._query(
-            "SELECT d.id, d.notification_id, n.kind, d.email, d.language, d.timezone, d.state, "
+            "SELECT d.id, d.notification_id, n.kind, d.channel, d.email, d.language, "
+            "d.timezone, d.state, "
             "d.reason, d.attempts, d.created_at, d.updated_at, d.sent_at FROM deliveries d "
             "JOIN notifications n ON n.id = d.notification_id WHERE d.subscriber_id = ? "
             "ORDER BY d.id",

@@ -39,9 +39,16 @@ class WebhookQueries:
                 return row["subscriber_id"]
         if not address:
             return None
-        found = self._scalar("SELECT id FROM subscribers WHERE email = ?", [address])
+        # By address: the email subscription only. The same address owns any Slack, Teams or
+        # webhook subscriptions (issue 12); its bounce says nothing about those targets.
+        found = self._scalar(
+            "SELECT id FROM subscribers WHERE email = ? AND channel = 'email'", [address]
+        )
         if found is None:  # stored with capitals by an older version or by hand
-            found = self._scalar("SELECT id FROM subscribers WHERE lower(email) = ?", [address])
+            found = self._scalar(
+                "SELECT id FROM subscribers WHERE lower(email) = ? AND channel = 'email'",
+                [address],
+            )
         return found
 
     def suppress_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:

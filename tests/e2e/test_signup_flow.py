@@ -101,17 +101,18 @@ def test_keyboard_alone_fills_and_sends_the_form(server, open_page):
         order.append(focused(page))
         outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert outline != "none", order[-1]  # focus is always visible
-    assert order[:8] == [
+    assert order[:9] == [
         "#main",
         "/",
         "/language/de?next=/",
         "/language/en?next=/",
         "email",
+        "channel-email",  # issue 12; the target field shows only for a channel
         "language-en",  # a radio group is one tab stop: the chosen option
         "notify_incidents",
         "notify_maintenance",
     ]
-    assert order[8:10] == ["scope-all", "component-grp-sms"]
+    assert order[9:11] == ["scope-all", "component-grp-sms"]
     assert "website" not in order  # the honeypot is no tab stop
     page.focus("#email")
     page.keyboard.type("keyboard.user@example.com")
