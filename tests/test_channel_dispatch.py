@@ -263,37 +263,46 @@ def test_a_wrong_secret_is_refused_by_the_receiver_and_the_row_fails(
 
 
 # --- faults ------------------------------------------------------------------------------
-def test_429_holds_that_host_until_retry_after_while_other_hosts_go_on(
+def test_429_holds_that_target_until_retry_after_while_others_go_on(
     db, ch_settings, clock, receivers
 ):
+    """A Slack (or Teams) webhook's rate limit is its own: one hooks.slack.com serves every
+    workspace, so a 429 holds that webhook URL only. A generic webhook's limit is its host's:
+    a 429 holds every row for that host. Neither counts as an attempt or a failing target."""
     now = clock()
     first = add_channel(db, "slack", receivers.slack.url("/a"), now=now)
     second = add_channel(db, "slack", receivers.slack.url("/b"), now=now)
-    other = add_channel(db, "teams", receivers.teams.url("/t"), now=now)
+    hooks = [
+        add_channel(db, "webhook", receivers.webhook.url(p), now=now, secret=SECRET)
+        for p in ("/w1", "/w2")
+    ]
+    for path in ("/w1", "/w2"):
+        receivers.webhook.secrets[path] = SECRET
+        receivers.webhook.answer(path, Answer(429, {"Retry-After": "120"}))
     receivers.slack.answer("/a", Answer(429, {"Retry-After": "120"}, b"rate_limited"))
     nid = notification(db, clock)
 
     stats = dispatcher(db, ch_settings, clock).run()
 
-    # The first request to a host goes alone: the 429 holds the second row before it is sent.
-    assert [r["path"] for r in receivers.slack.received()] == ["/a"]
-    assert [r["path"] for r in receivers.teams.received()] == ["/t"]
+    assert sorted(r["path"] for r in receivers.slack.received()) == ["/a", "/b"]
+    # The first request to a webhook host goes alone: its 429 holds the other row unsent.
+    assert len(receivers.webhook.received()) == 1
     later = now + timedelta(seconds=120)
-    assert (brief(delivery(db, nid, first)), brief(delivery(db, nid, second))) == (
-        {"channel": "slack", "state": "pending", "attempts": 1, "possible_duplicate": 0,
-         "message_id": None, "next_attempt_at": later},
-        {"channel": "slack", "state": "pending", "attempts": 0, "possible_duplicate": 0,
-         "message_id": None, "next_attempt_at": later},
-    )  # fmt: skip
-    assert brief(delivery(db, nid, other))["state"] == "sent"
-    assert (stats.requests, stats.sent, stats.retried) == (2, 1, 1)
+    held = {"channel": "slack", "state": "pending", "attempts": 0, "possible_duplicate": 0,
+            "message_id": None, "next_attempt_at": later}  # fmt: skip
+    assert brief(delivery(db, nid, first)) == held
+    assert brief(delivery(db, nid, second))["state"] == "sent"
+    assert [brief(delivery(db, nid, h)) for h in hooks] == [{**held, "channel": "webhook"}] * 2
+    assert (stats.requests, stats.sent, stats.retried) == (3, 1, 2)
     assert health(db, first)["failing_since"] is None  # a rate limit is not a failing target
 
+    receivers.webhook.answers.clear()
     clock.advance(seconds=119)
     assert dispatcher(db, ch_settings, clock).run().requests == 0
     clock.advance(seconds=1)
-    assert dispatcher(db, ch_settings, clock).run().sent == 2
-    assert [r["path"] for r in receivers.slack.received()] == ["/a", "/a", "/b"]
+    assert dispatcher(db, ch_settings, clock).run().sent == 3
+    assert sorted(r["path"] for r in receivers.slack.received()) == ["/a", "/a", "/b"]
+    assert sorted(r["path"] for r in receivers.webhook.received()[1:]) == ["/w1", "/w2"]
 
 
 def test_5xx_is_retried_with_backoff_then_sent(db, ch_settings, clock, receivers):

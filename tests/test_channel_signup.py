@@ -398,7 +398,7 @@ def test_confirming_a_slack_channel_queues_exactly_one_verification_and_wakes_di
     channel_signup(client, clock, "ops@example.com", "slack", SLACK, language="en")
     path = link(settings, tokens.CONFIRM, channel_row(db, "slack", SLACK), clock())
     page = client.get(path).get_data(as_text=True)
-    assert "test message to Slack (http://127.0.0.1/services/…)" in page
+    assert "test message to Slack (http://127.0.0.1:9/services/…)" in page
     assert SLACK not in page and "slacktoken" not in page
     response = post_button(client, path)
     assert response.status_code == 303
@@ -489,7 +489,7 @@ def test_preferences_show_the_channel_masked_and_its_verification_state(
     en = {"Accept-Language": "en"}
     db.update_subscriber(row["id"], language="en")
     html = client.get(path, headers=en).get_data(as_text=True)
-    assert "Microsoft Teams subscription for http://127.0.0.1/workflows/…, managed by" in html
+    assert "Microsoft Teams subscription for http://127.0.0.1:9/workflows/…, managed by" in html
     assert "Waiting for the test message" in html
     assert TEAMS not in html and "teamstoken" not in html
     assert "Send test message again" in html and "New signing secret" not in html
@@ -604,7 +604,7 @@ def test_unsubscribing_a_channel_cancels_everything_queued_for_it(
     db.update_subscriber(row["id"], language="en")
     path = manage_path(settings, db, clock, row).replace("/preferences/", "/unsubscribe/")
     page = client.get(path).get_data(as_text=True)
-    assert "Unsubscribe Slack http://127.0.0.1/services/…?" in page
+    assert "Unsubscribe Slack http://127.0.0.1:9/services/…?" in page
     if how == "page":
         assert post_button(client, path).status_code == 303
     else:
@@ -661,7 +661,7 @@ def test_the_export_has_channel_masked_target_and_times_but_never_the_secret(
     } == {
         "email": "ops@example.com",
         "channel": "webhook",
-        "target": "http://127.0.0.1/hooks/…",
+        "target": "http://127.0.0.1:9/…",
         "verified_at": stamp,
         "paused_at": stamp,
         "paused_reason": "HTTP 410",

@@ -11,10 +11,12 @@ is sent again flagged `possible_duplicate`. A webhook's `webhook-id` is "msg_<de
 the same on every attempt, so a receiver can drop the second copy (Standard Webhooks,
 "Idempotency").
 
-Holds are per target host (scheme, host and port): a 429 says when that host takes requests
-again (Retry-After, RFC 9110 section 10.2.3), so that row and every other claimed row for the
-host wait until then, while other hosts go on. A host gets one request alone until it accepted
-one in this run, so a closed rate-limit window costs one request, not CHANNEL_CONCURRENCY.
+Holds are per target (`hold_key`: a Slack or Teams webhook URL, a generic webhook's host): a
+429 says when that target takes requests again (Retry-After, RFC 9110 section 10.2.3), so that
+row and every other claimed row for it wait until then, while the others go on; a 429 is not
+counted as an attempt. A target gets one request alone until it accepted one in this run, so
+a closed rate-limit window costs one request, not CHANNEL_CONCURRENCY. A run stops claiming
+after RUN_BUDGET_SECONDS, so a hanging target cannot hold the worker's mail back.
 
 5xx, 408 and timeouts are retried with the mail path's backoff (dispatch.backoff, up to
 dispatch.MAX_ATTEMPTS); 404/410, other 4xx and a target refused by the address guard fail the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -48,8 +51,18 @@ RATE_LIMIT_DEFAULT_SECONDS = 60.0  # a 429 without a usable Retry-After
 VERIFICATION = "channel_verification"
 
 
-def target_host(url: str) -> str:
-    """The key of a per-host hold: scheme://host:port of the target, lower case."""
+# The longest a run keeps claiming: a target that hangs (an outage at Slack) makes each of its
+# requests take CHANNEL_TIMEOUT_SECONDS, and the worker's dispatch pass runs mail first, then
+# channels, then mail again: mail never waits longer than this plus one timeout.
+RUN_BUDGET_SECONDS = 20.0
+
+
+def hold_key(channel: str, url: str) -> str:
+    """The key of a hold (and of "one request alone until it accepted one"): a Slack or Teams
+    incoming webhook's limits are its own (Slack: per webhook; one hooks.slack.com serves every
+    workspace), so the whole target URL; a generic webhook's host, scheme://host:port."""
+    if channel in ("slack", "teams"):
+        return url
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
@@ -125,7 +138,10 @@ class ChannelDispatcher:
     def _claim_and_send(self, max_claims: int | None) -> None:
         concurrency = max(1, self.settings.channel_concurrency)
         claims, drained = 0, False
+        started = time.monotonic()
         while not self.stop.is_set():
+            if not drained and time.monotonic() - started > RUN_BUDGET_SECONDS:
+                drained = True  # what is claimed still goes; the rest waits for the next pass
             room = concurrency - len(self._waiting) - len(self._flights)
             if not drained and room > 0 and (max_claims is None or claims < max_claims):
                 # A handful at a time: a killed worker strands (and flags) at most
@@ -186,7 +202,7 @@ class ChannelDispatcher:
                 continue
             url = sub["target_url"]
             self._waiting.append(
-                _Flight(row, notification["kind"], url, target_host(url), payload,
+                _Flight(row, notification["kind"], url, hold_key(row["channel"], url), payload,
                         sub.get("webhook_secret"), self.clock())
             )  # fmt: skip
 
@@ -253,10 +269,11 @@ class ChannelDispatcher:
             try:
                 result = future.result()
             except Exception as exc:
-                # Not an answer from the target (a bug): hand the row back unflagged, let the
-                # others land, raise it at the end of the run.
-                self._release([flight], "dispatch stopped before sending")
-                self._error = self._error or exc
+                # Not an answer from the target (a bug in building the request): this row
+                # would fail the same way on every attempt, so it fails now, once, with the
+                # reason; handing it back due now would claim it again at once, for ever.
+                log.error("channel delivery %s: %s", flight.row["id"], exc, exc_info=exc)
+                self._fail([flight.row], f"not sent: {type(exc).__name__}: {exc}")
                 return
             if result is None:
                 self._release([flight], "dispatch stopped before sending")
@@ -304,7 +321,10 @@ class ChannelDispatcher:
         seconds = result.retry_after_seconds
         until = now + timedelta(seconds=RATE_LIMIT_DEFAULT_SECONDS if seconds is None else seconds)
         self._holds[flight.host] = max(until, self._holds.get(flight.host, until))
-        self.store.mark_retry([flight.row["id"]], now, until, "rate limited (429)", self.owner)
+        # Not counted as an attempt: a busy target must not use up the retries of its rows.
+        self.store.mark_retry(
+            [flight.row["id"]], now, until, "rate limited (429)", self.owner, attempted=False
+        )
         self.stats.retried += 1
         held = [f for f in self._waiting if f.host == flight.host]
         self._waiting = [f for f in self._waiting if f.host != flight.host]

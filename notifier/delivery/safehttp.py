@@ -284,6 +284,10 @@ def _parse(url: str, settings) -> _Target:
     netloc = f"[{host}]" if ":" in host else host
     if port != (443 if scheme == "https" else 80):
         netloc += f":{port}"
+    # Path and query go on the wire as given: non-ASCII must be percent-encoded already (the
+    # HTTP client refuses it at send time, which would make the row fail on every attempt).
+    if not (parts.path + parts.query).isascii():
+        raise UnsafeTarget("format", "Target URL path must be ASCII (percent-encoded).")
     normalized = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
     return _Target(scheme, host, port, normalized)
 

@@ -111,11 +111,21 @@ def send(
             return _send_webhook(url, body, settings, secret, message_id, now, timeout)
         return ChannelResult("rejected", error=f"unknown channel {channel!r}")
     except safehttp.UnsafeTarget as exc:
+        if exc.code == "unresolvable":
+            # A failed lookup (often temporary: EAI_AGAIN) sent nothing and refuses nothing:
+            # retried like a connect error, not counted as a permanent failure.
+            return ChannelResult("transient", error=str(exc))
         return ChannelResult("unsafe", error=str(exc))
     except NOT_SENT as exc:
         return ChannelResult("transient", error=_describe(exc))
     except httpx.HTTPError as exc:  # timeouts, resets, broken answers after the request went
         return ChannelResult("maybe_sent", error=_describe(exc))
+    except OSError as exc:  # a socket error outside the client's own mapping: nothing known sent
+        return ChannelResult("transient", error=_describe(exc))
+    except (TypeError, ValueError, UnicodeError) as exc:
+        # The request cannot be made from this URL or payload (e.g. text the client cannot
+        # encode): it never will be, so the row fails once instead of being retried forever.
+        return ChannelResult("rejected", error=f"request not made: {type(exc).__name__}")
 
 
 def new_webhook_secret() -> str:
@@ -135,7 +145,10 @@ def mask_target(url: str) -> str:
         return "(invalid URL)"
     netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
     segments = [s for s in parts.path.split("/") if s]
-    if len(segments) >= 2 and len(segments[0]) <= 24:
+    # Slack's "/services/" and Teams' "/workflows/" say what the target is; a generic
+    # webhook's first segment may be its token, so only known shapes keep one.
+    known = {"services", "workflows", "powerautomate", "webhookb2"}
+    if len(segments) >= 2 and segments[0].lower() in known:
         path = f"/{segments[0]}/…"
     elif segments or parts.query:
         path = "/…"

@@ -198,6 +198,13 @@ class ChannelQueries:
             )
             if not resumed:
                 return None
+            # A test message still queued from before is replaced by the new one.
+            self._execute(
+                "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ? "
+                "WHERE subscriber_id = ? AND state = 'pending' AND notification_id IN "
+                "(SELECT id FROM notifications WHERE kind = 'channel_verification')",
+                ["superseded by a new test message", now, subscriber_id],
+            )
             _, delivery_id = self.create_personal_notification(
                 "channel_verification",
                 subscriber_id,
