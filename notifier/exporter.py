@@ -4,7 +4,8 @@ so a file exported here imports back with every row unchanged.
 Columns: email, state, language, timezone, components (choice ids, `;`-separated; empty: all
 components), consent_source and consented_at (the newest confirmed consent record: where and
 when the person agreed; "signup form" for our own form), created_at, confirmed_at. Times are
-ISO 8601 UTC. RFC 4180 quoting, CRLF line ends.
+ISO 8601 UTC. RFC 4180 quoting, CRLF line ends. Email subscriptions only: a Slack, Teams or
+webhook subscription (issue 12) would import back as an email subscription of its owner.
 
 Formula guard (OWASP "CSV Injection"): a cell that starts with = + - @ tab or CR is written
 with a leading `'`, so a spreadsheet shows it as text instead of running it; an address may

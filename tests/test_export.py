@@ -26,6 +26,7 @@ from .test_admin_helpers import (  # noqa: F401  (fixtures)
     audit_rows,
     post,
 )
+from .test_channel_dispatch import add_channel
 from .test_subscribe_helpers import seed_catalogue
 
 HEADER = ("email,state,language,timezone,components,consent_source,consented_at,created_at,"
@@ -42,6 +43,10 @@ def people(db, clock):
     add_subscriber(db, "voice@example.com", now=now, components=["voice"])
     add_subscriber(db, "wait@example.com", now=now, state="pending", components=["sms-eu"])
     add_subscriber(db, "left@example.com", now=now, state="unsubscribed")
+    # Issue 12: an owner's Slack channel is not an email subscription; it is never exported
+    # (it would import back as a second email subscription of anna).
+    add_channel(db, "slack", "https://hooks.slack.com/services/T1/B1/x", now=now,
+                owner="anna@example.de")  # fmt: skip
     return db
 
 

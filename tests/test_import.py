@@ -76,6 +76,9 @@ def test_consent_policy_imports_confirmed_with_source_and_date_in_the_consent_re
         "maintenance_reminders": 1, "state": "confirmed", "suppressed_reason": None,
         "created_at": now, "updated_at": now, "confirmed_at": now, "unsubscribed_at": None,
         "suppressed_at": None,
+        # issue 12: an imported subscription is an email one
+        "channel": "email", "target_url": None, "webhook_secret": None, "verified_at": None,
+        "paused_at": None, "paused_reason": None, "failure_count": 0, "failing_since": None,
     }  # fmt: skip
     assert anna["token_nonce"] is None and anna["link_nonce"]
     assert db.subscriber_component_ids(anna["id"]) == ["sms-eu", "voice"]

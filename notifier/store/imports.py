@@ -106,8 +106,10 @@ class ImportQueries:
         the newest confirmed consent record consent_source and consented_at (None when there
         is none). Filters: state, language, and `choices` (the choice ids covering a
         component, store.choices_covering): only subscribers with all components or one of
-        them. Empty filters match everyone."""
-        where, params = ["1 = 1"], []
+        them. Empty filters match every email subscription: Slack, Teams and webhook
+        subscriptions (issue 12) are not exported, since the file imports back as email
+        subscriptions of their owners."""
+        where, params = ["s.channel = 'email'"], []
         if state:
             where.append("s.state = ?")
             params.append(state)
