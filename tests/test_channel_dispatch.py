@@ -482,6 +482,38 @@ def test_an_accepted_verification_makes_the_channel_ready(db, ch_settings, clock
     assert dispatcher(db, ch_settings, clock).run().sent == 1  # now in the audience
 
 
+def test_a_webhook_ping_refused_for_its_signature_is_retried_until_the_receiver_has_the_secret(
+    db, ch_settings, clock, receivers
+):
+    """The owner sees the signing secret on the confirmation page, and the ping goes out at
+    once: the receiver refuses it (401) until the secret is configured. A refused ping is
+    retried with backoff; the channel is verified when one is accepted, and nobody is told
+    the channel failed."""
+    sub = add_channel(
+        db, "webhook", receivers.webhook.url("/new"), now=clock(), secret=SECRET, verified=False
+    )
+    receivers.webhook.secrets["/new"] = "whsec_" + "A" * 43 + "="  # not configured yet
+    db.create_personal_notification(
+        "channel_verification", sub, {"kind": "channel_verification"}, clock(),
+        clock() + timedelta(hours=24),
+    )  # fmt: skip
+
+    dispatcher(db, ch_settings, clock).run()
+    [first] = receivers.webhook.received("/new")
+    assert first["verified"] is False
+    assert health(db, sub) == {
+        "verified_at": None, "paused_at": None, "paused_reason": None, "failure_count": 0,
+        "failing_since": None,
+    }  # fmt: skip
+    assert notices(db) == []
+
+    receivers.webhook.secrets["/new"] = SECRET  # the owner configured the receiver
+    clock.advance(seconds=30)
+    assert dispatcher(db, ch_settings, clock).run().sent == 1
+    assert [r["verified"] for r in receivers.webhook.received("/new")] == [False, True]
+    assert health(db, sub)["verified_at"] == clock()
+
+
 def test_a_refused_verification_pauses_with_one_notice(db, ch_settings, clock, receivers):
     url = receivers.teams.url("/nope")
     sub = add_channel(db, "teams", url, now=clock(), verified=False, owner="it@example.com")

@@ -342,7 +342,16 @@ class ChannelDispatcher:
     def _on_gone(self, flight: _Flight, result, now: datetime) -> None:
         self._permanent(flight, result, now)
 
-    _on_rejected = _on_gone
+    def _on_rejected(self, flight: _Flight, result, now: datetime) -> None:
+        if flight.kind == VERIFICATION and flight.row["channel"] == "webhook":
+            # The owner sees the signing secret when confirming, and the ping goes out at
+            # once: a receiver refuses it (401/403) until the secret is configured. Retried
+            # with backoff for the ping's attempts; only then does it count as not verified.
+            reason = result.error or f"rejected (HTTP {result.status_code})"
+            self._retry(flight, result, now, reason, duplicate=False)
+            return
+        self._permanent(flight, result, now)
+
     _on_unsafe = _on_gone
 
     def _retry(self, flight: _Flight, result, now: datetime, reason: str, *, duplicate: bool):
