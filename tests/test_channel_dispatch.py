@@ -4,6 +4,7 @@ verification, resume and resend. In process, with the injectable clock, on both 
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import threading
@@ -132,8 +133,15 @@ def expected_payload(db, settings, nid: int, sub_id: int) -> dict:
 
 
 def got(db, settings, request: dict, sub_id: int) -> dict:
-    """A received request's JSON body, tokens checked and replaced as in expected_payload."""
-    return tokenless(request["json"], settings, db.get_subscriber(sub_id))
+    """A received request's JSON body, tokens checked and replaced as in expected_payload. A
+    webhook body must validate against the published JSON Schema (docs/webhooks/)."""
+    sub = db.get_subscriber(sub_id)
+    if sub["channel"] == "webhook":
+        from .test_channel_payloads import ROOT, Draft202012Validator, format_checker
+
+        schema = json.loads((ROOT / payloads.WEBHOOK_SCHEMA).read_text(encoding="utf-8"))
+        Draft202012Validator(schema, format_checker=format_checker()).validate(request["json"])
+    return tokenless(request["json"], settings, sub)
 
 
 _LINK = re.compile(r"(/(?:preferences|unsubscribe(?:/one-click)?)/)([A-Za-z0-9_.\-]+)")
