@@ -122,14 +122,18 @@ def test_kill_9_mid_send_loses_nothing_and_flags_the_requests_in_flight(
             sent[receiver.url(request["path"])] += 1
     assert set(sent) == set(targets)  # every target has the message
     in_flight = {receiver.url(f"/{receiver.kind}/0") for receiver in hosts}
-    assert {url for url, n in sent.items() if n > 1} == in_flight  # sent again after the kill
+    twice = {url for url, n in sent.items() if n > 1}
+    assert in_flight <= twice  # the hanging requests were sent again after the kill
     flagged = {url for url, sub in targets.items() if rows[sub]["possible_duplicate"]}
-    # The rows in flight are flagged (the target may have posted them); so is the one the dead
-    # worker had claimed but not sent yet (it cannot know). Nothing else, and nothing went out
-    # twice unflagged.
-    claimed = in_flight | {receivers.slack.url("/slack/1")}
-    assert flagged == claimed
-    assert {url for url, n in sent.items() if n > 1} <= flagged
+    # The rows in flight are flagged (the target may have posted them). Besides them the dead
+    # worker can only have claimed the next rows: the second generic webhook, waiting behind
+    # the first on the same host, and the second Slack and Teams webhooks (targets of their
+    # own, a hold is per webhook URL), which went at once, their answers maybe cut off by the
+    # kill. Those it had claimed are flagged too (it cannot know); nothing else is, and
+    # nothing went out twice unflagged.
+    next_rows = {receiver.url(f"/{receiver.kind}/1") for receiver in hosts}
+    assert in_flight <= flagged <= in_flight | next_rows
+    assert twice <= flagged
     ids = {request["headers"]["webhook-id"] for request in receivers.webhook.received("/webhook/0")}
     assert ids == {f"msg_{rows[targets[receivers.webhook.url('/webhook/0')]]['id']}"}
     assert all(r["verified"] for r in receivers.webhook.received())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -61,6 +62,13 @@ PAYLOADS = {
 }
 # Whole second: webhook-timestamp and HTTP-dates have no fractions, so results are exact.
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_now(monkeypatch):
+    """Each test signs at its own start: a Standard Webhooks receiver refuses timestamps more
+    than 5 minutes away, and a long suite runs this module well after importing it."""
+    monkeypatch.setattr(sys.modules[__name__], "NOW", datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture
@@ -160,34 +168,36 @@ def test_2xx_is_accepted_and_the_request_is_sent_whole(
         assert Webhook(SECRET).verify(body, request["headers"]) == PAYLOADS["webhook"]
 
 
-ANSWERS_AND_OUTCOMES = [
-    (Answer(429, {"Retry-After": "30"}), ChannelResult("rate_limited", 429, "HTTP 429", 30.0)),
-    (
-        Answer(429, {"Retry-After": format_datetime(NOW + timedelta(seconds=120), True)}),
-        ChannelResult("rate_limited", 429, "HTTP 429", 120.0),
-    ),
-    (
-        Answer(429, {"Retry-After": "86400"}),
-        ChannelResult("rate_limited", 429, "HTTP 429", 3600.0),
-    ),
-    (Answer(429), ChannelResult("rate_limited", 429, "HTTP 429")),
-    (Answer(500), ChannelResult("transient", 500, "HTTP 500")),
-    (Answer(502, {}, b"<html>bad gateway</html>"), ChannelResult("transient", 502, "HTTP 502")),
-    (Answer(503, {"Retry-After": "5"}), ChannelResult("transient", 503, "HTTP 503", 5.0)),
-    (Answer(408), ChannelResult("transient", 408, "HTTP 408")),
-    (Answer(404), ChannelResult("gone", 404, "HTTP 404")),
-    (Answer(410), ChannelResult("gone", 410, "HTTP 410")),
-    (
-        Answer(400, {}, b"invalid_payload"),
-        ChannelResult("rejected", 400, "HTTP 400 invalid_payload"),
-    ),
-    (
-        Answer(400, {}, b'{"error":{"code":"InvalidRequestContent","message":"x"}}'),
-        ChannelResult("rejected", 400, "HTTP 400 InvalidRequestContent"),
-    ),
-    (Answer(401), ChannelResult("rejected", 401, "HTTP 401")),
-    (Answer(413), ChannelResult("rejected", 413, "HTTP 413")),
-]
+def answers_and_outcomes() -> list:
+    """Built when a test runs: the HTTP-date Retry-After is 120 s after that test's NOW."""
+    return [
+        (Answer(429, {"Retry-After": "30"}), ChannelResult("rate_limited", 429, "HTTP 429", 30.0)),
+        (
+            Answer(429, {"Retry-After": format_datetime(NOW + timedelta(seconds=120), True)}),
+            ChannelResult("rate_limited", 429, "HTTP 429", 120.0),
+        ),
+        (
+            Answer(429, {"Retry-After": "86400"}),
+            ChannelResult("rate_limited", 429, "HTTP 429", 3600.0),
+        ),
+        (Answer(429), ChannelResult("rate_limited", 429, "HTTP 429")),
+        (Answer(500), ChannelResult("transient", 500, "HTTP 500")),
+        (Answer(502, {}, b"<html>bad gateway</html>"), ChannelResult("transient", 502, "HTTP 502")),
+        (Answer(503, {"Retry-After": "5"}), ChannelResult("transient", 503, "HTTP 503", 5.0)),
+        (Answer(408), ChannelResult("transient", 408, "HTTP 408")),
+        (Answer(404), ChannelResult("gone", 404, "HTTP 404")),
+        (Answer(410), ChannelResult("gone", 410, "HTTP 410")),
+        (
+            Answer(400, {}, b"invalid_payload"),
+            ChannelResult("rejected", 400, "HTTP 400 invalid_payload"),
+        ),
+        (
+            Answer(400, {}, b'{"error":{"code":"InvalidRequestContent","message":"x"}}'),
+            ChannelResult("rejected", 400, "HTTP 400 InvalidRequestContent"),
+        ),
+        (Answer(401), ChannelResult("rejected", 401, "HTTP 401")),
+        (Answer(413), ChannelResult("rejected", 413, "HTTP 413")),
+    ]
 
 
 @pytest.mark.parametrize("channel", ["slack", "teams", "webhook"])
@@ -197,11 +207,11 @@ def test_http_answers_map_to_outcomes(
     receivers,  # noqa: F811
 ):
     receiver, path, url = receiver_and_url(receivers, channel)
-    receiver.answer(path, *(answer for answer, _ in ANSWERS_AND_OUTCOMES))
-    results = [send_to(channel, url, settings) for _ in ANSWERS_AND_OUTCOMES]
-    assert results == [expected for _, expected in ANSWERS_AND_OUTCOMES]
+    receiver.answer(path, *(answer for answer, _ in answers_and_outcomes()))
+    results = [send_to(channel, url, settings) for _ in answers_and_outcomes()]
+    assert results == [expected for _, expected in answers_and_outcomes()]
     # One request per send: no retry inside the sender (the ledger retries, with backoff).
-    assert len(receiver.received(path)) == len(ANSWERS_AND_OUTCOMES)
+    assert len(receiver.received(path)) == len(answers_and_outcomes())
 
 
 SLACK_ERRORS = [
