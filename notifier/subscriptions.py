@@ -273,6 +273,20 @@ def confirm(store, settings: Settings, token: str, visitor: Visitor, now: dateti
     with store.write():
         row = subscriber_for_link(store, settings, tokens.CONFIRM, token, now)
         secret = senders.new_webhook_secret() if row["channel"] == "webhook" else None
+        # A channel confirmed again (after an unsubscribe) starts over: its target must accept
+        # the new test message (a webhook's new secret) before broadcasts go there, and an old
+        # pause or failure streak does not carry over.
+        fresh = (
+            {
+                "verified_at": None,
+                "paused_at": None,
+                "paused_reason": None,
+                "failure_count": 0,
+                "failing_since": None,
+            }
+            if row["channel"] != "email"
+            else {}
+        )
         store.update_subscriber(
             row["id"],
             state="confirmed",
@@ -280,6 +294,7 @@ def confirm(store, settings: Settings, token: str, visitor: Visitor, now: dateti
             confirmed_at=now,
             updated_at=now,
             **({"webhook_secret": secret} if secret else {}),
+            **fresh,
         )
         store.record_consent_confirmation(
             row["id"], ip=visitor.ip, user_agent=visitor.user_agent, now=now
@@ -330,19 +345,10 @@ def resume_channel(store, subscriber_id: int, now: datetime) -> bool:
     row = store.get_subscriber(subscriber_id)
     if row is None or row["channel"] == "email" or row["state"] != "confirmed":
         return False
-    resume = getattr(store, "resume_channel", None)
-    if resume is not None:  # notifier/store/channels.py (the dispatch part)
-        resume(subscriber_id, now)
-    else:
+    # A paused channel: lift the pause and verify again (store.resume_channel). Any other
+    # (a test message that expired unanswered, or the owner wants to see one): a new one.
+    if store.resume_channel(subscriber_id, now) is None:
         with store.write():
-            store.update_subscriber(
-                subscriber_id,
-                paused_at=None,
-                paused_reason=None,
-                failure_count=0,
-                failing_since=None,
-                updated_at=now,
-            )
             _queue_verification(store, subscriber_id, now)
     log.info("channel subscriber %s resumed: verification queued", subscriber_id)
     wake.work_queued(store, now)

@@ -761,3 +761,97 @@ def test_resume_and_new_secret_share_the_signed_link_budget(settings, clock):
         assert statuses == [303, 200, 429]
     finally:
         db.close()
+
+
+# --- found in review: one owner, many subscriptions ---------------------------------------
+
+
+def test_one_address_gets_at_most_the_daily_cap_of_confirmations_across_its_targets(
+    client, db, clock, open_targets
+):
+    """Every new target is a new row: the cap (CONFIRMATION_DAILY_CAP a day, a cooldown between)
+    counts the address's confirmations over all its rows, or a stranger could flood one
+    inbox with confirmations by signing it up for /1, /2, /3, ... ."""
+    for n in range(5):
+        target = f"http://127.0.0.1:9/hooks/{n}"
+        assert channel_signup(client, clock, "victim@example.com", "webhook", target).status_code
+        clock.advance(minutes=16)  # past the cooldown each time
+    mails = [m for m in personal_mails(db, "confirmation") if m["email"] == "victim@example.com"]
+    assert len(mails) == subscriptions.CONFIRMATION_DAILY_CAP
+    clock.advance(hours=24)
+    assert channel_signup(client, clock, "victim@example.com", "webhook", SLACK + "x").status_code
+    assert len(personal_mails(db, "confirmation")) == subscriptions.CONFIRMATION_DAILY_CAP + 1
+
+
+def test_send_test_message_again_queues_one_for_an_unpaused_channel(
+    client, settings, db, clock, open_targets, wakes
+):
+    """A test message that expired unanswered leaves the channel unverified and unpaused:
+    "Send test message again" must queue a new one, not only lift a pause."""
+    row = confirmed_channel(client, settings, db, clock, "teams", TEAMS)
+    db._execute(
+        "UPDATE deliveries SET state = 'failed', reason = 'expired' WHERE subscriber_id = ?",
+        [row["id"]],
+    )
+    path = manage_path(settings, db, clock, row)
+    assert press(client, path, path + "/resume").status_code == 303
+    assert [(v["state"], v["channel"]) for v in verifications(db)] == [
+        ("failed", "teams"),
+        ("pending", "teams"),
+    ]
+    assert len(wakes) == 2
+
+
+def test_signing_up_an_unsubscribed_channel_again_starts_unverified_and_unpaused(
+    client, settings, db, clock, open_targets
+):
+    """A webhook confirmed again gets a new secret: its target must accept a ping signed with
+    it before broadcasts go there, and an old pause or failure streak does not carry over."""
+    row = confirmed_channel(client, settings, db, clock, "webhook", HOOK)
+    db._execute(
+        "UPDATE subscribers SET verified_at = ?, paused_at = ?, paused_reason = 'HTTP 410', "
+        "failure_count = 5, failing_since = ? WHERE id = ?",
+        [clock(), clock(), clock(), row["id"]],
+    )
+    subscriptions.unsubscribe(db, row["id"], clock(), "page")
+    clock.advance(hours=1)
+    confirmed_channel(client, settings, db, clock, "webhook", HOOK)
+    after = channel_row(db, "webhook", HOOK)
+    assert {k: after[k] for k in ("state", "verified_at", "paused_at", "paused_reason",
+                                  "failure_count", "failing_since")} == {
+        "state": "confirmed", "verified_at": None, "paused_at": None, "paused_reason": None,
+        "failure_count": 0, "failing_since": None,
+    }  # fmt: skip
+    assert after["webhook_secret"] != row["webhook_secret"]
+    assert verifications(db)[-1]["state"] == "pending"
+
+
+def test_erasing_one_subscription_keeps_the_address_its_other_subscriptions_still_hold(
+    client, settings, db, clock, open_targets
+):
+    """The owner's Slack channel and webhook share the address: erasing the webhook must not
+    mask the address in the records the Slack subscription still has (a provider's reply on
+    its confirmation mail, here). Erasing the last one masks it everywhere."""
+    slack = confirmed_channel(client, settings, db, clock, "slack", SLACK)  # same owner
+    hook = confirmed_channel(client, settings, db, clock, "webhook", HOOK)
+    reply = "550 5.1.1 <ops@example.com>: mailbox full"
+    db._execute(
+        "UPDATE deliveries SET provider_reason = ? WHERE subscriber_id = ?", [reply, slack["id"]]
+    )
+
+    def replies():
+        return {
+            r["provider_reason"]
+            for r in db._query(
+                "SELECT provider_reason FROM deliveries WHERE subscriber_id = ?", [slack["id"]]
+            )
+        }
+
+    assert post_button(client, manage_path(settings, db, clock, hook) + "/erase").status_code == 200
+    assert db.get_subscriber(hook["id"]) is None
+    assert db.get_subscriber(slack["id"])["email"] == "ops@example.com"
+    assert replies() == {reply}
+    assert (
+        post_button(client, manage_path(settings, db, clock, slack) + "/erase").status_code == 200
+    )
+    assert "ops@example.com" not in json.dumps(dump_tables(db), default=str)

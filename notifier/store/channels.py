@@ -19,7 +19,7 @@ from .deliveries import PRIORITY_PERSONAL, _marks
 # The owner's notice and a re-queued verification stay due this long (a confirmation's
 # lifetime, notifications.PERSONAL_TTL): an owner mail days late is still worth sending.
 CHANNEL_NOTICE_TTL = timedelta(hours=72)
-VERIFICATION_TTL = timedelta(hours=72)
+VERIFICATION_TTL = timedelta(hours=24)  # as notifier/subscriptions.py's
 
 
 def _channel_claim_order(row: dict) -> tuple:

@@ -24,8 +24,10 @@ _MUTABLE = frozenset(
         "updated_at",
         "confirmed_at",
         "unsubscribed_at",
-        # channel subscriptions (issue 12): the signing secret, and a pause the owner clears
+        # channel subscriptions (issue 12): the signing secret, the verification (cleared when
+        # confirmed again), and a pause the owner clears
         "webhook_secret",
+        "verified_at",
         "paused_at",
         "paused_reason",
         "failure_count",
@@ -142,10 +144,15 @@ class SubscriberQueries:
         with self.write():
             row = self.get_subscriber(subscriber_id)
             deleted = self._delete_subscribers("s.id = ?", [subscriber_id])
-            if row is not None:
+            # The address stays where another subscription of it (the owner's email one, or
+            # another channel) still holds it: erasing one subscription is not erasing them all.
+            if row is not None and not self._scalar(
+                "SELECT COUNT(*) AS n FROM subscribers WHERE lower(email) = lower(?)",
+                [row["email"]],
+            ):
                 self._erase_address(row["email"])
-                if row["target_url"]:
-                    self._erase_address(row["target_url"])
+            if row is not None and row["target_url"]:
+                self._erase_address(row["target_url"])
             return deleted
 
     def _erase_address(self, address: str) -> None:
@@ -347,10 +354,15 @@ class SubscriberQueries:
     def confirmation_send_times(
         self, subscriber_id: int, since: datetime | None = None
     ) -> list[datetime]:
-        where, params = ("AND sent_at >= ?", [since]) if since is not None else ("", [])
+        """When confirmations went to this subscriber's address (oldest first), over every
+        subscription of that address: a Slack, Teams or webhook subscription is a row of its
+        own per target, so a cap per row would let a stranger flood one inbox by signing it
+        up for target after target (issue 12)."""
+        where, params = ("AND cs.sent_at >= ?", [since]) if since is not None else ("", [])
         rows = self._query(
-            f"SELECT sent_at FROM confirmation_sends WHERE subscriber_id = ? {where} "
-            "ORDER BY sent_at",
+            "SELECT cs.sent_at FROM confirmation_sends cs JOIN subscribers s "
+            "ON s.id = cs.subscriber_id WHERE s.email = "
+            f"(SELECT email FROM subscribers WHERE id = ?) {where} ORDER BY cs.sent_at",
             [subscriber_id, *params],
         )
         return [r["sent_at"] for r in rows]
