@@ -636,3 +636,32 @@ def test_a_stop_lets_the_request_in_flight_land_and_hands_the_rest_back(
         "message_id": None, "next_attempt_at": clock(),
     }  # fmt: skip
     assert [r["path"] for r in receivers.webhook.received()] == ["/slow"]
+
+
+def test_a_bounce_of_an_owner_mail_suppresses_the_address_not_the_channel(db, clock):
+    """SendGrid's bounce of a mail to a channel's owner (a confirmation, a receipt, a notice)
+    names the channel's subscriber: the address is bad, the Slack target is not. The channel
+    keeps its messages; the owner's queued mails and the owner's email subscription stop."""
+    owner = "it@example.com"
+    mail_sub = add_subscriber(db, owner, now=clock())
+    sub = add_channel(db, "slack", "https://hooks.slack.com/services/T/B/x", now=clock(),
+                      owner=owner)  # fmt: skip
+    nid = notification(db, clock)  # a broadcast: one row for each
+    _, notice = db.create_personal_notification(
+        "receipt", sub, {"kind": "receipt"}, clock(), clock() + timedelta(hours=24)
+    )
+
+    assert db.suppress_subscriber(sub, "bounce: mailbox unavailable", clock()) == 2
+
+    states = {
+        (r["subscriber_id"], r["channel"], r["state"])
+        for r in db._query("SELECT subscriber_id, channel, state FROM deliveries")
+    }
+    assert states == {
+        (mail_sub, "email", "suppressed"),  # the broadcast mail to the bad address
+        (sub, "slack", "pending"),  # the channel's message still goes
+        (sub, "email", "suppressed"),  # the owner's receipt does not
+    }
+    assert db.get_subscriber(sub)["state"] == "confirmed"
+    assert db.get_subscriber(mail_sub)["state"] == "suppressed"
+    assert delivery(db, nid, sub)["state"] == "pending" and notice

@@ -52,8 +52,31 @@ class WebhookQueries:
         return found
 
     def suppress_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:
-        """Stop all mail to a subscriber; returns how many pending deliveries were cancelled."""
+        """Stop all mail to a subscriber; returns how many pending deliveries were cancelled.
+
+        A Slack, Teams or webhook subscriber (issue 12) is named when a mail to its owner
+        bounced (confirmation, receipt, notice): the address is bad, the target is not. Its
+        queued owner mails stop, and so does the owner's email subscription if there is one;
+        the channel stays confirmed and its messages still go.
+        """
         with self.write():
+            row = self._query_one(
+                "SELECT channel, email FROM subscribers WHERE id = ?", [subscriber_id]
+            )
+            if row is not None and row["channel"] != "email":
+                cancelled = self._execute(
+                    "UPDATE deliveries SET state = 'suppressed', reason = ?, updated_at = ? "
+                    "WHERE subscriber_id = ? AND state = 'pending' AND channel = 'email'",
+                    [reason, now, subscriber_id],
+                )
+                mail_sub = self._scalar(
+                    "SELECT id FROM subscribers WHERE lower(email) = lower(?) "
+                    "AND channel = 'email'",
+                    [row["email"]],
+                )
+                if mail_sub is not None:
+                    cancelled += self.suppress_subscriber(mail_sub, reason, now)
+                return cancelled
             # The first reason is kept: it says why the address went bad.
             self._execute(
                 "UPDATE subscribers SET state = 'suppressed', suppressed_at = ?, "
