@@ -23,7 +23,7 @@ from notifier.poller import ingest
 from notifier.shutdown import Shutdown
 from notifier.store import open_store
 from notifier.store.base import from_db_time, to_db_time
-from notifier.tokens import MANAGE, read_token, recipient_links
+from notifier.tokens import MANAGE, read_token
 
 from . import fake_receivers
 from .conftest import Clock
@@ -125,8 +125,6 @@ def expected_payload(db, settings, nid: int, sub_id: int) -> dict:
         db.get_notification(nid),
         sub["language"],
         sub["timezone"],
-        subscriber=sub,
-        links=recipient_links(settings, sub_id, sub["link_nonce"]),
         settings=settings,
     )
     return tokenless(payload, settings, sub)

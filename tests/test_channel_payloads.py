@@ -44,12 +44,6 @@ CASES = {
 }
 CHANNELS = ("slack", "teams", "webhook")
 READERS = {"de": "Europe/Berlin", "en": "America/New_York"}
-LINKS = {
-    "preferences_url": "https://notify.example.com/preferences/tok.en-1",
-    "unsubscribe_url": "https://notify.example.com/unsubscribe/tok.en-1",
-    "one_click_url": "https://notify.example.com/unsubscribe/one-click/tok.en-1",
-}
-SUBSCRIBER = {"id": 7, "channel": "slack", "target_url": "https://hooks.slack.com/services/T/B/x"}
 SETTINGS = load_settings({})
 
 
@@ -77,9 +71,7 @@ def notification(content: dict, **extra) -> dict:
 def build(channel: str, content: dict, lang: str, tz: str | None = None, **extra) -> dict:
     row = notification(content, **extra)
     tz = tz or READERS[lang]
-    return payloads.build(
-        channel, row, lang, tz, subscriber=SUBSCRIBER, links=LINKS, settings=SETTINGS
-    )
+    return payloads.build(channel, row, lang, tz, settings=SETTINGS)
 
 
 def dump(payload: dict) -> str:
@@ -116,10 +108,7 @@ def test_content_as_dict_builds_the_same_payload():
     content = content_of("incident_updated")
     for channel in CHANNELS:
         row = {**notification(content), "content": content}
-        as_dict = payloads.build(
-            channel, row, "de", "Europe/Berlin", subscriber=SUBSCRIBER, links=LINKS,
-            settings=SETTINGS,
-        )  # fmt: skip
+        as_dict = payloads.build(channel, row, "de", "Europe/Berlin", settings=SETTINGS)
         assert as_dict == build(channel, content, "de")
 
 

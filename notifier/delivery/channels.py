@@ -39,7 +39,6 @@ from urllib.parse import urlsplit
 
 from ..settings import Settings
 from ..shutdown import Shutdown
-from ..tokens import recipient_links
 from . import payloads, senders
 from .dispatch import MAX_ATTEMPTS, DispatchStats, backoff, worker_id
 
@@ -189,11 +188,10 @@ class ChannelDispatcher:
             if notification is None or sub is None or not sub.get("target_url"):
                 self._fail([row], "not sent: no channel subscription behind this delivery")
                 continue
-            links = recipient_links(self.settings, sub["id"], sub["link_nonce"])
             try:
                 payload = payloads.build(
                     row["channel"], notification, row["language"], row["timezone"],
-                    subscriber=sub, links=links, settings=self.settings,
+                    settings=self.settings,
                 )  # fmt: skip
             except Exception as exc:  # a payload bug must fail this row, not loop forever
                 log.exception("building notification %s for %s failed",

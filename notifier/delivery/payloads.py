@@ -68,8 +68,10 @@ class Chat:
     qa: QA | None  # the mail's "Do I need to do anything?" (or "How do I prepare?")
     link: Link | None
     zone_note: str
+    # Where the team changes what it gets. Only words: the management links carry the owner's
+    # token (unsubscribe, export, a new signing secret) and go to the owner by mail, never
+    # into a channel that many read, or a webhook body that ends up in logs.
     manage_label: str
-    manage: tuple[Link, ...]
 
 
 def build(
@@ -78,15 +80,13 @@ def build(
     language: str,
     timezone: str,
     *,
-    subscriber: dict,
-    links: dict[str, str],
     settings,
 ) -> dict:
     """The JSON-ready payload of `notification` (a notifications row: kind, content as JSON
     text or dict, id, created_at, resend_of) for one `channel` target ('slack', 'teams',
-    'webhook') whose readers use `language` ('de'/'en') and `timezone` (IANA). `links` are
-    the subscriber's recipient_links (preferences_url, unsubscribe_url); `settings` gives the
-    status page of announcements and test messages (the first feed's page).
+    'webhook') whose readers use `language` ('de'/'en') and `timezone` (IANA); `settings`
+    gives the status page of announcements and test messages (the first feed's page). No
+    message carries the subscription's management links (see Chat.manage_label).
 
     ValueError for an unknown channel, language or zone, and for a kind a channel does not
     get (confirmation, receipt, ops_alert, channel_notice: those are mails to the owner).
@@ -103,8 +103,8 @@ def build(
     feeds = settings.feed_urls
     page_url = content.get("page_url") or (page_url_for(feeds[0]) if feeds else "")
     if channel == "webhook":
-        return _event(notification, content, language, timezone, links, page_url)
-    chat = _chat(kind, content, language, timezone, links, page_url)
+        return _event(notification, content, language, timezone, page_url)
+    chat = _chat(kind, content, language, timezone, page_url)
     return slack_message(chat) if channel == "slack" else teams_message(chat, language)
 
 
@@ -155,9 +155,8 @@ def _sentence(value: str) -> str:
 
 
 # --- what Slack and Teams show -----------------------------------------------------------
-def _chat(kind, content, lang, tz, links, page_url) -> Chat:
+def _chat(kind, content, lang, tz, page_url) -> Chat:
     words, own = labels.WORDS[lang], WORDS[lang]
-    manage = _manage(links, words)
     note = words["times_in"].format(zone=tz)
     if kind == "channel_verification":
         intro = f"{own['verification_intro']} {own['verification_body']}"
@@ -171,7 +170,6 @@ def _chat(kind, content, lang, tz, links, page_url) -> Chat:
             link=Link(words["link_page"], page_url) if page_url else None,
             zone_note="",
             manage_label=own["verification_manage"],
-            manage=manage,
         )
     if kind == "announcement":
         message = notices.build_announcement(dict(content), lang, tz)
@@ -194,7 +192,6 @@ def _chat(kind, content, lang, tz, links, page_url) -> Chat:
         link=link,
         zone_note=note,
         manage_label=own["manage"],
-        manage=manage,
     )
 
 
@@ -209,14 +206,6 @@ def _todo(content: dict, message: Message) -> QA | None:
     if key is None or len(message.faq) <= keys.index(key):
         return None
     return message.faq[keys.index(key)]
-
-
-def _manage(links: Mapping[str, str], words: dict) -> tuple[Link, ...]:
-    """No management links in a channel message: everyone in a Slack or Teams channel (and
-    whatever logs a webhook's bodies) would hold the owner's token, able to unsubscribe the
-    channel, export its data or replace its signing secret. They go to the owner by mail; the
-    message only says so (`manage_label`)."""
-    return ()
 
 
 def _fit(value: str, limit: int, escape: Callable[[str], str]) -> str:
@@ -305,8 +294,7 @@ def _slack_latest(latest: Latest) -> dict:
 
 
 def _slack_footer(chat: Chat) -> dict:
-    links = " · ".join(_slack_link(link) for link in chat.manage)
-    parts = [slack_escape(chat.zone_note), f"{slack_escape(chat.manage_label)} {links}".strip()]
+    parts = [slack_escape(chat.zone_note), slack_escape(chat.manage_label)]
     return {"type": "context", "elements": [_mrkdwn("\n".join(p for p in parts if p.strip()))]}
 
 
@@ -359,8 +347,6 @@ def teams_message(chat: Chat, lang: str) -> dict:
         body.append(_actions([chat.link]))
     footer = " ".join(p for p in (chat.zone_note, chat.manage_label) if p)
     body.append(_block(teams_escape(footer), size="Small", isSubtle=True, spacing="Medium"))
-    if chat.manage:
-        body.append(_actions(chat.manage))
     card = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -397,7 +383,7 @@ def _at(value: datetime | None, tz: str, suffix: str) -> dict:
     return {f"{suffix}_utc": iso_utc(value), f"{suffix}_local": local}
 
 
-def _event(notification, content, lang, tz, links, page_url) -> dict:
+def _event(notification, content, lang, tz, page_url) -> dict:
     kind = notification["kind"]
     created = from_db_time(notification.get("created_at"))
     data = {
