@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from notifier.delivery.safehttp import UnsafeTarget, check_target
 from notifier.delivery.senders import (
     ChannelResult,
     mask_target,
@@ -448,3 +449,32 @@ def test_new_webhook_secret_is_standard_webhooks_shaped():
     assert first.startswith("whsec_")
     assert len(base64.b64decode(first.removeprefix("whsec_"), validate=True)) == 32
     Webhook(first)  # the library accepts it
+
+
+def test_a_failed_lookup_is_temporary_and_sends_nothing(monkeypatch):
+    """A DNS failure (often EAI_AGAIN) refuses nothing about the target: it is retried like a
+    connect error, never an 'unsafe' target that fails the row and counts towards a pause."""
+
+    def resolve(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    guarded = Settings(app_env="test", public_base_url="https://status-notify.example.com")
+    result = send_to("webhook", "https://hooks.example.org/w", guarded)
+    assert result.outcome == "transient"
+
+
+def test_a_target_path_with_raw_non_ascii_is_refused_at_sign_up_and_fails_once_at_send(
+    settings,
+    receivers,  # noqa: F811
+):
+    """The HTTP client cannot send a raw non-ASCII path: sign-up refuses it, and a stored one
+    fails its row once ('unsafe', a permanent outcome) instead of raising in the dispatcher
+    on every attempt."""
+    url = receivers.webhook.url("/hooks/ü")
+    with pytest.raises(UnsafeTarget) as refused:
+        check_target("webhook", url, settings, resolve=False)
+    assert refused.value.code == "format"
+    result = send_to("webhook", url, settings)
+    assert result.outcome == "unsafe"
+    assert receivers.webhook.received() == []
