@@ -66,10 +66,20 @@ def direct(content: dict, lang: str, zone: str, mailed_before: bool) -> tuple[st
     return tuple(apply_substitutions(p, LINKS) for p in (email.subject, email.text, email.html))
 
 
+def filled_as_received(shared: SharedEmail, zone: str) -> tuple[str, str, str]:
+    """(subject, text, html) of `shared.filled(zone)` (a one-zone request: no zone
+    substitutions), after SendGrid's link substitutions."""
+    email = shared.filled(zone)
+    return tuple(apply_substitutions(p, LINKS) for p in (email.subject, email.text, email.html))
+
+
 def assert_identical(content: dict, lang: str, mailed_before: bool, zones=ZONES) -> SharedEmail:
     shared = SharedEmail(content, lang, mailed_before=mailed_before)
     for zone in zones:
-        assert as_received(shared, zone) == direct(content, lang, zone, mailed_before), zone
+        expected = direct(content, lang, zone, mailed_before)
+        assert as_received(shared, zone) == expected, zone
+        assert filled_as_received(shared, zone) == expected, zone
+        assert shared.filled(zone).attachments == shared.for_zone(zone).email.attachments
     return shared
 
 
