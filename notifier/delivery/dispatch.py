@@ -132,6 +132,7 @@ class Dispatcher:
         self._resume_at: datetime | None = None
         self._notifications: dict[int, dict] = {}
         self._emails: dict[tuple, SharedEmail] = {}
+        self._filled_messages: dict[tuple, Message] = {}
 
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
@@ -309,7 +310,8 @@ class Dispatcher:
                     for start in range(0, len(readers), size):
                         if self.stop.is_set() or self.stats.halted:
                             return
-                        self._send_batch(message, readers[start : start + size], nonces)
+                        batch = readers[start : start + size]
+                        self._send_batch(*self._one_zone(key, again, message, batch), nonces)
 
     def _by_zone_mail(self, notification_id: int, language: str, group, *, mailed_before):
         """[(Message, rows)]: the rows of `group` by the mail they share (usually one for all
@@ -339,6 +341,23 @@ class Dispatcher:
         return [
             (self._message(notification_id, email), readers) for email, readers in by_group.values()
         ]
+
+    def _one_zone(self, key: tuple, mailed_before: bool, message: Message, batch: list[dict]):
+        """(message, batch) for one request. When every reader of the request lives in the same
+        zone (claims come sorted by zone, so with few zones nearly every request does), the
+        zone's times are filled into the message itself (SharedEmail.filled) and the readers
+        carry no zone substitutions: each personalization shrinks from ~2 KB to its links,
+        which SendGrid, the JSON encoder and the request body all pay for (issue 14)."""
+        zone = batch[0]["timezone"]
+        if not batch[0].get("zone_substitutions") or any(r["timezone"] != zone for r in batch):
+            return message, batch
+        cache_key = (*key, mailed_before, zone)
+        filled = self._filled_messages.get(cache_key)
+        if filled is None:
+            shared = self._shared(key[0], key[1], batch, mailed_before)
+            filled = self._message(key[0], shared.filled(zone))
+            self._filled_messages[cache_key] = filled
+        return filled, [{**r, "zone_substitutions": None} for r in batch]
 
     def _batch_size(self) -> int:
         return min(self.backend.max_batch, self.settings.send_batch_size)
@@ -509,10 +528,13 @@ class Dispatcher:
         return keep
 
     def _record(self, batch: Sequence[dict], result: SendResult) -> None:
-        now = self.clock()
-        self.store.record_attempts(
-            (r["id"], now, result.outcome, result.status_code, result.error, result.message_id)
-            for r in batch
+        self.store.record_request_attempt(
+            [r["id"] for r in batch],
+            self.clock(),
+            result.outcome,
+            result.status_code,
+            result.error,
+            result.message_id,
         )
 
     def _on_accepted(self, message, batch, result: SendResult, nonces) -> None:

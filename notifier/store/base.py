@@ -100,15 +100,18 @@ class BaseStore:
     def _params(self, params: Sequence[Any]) -> list[Any]:
         return [self._param(p) for p in params]
 
-    @staticmethod
-    def _row(row: dict) -> dict:
-        for key, value in row.items():
-            if isinstance(value, str) and _is_time_column(key):
-                row[key] = from_db_time(value)
-        return row
-
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
-        return [self._row(r) for r in self._raw_query(sql, self._params(params))]
+        rows = self._raw_query(sql, self._params(params))
+        # Every row of one result has the same columns: look for time columns once, not per
+        # row and column (a claim returns 1000 rows and none; issue 14). Same result as _row.
+        times = [key for key in rows[0] if _is_time_column(key)] if rows else ()
+        if times:
+            for row in rows:
+                for key in times:
+                    value = row[key]
+                    if isinstance(value, str):
+                        row[key] = from_db_time(value)
+        return rows
 
     def _query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
         rows = self._query(sql, params)

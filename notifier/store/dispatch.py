@@ -240,6 +240,27 @@ class DispatchQueries:
             [reason[:500], now, *delivery_ids, owner],
         )
 
+    def record_request_attempt(
+        self,
+        delivery_ids: Sequence[int],
+        attempted_at: datetime,
+        outcome: str,
+        status_code: int | None,
+        error: str | None,
+        message_id: str | None,
+    ) -> None:
+        """One attempt row per delivery of one request, which all share its answer: a single
+        INSERT ... SELECT, so recording 1000 recipients costs no Python per row (issue 14).
+        The rows are those `record_attempts` would write for the same values, in id order."""
+        if not delivery_ids:
+            return
+        self._execute(
+            "INSERT INTO delivery_attempts (delivery_id, attempted_at, outcome, status_code, "
+            "error, message_id) SELECT id, ?, ?, ?, ?, ? FROM deliveries "
+            f"WHERE id IN ({_marks(delivery_ids)}) ORDER BY id",
+            [attempted_at, outcome, status_code, error, message_id, *delivery_ids],
+        )
+
     def record_attempts(self, rows: Iterable[Sequence]) -> None:
         """(delivery_id, attempted_at, outcome, status_code, error, message_id) per row."""
         self._executemany(
