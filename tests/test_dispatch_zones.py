@@ -206,3 +206,70 @@ def test_a_reader_in_an_unknown_zone_fails_alone_and_broken_content_fails_its_ro
         (bad, "mars@example.com", "failed",
          "render error: ValueError: unknown time zone 'Mars/Olympus'"),
     ]  # fmt: skip
+
+
+def test_a_request_of_one_zone_has_its_times_filled_in_and_no_zone_substitutions(
+    db, sg_settings, clock, sendgrid
+):
+    """Claims come sorted by zone: with few zones nearly every request holds one zone. Its
+    times are then filled into the content (SharedEmail.filled), so each personalization
+    carries its links only; a request of two zones still carries them per recipient."""
+    now = clock()
+    settings = replace(sg_settings, send_batch_size=5, send_concurrency=1)
+    readers = {}
+    for index, zone in enumerate(["Europe/Berlin"] * 6 + ["UTC"] * 4):
+        address = f"r{index}@example.com"
+        readers[address] = (
+            add_subscriber(db, address, now=now, language="de", timezone=zone),
+            zone,
+        )
+    nid = db.create_notification("incident", CONTENT, now, now + timedelta(hours=24), audience={})
+    db.fan_out(nid, now)
+
+    stats = dispatcher(db, settings, clock).run()
+
+    assert (stats.requests, stats.sent, stats.failed) == (2, 10, 0)
+    one_zone, two_zones = (r.body for r in sendgrid.requests)
+    assert [p["to"][0]["email"] for p in one_zone["personalizations"]] == [
+        f"r{i}@example.com" for i in range(5)
+    ]
+    assert [p["to"][0]["email"] for p in two_zones["personalizations"]] == [
+        f"r{i}@example.com" for i in range(5, 10)
+    ]
+    base = sg_settings.public_base_url
+    links = {
+        "-preferences_url-": f"{base}/preferences/<token>",
+        "-unsubscribe_url-": f"{base}/unsubscribe/<token>",
+    }
+    rows = {d["email"]: d for d in table(db, "deliveries")}
+    berlin = render_email(CONTENT, "de", "Europe/Berlin")
+    assert {k: v for k, v in one_zone.items() if k != "personalizations"} == (
+        dispatched_envelope(berlin, "incident")
+    )
+    shared = SharedEmail(CONTENT, "de")
+    assert {k: v for k, v in two_zones.items() if k != "personalizations"} == (
+        dispatched_envelope(shared.for_zone("UTC").email, "incident")
+    )
+    for request, zoned in ((one_zone, False), (two_zones, True)):
+        for personal in request["personalizations"]:
+            address = personal["to"][0]["email"]
+            sid, zone = readers[address]
+            nonce = db._scalar("SELECT link_nonce FROM subscribers WHERE id = ?", [sid])
+            zone_subs = shared.for_zone(zone).substitutions if zoned else {}
+            assert without_tokens(personal, sg_settings, (sid, nonce)) == {
+                "to": [{"email": address}],
+                "substitutions": {**links, **zone_subs},
+                "headers": {"List-Unsubscribe": f"<{base}/unsubscribe/one-click/<token>>"},
+                "custom_args": {
+                    "delivery_id": str(rows[address]["id"]),
+                    "notification_id": str(nid),
+                },
+            }
+            # Either way the reader gets what render_email renders for their zone.
+            subs = personal["substitutions"]
+            direct = render_email(CONTENT, "de", zone)
+            got = [apply_substitutions(request["subject"], subs)]
+            got += [apply_substitutions(part["value"], subs) for part in request["content"]]
+            assert got == [
+                apply_substitutions(p, subs) for p in (direct.subject, direct.text, direct.html)
+            ]
