@@ -30,6 +30,7 @@ import random
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 
-from ..metrics import count_send
+from ..metrics import count_sends
 from ..render import PLACEHOLDERS, Email, SharedEmail
 from ..settings import Settings
 from ..shutdown import Shutdown
@@ -58,6 +59,10 @@ ONE_CLICK_KINDS = BROADCAST_KINDS | {"confirmation"}
 # Answers that hold every other sender of this worker: SendGrid's rate limit and its API key
 # are per account, so any other request would get the same answer.
 HOLD_OUTCOMES = frozenset({"rate_limited", "unauthorized"})
+# The request counters (notifier.metrics) are written at most this often during a run, and at
+# its end: a fan-out's requests then share a transaction instead of one commit each. A kill -9
+# loses at most this long of counts, never a delivery's state.
+COUNT_INTERVAL_SECONDS = 1.0
 
 
 @dataclass
@@ -202,6 +207,21 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.send_concurrency, thread_name_prefix="sendgrid"
         )
+        self._uncounted: list[SendResult] = []  # answers not yet in the metric counters
+        self._counted_at = time.monotonic()
+
+    def _count(self, result: SendResult) -> None:
+        """Add an answer to the request counters (notifier.metrics), in one transaction per
+        COUNT_INTERVAL_SECONDS and at the end of the run rather than one per request."""
+        self._uncounted.append(result)
+        if time.monotonic() - self._counted_at >= COUNT_INTERVAL_SECONDS:
+            self._flush_counts()
+
+    def _flush_counts(self) -> None:
+        results, self._uncounted = self._uncounted, []
+        self._counted_at = time.monotonic()
+        if results:
+            count_sends(self.store, results)
 
     def _stop_senders(self) -> None:
         """Record every request in flight, hand back what was never sent, end the threads."""
@@ -213,6 +233,7 @@ class Dispatcher:
                 flight.critical.close()
         self._release(self._unsent, "dispatch stopped before sending")
         self._unsent = []
+        self._flush_counts()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -273,7 +294,7 @@ class Dispatcher:
             if result is None:
                 self._unsent.extend(flight.batch)  # not started: handed back at the end
                 return
-            count_send(self.store, result)
+            self._count(result)
             self._send_and_record(flight.message, flight.batch, result, flight.nonces)
         finally:
             flight.critical.close()
