@@ -201,7 +201,7 @@ class Dispatcher:
         self._flights: dict[Future, _Flight] = {}
         self._handed: set[int] = set()  # ids of the current claim given to a sender
         self._unsent: list[dict] = []  # claimed rows to hand back once nothing is in flight
-        self._resends: list[tuple] = []  # (message, rows, nonces) to send again after a 400
+        self._resends: list[tuple] = []  # (message, rows) to send again after a 400
         self._error: BaseException | None = None
         self._opened = False  # True after SendGrid accepted a request in this run
         self._pool = ThreadPoolExecutor(
@@ -252,8 +252,8 @@ class Dispatcher:
         remainder waits to be sent again)."""
         while self._resends or len(self._flights) > max(0, in_flight):
             if self._resends:
-                message, rows, nonces = self._resends.pop(0)
-                self._send_batch(message, rows, nonces)
+                message, rows = self._resends.pop(0)
+                self._send_batch(message, rows)
                 # Rows of a 400's remainder that no sender took (a hold came first) go back
                 # with the rest once nothing is in flight.
                 self._unsent.extend(r for r in rows if r["id"] not in self._handed)
@@ -295,7 +295,7 @@ class Dispatcher:
                 self._unsent.extend(flight.batch)  # not started: handed back at the end
                 return
             self._count(result)
-            self._send_and_record(flight.message, flight.batch, result, flight.nonces)
+            self._send_and_record(flight.message, flight.batch, result)
         finally:
             flight.critical.close()
 
@@ -305,9 +305,6 @@ class Dispatcher:
         (notifier.render.SharedEmail). The rows are sorted here (by priority, group, then id),
         whatever order the claim gave them in: broadcast mail before confirmations and receipts
         within a claim too (claim_due's priority column)."""
-        nonces = self.store.subscriber_nonces(
-            r["subscriber_id"] for r in rows if r["subscriber_id"] is not None
-        )
         ordered = sorted(rows, key=lambda r: (r.get("priority", 0), *_group_key(r), r["id"]))
         for key, members in groupby(ordered, key=_group_key):
             rows_of_key = list(members)
@@ -332,7 +329,7 @@ class Dispatcher:
                         if self.stop.is_set() or self.stats.halted:
                             return
                         batch = readers[start : start + size]
-                        self._send_batch(*self._one_zone(key, again, message, batch), nonces)
+                        self._send_batch(*self._one_zone(key, again, message, batch))
 
     def _by_zone_mail(self, notification_id: int, language: str, group, *, mailed_before):
         """[(Message, rows)]: the rows of `group` by the mail they share (usually one for all
@@ -454,11 +451,16 @@ class Dispatcher:
         return Recipient(row["id"], row["email"], substitutions, headers)
 
     # --- sending ---------------------------------------------------------------------
-    def _send_batch(self, message: Message, batch: list[dict], nonces: dict[int, dict]) -> None:
+    def _send_batch(self, message: Message, batch: list[dict]) -> None:
         """Hand one request to a sender, once one is free; the answer is recorded later."""
         if self._holding():
             return  # left claimed; _send_claimed hands it back
-        live = self.store.still_sending([r["id"] for r in batch], self.owner, message.category)
+        # Which rows are still ours and wanted, with their subscribers' nonces as they are now
+        # (the links are signed from them): one query per request.
+        live = self.store.still_sending_subscribers(
+            [r["id"] for r in batch], self.owner, message.category
+        )
+        nonces = {s["subscriber_id"]: s for s in live.values() if s["subscriber_id"] is not None}
         unwanted = [r["id"] for r in batch if r["id"] not in live]
         if unwanted:  # unsubscribed, bounced or confirmed meanwhile (no-op for lost leases)
             self.store.mark_cancelled(
@@ -485,7 +487,7 @@ class Dispatcher:
         critical = ExitStack()
         # A forced exit waits until the answer is recorded (Shutdown.critical).
         critical.enter_context(self.stop.critical())
-        flight = _Flight(message, batch, recipients, nonces, critical)
+        flight = _Flight(message, batch, recipients, critical)
         try:
             self._flights[self._pool.submit(self._fly, flight)] = flight
         except BaseException:
@@ -501,7 +503,7 @@ class Dispatcher:
         self.store.raise_alert("message_invalid", reason, self.clock())
         log.error("notification %s: %s", flight.message.notification_id, reason)
 
-    def _send_and_record(self, message, batch, result: SendResult, nonces) -> None:
+    def _send_and_record(self, message, batch, result: SendResult) -> None:
         """Record a sender's answer and act on its outcome (the run's thread)."""
         self.stats.requests += 1
         self.stats.outcomes[result.outcome] = self.stats.outcomes.get(result.outcome, 0) + 1
@@ -515,7 +517,7 @@ class Dispatcher:
         # instead of one per recipient (SQLite in autocommit mode commits every INSERT).
         with self.store.write(exclusive=False):
             self._record(batch, result)
-            handler(message, batch, result, nonces)
+            handler(message, batch, result)
 
     def _plain_addresses(self, batch: list[dict]) -> list[dict]:
         """Fail rows whose address is not a plain addr-spec (stored before the form refused
@@ -558,12 +560,12 @@ class Dispatcher:
             result.message_id,
         )
 
-    def _on_accepted(self, message, batch, result: SendResult, nonces) -> None:
+    def _on_accepted(self, message, batch, result: SendResult) -> None:
         self.stats.sent += self.store.mark_sent(
             [r["id"] for r in batch], self.clock(), result.message_id, self.owner
         )
 
-    def _on_rate_limited(self, message, batch, result: SendResult, nonces) -> None:
+    def _on_rate_limited(self, message, batch, result: SendResult) -> None:
         wait = timedelta(seconds=result.retry_after_seconds or 60)
         now = self.clock()
         self.store.mark_retry(
@@ -575,15 +577,15 @@ class Dispatcher:
         self._resume_at = now + wait
         self.store.set_rate_limited_until(now + wait, now)
 
-    def _on_transient(self, message, batch, result: SendResult, nonces) -> None:
+    def _on_transient(self, message, batch, result: SendResult) -> None:
         self._retry(batch, result.error or "temporary error", possible_duplicate=False)
 
-    def _on_maybe_sent(self, message, batch, result: SendResult, nonces) -> None:
+    def _on_maybe_sent(self, message, batch, result: SendResult) -> None:
         # The request went out and the answer was lost: it may have been accepted. Sending again
         # is the lesser evil (at-least-once); the rows are flagged so ops can see it.
         self._retry(batch, result.error or "response lost", possible_duplicate=True)
 
-    def _on_rejected(self, message, batch, result: SendResult, nonces) -> None:
+    def _on_rejected(self, message, batch, result: SendResult) -> None:
         reason = result.error or f"rejected (HTTP {result.status_code})"
         named = {int(i) for i in _PERSONALIZATION.findall(reason) if int(i) < len(batch)}
         if not named or len(named) == len(batch):
@@ -596,9 +598,9 @@ class Dispatcher:
         self._fail([batch[i] for i in sorted(named)], reason)
         rest = [row for i, row in enumerate(batch) if i not in named]
         self._handed.difference_update(r["id"] for r in rest)
-        self._resends.append((message, rest, nonces))
+        self._resends.append((message, rest))
 
-    def _on_unauthorized(self, message, batch, result: SendResult, nonces) -> None:
+    def _on_unauthorized(self, message, batch, result: SendResult) -> None:
         now = self.clock()
         reason = f"SendGrid refused the API key (HTTP {result.status_code}): {result.error or ''}"
         self.store.pause_sending(reason.strip(), now)
@@ -650,5 +652,4 @@ class _Flight:
     message: Message
     batch: list[dict]
     recipients: list[Recipient]
-    nonces: dict[int, dict]
     critical: ExitStack
