@@ -261,7 +261,11 @@ def _dispatch_pass(app: Flask, stop: Shutdown):
     # Then Slack, Teams and webhook rows (issue 12), after the mail: the pass returns the mail
     # stats as before; the channels' are kept for dispatch-once.
     channels = ChannelDispatcher(
-        context.store(), context.settings(), lambda: app.extensions["clock"](), stop=stop
+        context.store(),
+        context.settings(),
+        lambda: app.extensions["clock"](),
+        stop=stop,
+        housekept=dispatcher.housekept,
     ).run()
     app.extensions["channel_dispatch_stats"] = channels
     if channels.requests or channels.failed:

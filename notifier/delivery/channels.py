@@ -103,8 +103,10 @@ class ChannelDispatcher:
         owner: str | None = None,
         rng: random.Random | None = None,
         send: Callable | None = None,
+        housekept: bool = False,
     ):
         self.store, self.settings, self.clock = store, settings, clock
+        self.housekept = housekept
         self.stop = stop or Shutdown()
         self.owner = owner or worker_id()
         self.rng = rng or random.Random()
@@ -116,10 +118,13 @@ class ChannelDispatcher:
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
         now = self.clock()
-        # The mail Dispatcher ran these a moment ago in the worker's pass; alone (tests, a
-        # channel-only run) they must run here: stale rows never go out.
-        self.stats.expired += self.store.expire_due(now)
-        self.stats.reclaimed += self.store.reclaim_expired_leases(now)
+        # `housekept`: the mail Dispatcher of the same pass expired stale rows and reclaimed
+        # dead workers' leases a moment ago (both cover every channel; a scan of every pending
+        # row, issue 14). Alone (tests, a channel-only run) or after a mail run that halted
+        # first, they run here: stale rows never go out.
+        if not self.housekept:
+            self.stats.expired += self.store.expire_due(now)
+            self.stats.reclaimed += self.store.reclaim_expired_leases(now)
         self._waiting: list[_Flight] = []  # claimed and built, not yet handed to a sender
         self._flights: dict[Future, _Flight] = {}
         self._holds: dict[str, datetime] = {}  # host -> when it takes requests again

@@ -138,6 +138,9 @@ class Dispatcher:
         self._notifications: dict[int, dict] = {}
         self._emails: dict[tuple, SharedEmail] = {}
         self._filled_messages: dict[tuple, Message] = {}
+        # True once run() expired stale rows and reclaimed dead workers' leases (of every
+        # channel); a run that halts first (sending paused, rate limited) leaves it False.
+        self.housekept = False
 
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
@@ -153,6 +156,7 @@ class Dispatcher:
             return self.stats
         self.stats.expired += self.store.expire_due(now)
         self.stats.reclaimed += self.store.reclaim_expired_leases(now)
+        self.housekept = True
         self._start_senders()
         try:
             self._claim_and_send(max_claims)
