@@ -32,7 +32,7 @@ def measure(code: Path, n: int, zones: int, latency: float, tmp: Path) -> dict:
     url = f"sqlite:///{tmp / f'zones-{time.monotonic_ns()}.db'}"
     try:
         seed(url, n, zones)
-        wall, rss = run_workers(url, 1, fake, 1000, tmp, code=code)
+        wall, rss, _cpu = run_workers(url, 1, fake, 1000, tmp, code=code)
     finally:
         fake.stop()
     accepted = len(fake.accepted_recipients())
