@@ -309,7 +309,7 @@ def normalize_email(raw: str) -> str:
 # takes unchanged but for the case of its domain, so normalize_email's answer for it is the
 # address lowercased; anything else (quotes, IDNA, IP literals, odd lengths) asks
 # email-validator. tests/test_email_fast_path.py compares both on a corpus and on
-# generated addresses. Checking it here is a tenth of email-validator's time on every sign-up.
+# generated addresses. It takes about an eighth of email-validator's time (timeit: 14 vs 116 us).
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*\Z")
 _PLAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _PLAIN_TLD = re.compile(r"[A-Za-z]{2,63}\Z")
