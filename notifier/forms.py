@@ -317,37 +317,9 @@ def valid_email(form, field) -> None:
 
 
 # --- forms ---------------------------------------------------------------------------
-# (unbound field, name, prefix, translations) -> that field bound once and never processed.
-_prototypes: dict = {}
-
-
-def _bound_field(form, unbound_field, options: dict):
-    """A fresh copy of the field as WTForms binds it (UnboundField.bind), for `form`.
-
-    Binding runs each field's constructor (label, flags, validator checks) on every request,
-    half of building the sign-up form; the result only depends on the class attribute and
-    the options, so it is built once and copied. The copy gets this form and its meta;
-    everything a request changes (data, raw_data, errors) is set by process() and validate()
-    on the copy's own attributes (WTForms 3: Field.process, Field.validate).
-    """
-    key = (unbound_field, options["name"], options.get("prefix", ""), options.get("translations"))
-    prototype = _prototypes.get(key)
-    if prototype is None:
-        prototype = unbound_field.bind(form=form, **options)
-        prototype._form = prototype.meta = None  # holds nothing of the first request
-        _prototypes[key] = prototype
-    field = object.__new__(type(prototype))
-    field.__dict__.update(prototype.__dict__)
-    field._form, field.meta = form, form.meta
-    return field
-
-
 class PreferencesForm(FlaskForm):
     class Meta:
         csrf = False  # CSRFProtect checks every POST before the view runs
-
-        def bind_field(self, form, unbound_field, options):
-            return _bound_field(form, unbound_field, options)
 
     # Choices live in the class attributes below and the template renders them; the fields
     # only validate (wtforms' own choice handling would bring its untranslated messages).
