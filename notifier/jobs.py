@@ -265,7 +265,7 @@ def _dispatch_pass(app: Flask, stop: Shutdown):
         context.settings(),
         lambda: app.extensions["clock"](),
         stop=stop,
-        housekept=dispatcher.housekept,
+        housekept_at=dispatcher.housekept_at,
     ).run()
     app.extensions["channel_dispatch_stats"] = channels
     if channels.requests or channels.failed:
