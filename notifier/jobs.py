@@ -304,6 +304,12 @@ def alerts(app: Flask, stop: Shutdown):
     return run
 
 
+@job("checkpoint")
+def checkpoint(app: Flask, stop: Shutdown):
+    """SQLite: copy the write-ahead log into the database file (store.checkpoint)."""
+    return context.store().checkpoint()
+
+
 @job("housekeeping")
 def housekeeping(app: Flask, stop: Shutdown):
     """Purge what must not be kept: unconfirmed sign-ups, old rate-limit and webhook rows."""
