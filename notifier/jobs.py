@@ -265,7 +265,7 @@ def _dispatch_pass(app: Flask, stop: Shutdown):
         context.settings(),
         lambda: app.extensions["clock"](),
         stop=stop,
-        housekept=dispatcher.housekept,
+        housekept_at=dispatcher.housekept_at,
     ).run()
     app.extensions["channel_dispatch_stats"] = channels
     if channels.requests or channels.failed:
@@ -302,6 +302,12 @@ def alerts(app: Flask, stop: Shutdown):
     if run.mailed:
         wake.work_queued(store, now, app)
     return run
+
+
+@job("checkpoint")
+def checkpoint(app: Flask, stop: Shutdown):
+    """SQLite: copy the write-ahead log into the database file (store.checkpoint)."""
+    return context.store().checkpoint()
 
 
 @job("housekeeping")

@@ -25,6 +25,8 @@ EXIT_MARGIN_SECONDS = 1.5
 CRITICAL_GRACE_SECONDS = 3.0
 # The wake listener ends within its receive timeout of a stop; it is a daemon thread anyway.
 LISTENER_JOIN_SECONDS = 2.0
+# How often the worker copies SQLite's write-ahead log into the database (jobs.checkpoint).
+CHECKPOINT_SECONDS = 10
 
 
 def job_table(settings) -> list[tuple]:
@@ -39,6 +41,13 @@ def job_table(settings) -> list[tuple]:
         # Alert rules are judged each minute; an episode's mail goes at most a minute late.
         (jobs.alerts, 60, "open, end and mail ops alerts", True),
         (jobs.housekeeping, 3600, "purge unconfirmed sign-ups and old rows", True),
+        # SQLite only: commits with synchronous=NORMAL are on disk once a checkpoint has run,
+        # and connections checkpoint by themselves only past WAL_AUTOCHECKPOINT_PAGES.
+        *(
+            [(jobs.checkpoint, CHECKPOINT_SECONDS, "checkpoint the SQLite log", False)]
+            if settings.database_is_sqlite
+            else []
+        ),
     ]
 
 

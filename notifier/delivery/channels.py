@@ -54,6 +54,8 @@ VERIFICATION = "channel_verification"
 # requests take CHANNEL_TIMEOUT_SECONDS, and the worker's dispatch pass runs mail first, then
 # channels, then mail again: mail never waits longer than this plus one timeout.
 RUN_BUDGET_SECONDS = 20.0
+# How recent the mail run's expiry and lease reclaim must be for a channel run to skip its own.
+HOUSEKEPT_FRESH_SECONDS = 1.0
 
 
 def hold_key(channel: str, url: str) -> str:
@@ -103,10 +105,10 @@ class ChannelDispatcher:
         owner: str | None = None,
         rng: random.Random | None = None,
         send: Callable | None = None,
-        housekept: bool = False,
+        housekept_at: datetime | None = None,
     ):
         self.store, self.settings, self.clock = store, settings, clock
-        self.housekept = housekept
+        self.housekept_at = housekept_at
         self.stop = stop or Shutdown()
         self.owner = owner or worker_id()
         self.rng = rng or random.Random()
@@ -118,11 +120,14 @@ class ChannelDispatcher:
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
         now = self.clock()
-        # `housekept`: the mail Dispatcher of the same pass expired stale rows and reclaimed
-        # dead workers' leases a moment ago (both cover every channel; a scan of every pending
-        # row, issue 14). Alone (tests, a channel-only run) or after a mail run that halted
-        # first, they run here: stale rows never go out.
-        if not self.housekept:
+        # `housekept_at`: when the mail Dispatcher of the same pass expired stale rows and
+        # reclaimed dead workers' leases (both cover every channel; a scan of every pending
+        # row, issue 14). Only if that was a moment ago are they skipped here: after a long
+        # mail run (a big fan-out) a channel row's notification may have expired since, and
+        # alone (tests, a channel-only run) or after a mail run that halted first they run
+        # here too. Stale rows never go out.
+        fresh = timedelta(seconds=HOUSEKEPT_FRESH_SECONDS)
+        if self.housekept_at is None or now - self.housekept_at > fresh:
             self.stats.expired += self.store.expire_due(now)
             self.stats.reclaimed += self.store.reclaim_expired_leases(now)
         self._waiting: list[_Flight] = []  # claimed and built, not yet handed to a sender

@@ -138,9 +138,9 @@ class Dispatcher:
         self._notifications: dict[int, dict] = {}
         self._emails: dict[tuple, SharedEmail] = {}
         self._filled_messages: dict[tuple, Message] = {}
-        # True once run() expired stale rows and reclaimed dead workers' leases (of every
-        # channel); a run that halts first (sending paused, rate limited) leaves it False.
-        self.housekept = False
+        # When run() expired stale rows and reclaimed dead workers' leases (of every channel);
+        # None when it halted first (sending paused, rate limited).
+        self.housekept_at: datetime | None = None
 
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
@@ -156,7 +156,7 @@ class Dispatcher:
             return self.stats
         self.stats.expired += self.store.expire_due(now)
         self.stats.reclaimed += self.store.reclaim_expired_leases(now)
-        self.housekept = True
+        self.housekept_at = now
         self._start_senders()
         try:
             self._claim_and_send(max_claims)
@@ -366,7 +366,8 @@ class Dispatcher:
 
     def _one_zone(self, key: tuple, mailed_before: bool, message: Message, batch: list[dict]):
         """(message, batch) for one request. When every reader of the request lives in the same
-        zone (claims come sorted by zone, so with few zones nearly every request does), the
+        zone (a claim is one request's worth of rows in claim_due's zone order, so with few
+        zones nearly every request does), the
         zone's times are filled into the message itself (SharedEmail.filled) and the readers
         carry no zone substitutions: each personalization shrinks from ~2 KB to its links,
         which SendGrid, the JSON encoder and the request body all pay for (issue 14)."""

@@ -103,7 +103,8 @@ class BaseStore:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         rows = self._raw_query(sql, self._params(params))
         # Every row of one result has the same columns: look for time columns once, not per
-        # row and column (a claim returns 1000 rows and none; issue 14). Same result as _row.
+        # row and column (a claim returns 1000 rows and none; issue 14): text in a *_at column
+        # becomes an aware datetime, as before.
         times = [key for key in rows[0] if _is_time_column(key)] if rows else ()
         if times:
             for row in rows:

@@ -706,26 +706,6 @@ SCHEMA: list[tuple[str, list[str] | dict[str, list[str]]]] = [
             ],
         },
     ),
-    (
-        "0020_lean_delivery_indexes",
-        [
-            # Issue 14: a delivery changes state twice per send (pending -> sending -> sent)
-            # and every index holding `state` is rewritten each time. Two of them need not
-            # hold it. The due-queue reads (oldest due delivery: metrics, alerts) only ask
-            # about pending rows: a partial index of those, which a claimed row leaves once
-            # and a sent row never enters. A subscriber's deliveries are few: their
-            # subscriber_id finds them, their state is read from the row. (deliveries_due keeps
-            # `state` first so SQLite without statistics still prefers it over deliveries_claim
-            # for "state = 'pending' AND next_attempt_at <= ?".) Per row and send,
-            # 9 index rewrites become 5 plus 2 deletions; the claim's and the "sent" UPDATE of
-            # 1000 rows cost about a fifth less (raw sqlite3, 30,000 rows, medians of 5).
-            "DROP INDEX deliveries_due",
-            "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at) "
-            "WHERE state = 'pending'",
-            "DROP INDEX deliveries_subscriber",
-            "CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id)",
-        ],
-    ),
 ]
 
 
