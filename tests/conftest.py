@@ -260,9 +260,10 @@ def feed_server():
 
 # --- scheduling (pytest-xdist) ---------------------------------------------------------------
 
-# The longest process tests, in seconds per run (CI's `--durations=40`, 2026-12-01, after they
-# were shortened): within the process tests, longest first, so that none starts late and ends
-# the run alone. Unlisted process tests count as 5 s. Only the order depends on these numbers.
+# The longest process tests, in seconds per run (rounded, from `--durations` of runs on a
+# 2-core host on 2026-12-01, after they were shortened): within the process tests, longest
+# first, so that none starts late and ends the run alone. Unlisted process tests count as 5 s.
+# Only the order depends on these numbers.
 LONGEST_SECONDS = {
     "test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval": 37,
     "test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_request": 36,
