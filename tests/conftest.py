@@ -256,3 +256,67 @@ def feed_server():
     server = LocalServer().start()
     yield server
     server.stop()
+
+
+# --- scheduling (pytest-xdist) ---------------------------------------------------------------
+
+# The longest process tests, in seconds per run (rounded, from `--durations` of runs on a
+# 2-core host on 2026-12-01, after they were shortened): within the process tests, longest
+# first, so that none starts late and ends the run alone. Unlisted process tests count as 5 s.
+# Only the order depends on these numbers.
+LONGEST_SECONDS = {
+    "test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval": 37,
+    "test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_request": 36,
+    "test_kill_9_during_a_concurrent_fan_out_loses_nothing_and_flags_every_duplicate": 32,
+    "test_sigterm_mid_send_exits_in_time_and_sends_nothing_twice_unflagged": 24,
+    "test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres": 22,
+    "test_sigterm_while_four_feeds_hang_exits_in_time_and_releases_the_lease_last": 22,
+    "test_two_workers_poll_as_one_and_the_survivor_takes_over_within_an_interval": 14,
+    "test_a_new_poller_after_a_handover_waits_for_the_interval_since_the_last_poll": 11,
+}
+
+
+def _worksteal_chunks(count: int, workers: int) -> list[int]:
+    """How many of `count` tests pytest-xdist's worksteal scheduler first hands each of
+    `workers` workers, in order: the same split as `WorkStealingScheduling.check_schedule`
+    (xdist 3.x: each idle worker in turn gets len(pending) // workers still to serve)."""
+    sizes, left = [], count
+    for i in range(workers):
+        sizes.append(left // (workers - i))
+        left -= sizes[-1]
+    return sizes
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (2+ workers): the process tests (`slow`, not `browser`) start first,
+    longest first, on every worker but the first; the rest keep the collection order.
+
+    The process tests mostly wait (sleeping processes, latencies, poll intervals) and the
+    browser tests (collected first, tests/e2e) mostly compute: started together they overlap,
+    instead of the waiting ones ending the run alone on one worker. Every test still runs, each
+    on a fresh fixture as before; with worksteal an idle worker then takes over half of
+    another's queue. Without xdist (TEST_WORKERS=0) the order is untouched. Every worker
+    computes the same order, as xdist requires.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    waiting = [
+        i for i in items if i.get_closest_marker("slow") and not i.get_closest_marker("browser")
+    ]
+    if not waiting:
+        return
+    chosen = {id(i) for i in waiting}
+    rest = [i for i in items if id(i) not in chosen]
+    waiting.sort(
+        key=lambda i: -LONGEST_SECONDS.get(getattr(i, "originalname", i.name), 5)
+    )  # stable: ties keep order
+    front: list[list] = [[] for _ in range(workers)]
+    for n, item in enumerate(waiting):
+        front[1 + n % (workers - 1)].append(item)
+    ordered: list = []
+    for chunk, size in zip(front, _worksteal_chunks(len(items), workers), strict=True):
+        take = max(0, size - len(chunk))
+        ordered += chunk + rest[:take]
+        rest = rest[take:]
+    items[:] = ordered + rest
