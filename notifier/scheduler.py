@@ -93,7 +93,8 @@ def run_worker(app: Flask) -> None:
     thread has ended; when one has not by the deadline, the process exits anyway (status 1)
     and leaves the lease to expire, so no other worker polls while this one still might.
     """
-    stop = Shutdown()
+    settings = app.extensions["settings"]
+    stop = Shutdown(budget_seconds=settings.shutdown_budget_seconds)
     scheduler = build_scheduler(app, stop)
 
     def shutdown(signum, _frame):
@@ -107,7 +108,6 @@ def run_worker(app: Flask) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    settings = app.extensions["settings"]
     log.info(
         "worker: started; polling %d feed(s) every %ss",
         len(settings.feed_urls),

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
+from .shutdown import RESERVE_SECONDS
+
 DEFAULT_FEED_URL = "https://status.sinch.com/history.atom"
 # `test` is the test suite's own mode (tests/conftest.py); it behaves like development.
 APP_ENVS = ("development", "production", "test")
@@ -50,6 +52,8 @@ class Settings:
     dispatch_lease_seconds: int = 120
     send_batch_size: int = 1000
     send_concurrency: int = 8  # SendGrid requests in flight per worker process
+    # SIGTERM to exit of the worker (notifier.shutdown): the platform's grace period less 5 s
+    shutdown_budget_seconds: int = 25
     public_base_url: str = "http://localhost:5000"
     mail_from: str = "Sinch Status <status-noreply@localhost>"
     list_id: str = "Sinch status notifications <status.notifier.localhost>"
@@ -360,6 +364,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dispatch_lease_seconds=_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
         send_batch_size=min(1000, _int(env, "SEND_BATCH_SIZE", 1000, minimum=1)),
         send_concurrency=_send_concurrency(env),
+        shutdown_budget_seconds=_int(
+            env, "SHUTDOWN_BUDGET_SECONDS", 25, minimum=int(RESERVE_SECONDS) + 1
+        ),
         public_base_url=public,
         mail_from=_header(env, "MAIL_FROM", "From", defaults.mail_from),
         list_id=_header(env, "LIST_ID", "List-Id", defaults.list_id),

@@ -2,9 +2,10 @@
 blocking step (a feed fetch, an enrichment request, a SendGrid request) takes its timeout from.
 
 Heroku sends SIGTERM, then SIGKILL 30 s later (Heroku Dev Center, "Dynos", Graceful shutdown
-with SIGTERM). The worker gives itself BUDGET_SECONDS: after SIGTERM no new work starts, work
-in flight must end RESERVE_SECONDS before the exit deadline, and the reserve is what the
-database writes after it (a SendGrid 202 recorded as sent, the lease released) may use.
+with SIGTERM). The worker gives itself BUDGET_SECONDS (the setting SHUTDOWN_BUDGET_SECONDS, for
+platforms with another grace period: it less 5 s): after SIGTERM no new work starts, work in
+flight must end RESERVE_SECONDS before the exit deadline, and the reserve is what the database
+writes after it (a SendGrid 202 recorded as sent, the lease released) may use.
 """
 
 from __future__ import annotations

@@ -71,6 +71,8 @@ def test_values_are_parsed_with_units_and_lists():
     assert settings.email_backend == "sendgrid"
     assert settings.database_url == "postgresql://u:p@db.example:5432/n"
     assert settings.public_base_url == "https://notify.example.com"
+    assert settings.shutdown_budget_seconds == 25  # Heroku: SIGKILL 30 s after SIGTERM
+    assert load_settings({"SHUTDOWN_BUDGET_SECONDS": "55"}).shutdown_budget_seconds == 55
 
 
 @pytest.mark.parametrize(
@@ -79,6 +81,8 @@ def test_values_are_parsed_with_units_and_lists():
         ({"POLL_INTERVAL_SECONDS": "soon"}, "POLL_INTERVAL_SECONDS must be a whole number"),
         ({"POLL_INTERVAL_SECONDS": "0"}, "POLL_INTERVAL_SECONDS must be at least 1"),
         ({"REVIEW_MODE": "maybe"}, "REVIEW_MODE must be on or off"),
+        # the budget must outlast the 5 s reserve kept for recording answers
+        ({"SHUTDOWN_BUDGET_SECONDS": "5"}, "SHUTDOWN_BUDGET_SECONDS must be at least 6"),
         ({"EMAIL_BACKEND": "smtp"}, "EMAIL_BACKEND must be sendgrid or outbox"),
         ({"FEED_URLS": "ftp://x/history.atom"}, "FEED_URLS entries must be http(s) URLs"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must start with sqlite:///"),
