@@ -95,6 +95,7 @@ def run_worker(app: Flask) -> None:
     """
     settings = app.extensions["settings"]
     stop = Shutdown(budget_seconds=settings.shutdown_budget_seconds)
+    _warn_if_the_budget_cuts_timeouts(settings, stop)
     scheduler = build_scheduler(app, stop)
 
     def shutdown(signum, _frame):
@@ -125,6 +126,27 @@ def run_worker(app: Flask) -> None:
         _exit_now(stop, running)
     jobs.release_poller(app)
     log.info("worker: stopped")
+
+
+def _warn_if_the_budget_cuts_timeouts(settings, stop: Shutdown) -> None:
+    """One WARNING line when SHUTDOWN_BUDGET_SECONDS caps a network timeout in normal running:
+    every step ends within the budget less the reserve even before SIGTERM (Shutdown.timeout),
+    so a SendGrid request that needs longer would time out and be sent again, flagged."""
+    cap = stop.budget_seconds - stop.reserve_seconds
+    cut = [
+        f"{name}={value:g}"
+        for name, value in (
+            ("SENDGRID_TIMEOUT_SECONDS", settings.sendgrid_timeout_seconds),
+            ("FEED_TIMEOUT_SECONDS", settings.feed_timeout_seconds),
+            ("CHANNEL_TIMEOUT_SECONDS", settings.channel_timeout_seconds),
+        )
+        if value > cap
+    ]
+    if cut:
+        log.warning(
+            "worker: SHUTDOWN_BUDGET_SECONDS=%g caps every request at %g s, shorter than %s",
+            stop.budget_seconds, cap, ", ".join(cut),
+        )  # fmt: skip
 
 
 def _join_job_threads(stop: Shutdown, margin_seconds: float) -> list[threading.Thread]:

@@ -26,3 +26,35 @@ def test_every_job_is_scheduled_and_none_is_paused(app, settings):
     }
     # next_run_time=None would add a job paused; unset means "after one interval".
     assert all(getattr(job, "next_run_time", "unset") is not None for job in jobs.values())
+
+
+def test_a_budget_that_caps_the_request_timeouts_is_one_warning_at_start(settings, caplog):
+    """Every step ends within SHUTDOWN_BUDGET_SECONDS less the 5 s reserve even before SIGTERM
+    (Shutdown.timeout): a budget that cuts a configured timeout says so (review)."""
+    import logging
+
+    from notifier.scheduler import _warn_if_the_budget_cuts_timeouts
+    from notifier.shutdown import Shutdown
+
+    short = replace(settings, shutdown_budget_seconds=12, sendgrid_timeout_seconds=10.0,
+                    feed_timeout_seconds=7.0, channel_timeout_seconds=8.0)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="notifier.scheduler"):
+        _warn_if_the_budget_cuts_timeouts(short, Shutdown(budget_seconds=12))
+        _warn_if_the_budget_cuts_timeouts(settings, Shutdown(budget_seconds=25))  # defaults
+    assert [r.getMessage() for r in caplog.records] == [
+        "worker: SHUTDOWN_BUDGET_SECONDS=12 caps every request at 7 s, shorter than "
+        "SENDGRID_TIMEOUT_SECONDS=10, CHANNEL_TIMEOUT_SECONDS=8"
+    ]
+
+
+def test_the_polls_time_limit_follows_the_configured_budget(settings):
+    """A budget of 55 s lets a 45 s feed timeout stand (it was capped at the default's 20 s,
+    so every slow fetch was cut and recorded as the feed's failure)."""
+    from notifier.jobs import ENRICH_ALLOWANCE_SECONDS, poll_time_limit
+
+    one_feed = replace(settings, feed_urls=("https://a.example/history.atom",))
+    long = replace(one_feed, shutdown_budget_seconds=55, feed_timeout_seconds=45.0)
+    assert poll_time_limit(long) == 45.0 + ENRICH_ALLOWANCE_SECONDS
+    assert poll_time_limit(replace(long, shutdown_budget_seconds=25)) == (
+        20.0 + ENRICH_ALLOWANCE_SECONDS
+    )
