@@ -4,7 +4,7 @@ Heroku sends SIGKILL 30 s after SIGTERM. The worker must be gone within its budg
 (SHUTDOWN_BUDGET_SECONDS, 25 s by default for Heroku) whatever the feeds and SendGrid do, must not
 log "stopped" or release the poller lease while work still runs, and must never be killed
 between a SendGrid 202 and the database write that records it. The process tests give the
-worker a 10 s budget, so that they wait 10 s, not 25, for what the budget cuts; the cut and the
+worker a 12 s budget, so that they wait 12 s, not 25, for what the budget cuts; the cut and the
 5 s reserve work the same at any budget (the unit tests below use 25 s and others).
 """
 
@@ -32,7 +32,7 @@ from .helpers import table
 from .test_crash import process_env, seed
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_SECONDS = 10.0  # the process tests' SHUTDOWN_BUDGET_SECONDS
+BUDGET_SECONDS = 12.0  # the process tests' SHUTDOWN_BUDGET_SECONDS
 
 
 class BlackHole:
@@ -287,9 +287,10 @@ def test_sigterm_while_four_feeds_hang_exits_in_time_and_releases_the_lease_last
 
 
 @pytest.mark.slow
-# SIGTERM comes 1 s into the request: the 202 comes 2.5 s after it (before the cut, 5 s after
-# SIGTERM at a 10 s budget), or only after the whole budget.
-@pytest.mark.parametrize("answer_after", [3.5, 12.0], ids=["202-in-budget", "202-too-late"])
+# SIGTERM comes 1 s into the request. Every request's timeout is capped at the budget less the
+# 5 s reserve from its start (7 s at a 12 s budget): the 202 comes 3.5 s in, well before that
+# cut, or only after the whole budget.
+@pytest.mark.parametrize("answer_after", [3.5, 14.0], ids=["202-in-budget", "202-too-late"])
 def test_sigterm_mid_send_exits_in_time_and_sends_nothing_twice_unflagged(
     tmp_path, database_url, sendgrid, answer_after
 ):
