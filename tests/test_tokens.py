@@ -62,3 +62,42 @@ def test_an_injected_clock_still_decides_issue_time_and_age():
     # A cached real-clock serializer is not affected by the injected one, nor the reverse.
     fresh = tokens.make_token(KEY, tokens.CONFIRM, 3, "c")
     assert tokens.read_token(KEY, tokens.CONFIRM, fresh).nonce == "c"
+
+
+class _FixedSigner:
+    """The library's own TimestampSigner at a fixed issue time (its clock is the only part
+    replaced), so the library's token for a given second can be compared byte for byte."""
+
+    @staticmethod
+    def at(timestamp: int):
+        from itsdangerous import TimestampSigner
+
+        class Fixed(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return timestamp
+
+        return Fixed
+
+
+@pytest.mark.parametrize("key", [KEY, [OLD, KEY]], ids=["one key", "rotated keys"])
+@pytest.mark.parametrize("purpose", [tokens.CONFIRM, tokens.MANAGE, tokens.UNDO, tokens.CALENDAR])
+def test_minted_tokens_are_the_librarys_bytes_on_every_branch(key, purpose):
+    """tokens._Minter signs without the library's per-token objects; its output must be the
+    library's exactly: a payload zlib shortens ("." prefix) and one it does not, non-ASCII
+    and JSON-escaped text (ensure_ascii off), an empty nonce, large and zero ids, timestamps
+    of 4 and 5 bytes."""
+    cases = [
+        (42, "nonce-a"),
+        (0, ""),
+        (2**40, tokens.new_nonce()),
+        (7, "a" * 80),  # compressible: the library zlib-compresses it
+        (9, 'Zürich ✓ 𝄞 "quoted" \\ \n'),
+    ]
+    for when in (datetime(2026, 6, 1, 12, 0, tzinfo=UTC), datetime(2106, 3, 1, tzinfo=UTC)):
+        library = URLSafeTimedSerializer(
+            key, salt=f"status-notifier/{purpose}", signer=_FixedSigner.at(int(when.timestamp()))
+        )
+        for subscriber_id, nonce in cases:
+            token = tokens.make_token(key, purpose, subscriber_id, nonce, now=when)
+            assert token == library.dumps([subscriber_id, nonce]), (subscriber_id, nonce)
+    assert library.dumps([7, "a" * 80]).startswith(".")  # the compressed branch was taken
