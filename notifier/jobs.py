@@ -45,7 +45,7 @@ def job(name: str) -> Callable:
             log.debug("job %s: start", name)
             with app.app_context():
                 try:
-                    result = fn(app, stop or _shutdown(app), **options)
+                    result = fn(app, stop or Shutdown.configured(context.settings()), **options)
                 except Exception:
                     log.exception("job %s: failed after %.2fs", name, time.monotonic() - started)
                     return None
@@ -66,19 +66,11 @@ def _http_client(app: Flask, name: str, timeout: float):
     return app.extensions[key]
 
 
-def _shutdown(app: Flask) -> Shutdown:
-    """A stop flag with the configured budget (SHUTDOWN_BUDGET_SECONDS), for a job run
-    without the worker's (poll-once, dispatch-once, tests)."""
-    return Shutdown(budget_seconds=app.extensions["settings"].shutdown_budget_seconds)
-
-
 def poll_time_limit(settings) -> float:
     """Seconds the slowest allowed poll's network steps take: every round of concurrent feed
     fetches at its full timeout (capped by the shutdown budget), then the enrichment allowance."""
     rounds = math.ceil(len(settings.feed_urls) / POLL_CONCURRENCY)
-    step = Shutdown(budget_seconds=settings.shutdown_budget_seconds).timeout(
-        settings.feed_timeout_seconds
-    )
+    step = Shutdown.configured(settings).timeout(settings.feed_timeout_seconds)
     return rounds * step + ENRICH_ALLOWANCE_SECONDS
 
 

@@ -94,7 +94,7 @@ def run_worker(app: Flask) -> None:
     and leaves the lease to expire, so no other worker polls while this one still might.
     """
     settings = app.extensions["settings"]
-    stop = Shutdown(budget_seconds=settings.shutdown_budget_seconds)
+    stop = Shutdown.configured(settings)
     _warn_if_the_budget_cuts_timeouts(settings, stop)
     scheduler = build_scheduler(app, stop)
 
@@ -132,7 +132,6 @@ def _warn_if_the_budget_cuts_timeouts(settings, stop: Shutdown) -> None:
     """One WARNING line when SHUTDOWN_BUDGET_SECONDS caps a network timeout in normal running:
     every step ends within the budget less the reserve even before SIGTERM (Shutdown.timeout),
     so a SendGrid request that needs longer would time out and be sent again, flagged."""
-    cap = stop.budget_seconds - stop.reserve_seconds
     cut = [
         f"{name}={value:g}"
         for name, value in (
@@ -140,12 +139,12 @@ def _warn_if_the_budget_cuts_timeouts(settings, stop: Shutdown) -> None:
             ("FEED_TIMEOUT_SECONDS", settings.feed_timeout_seconds),
             ("CHANNEL_TIMEOUT_SECONDS", settings.channel_timeout_seconds),
         )
-        if value > cap
+        if stop.timeout(value) < value
     ]
     if cut:
         log.warning(
             "worker: SHUTDOWN_BUDGET_SECONDS=%g caps every request at %g s, shorter than %s",
-            stop.budget_seconds, cap, ", ".join(cut),
+            stop.budget_seconds, stop.timeout(float("inf")), ", ".join(cut),
         )  # fmt: skip
 
 

@@ -36,6 +36,11 @@ class Shutdown(threading.Event):
         self._critical = 0
         self._idle = threading.Condition()
 
+    @classmethod
+    def configured(cls, settings) -> Shutdown:
+        """A stop flag with the budget SHUTDOWN_BUDGET_SECONDS sets (settings.Settings)."""
+        return cls(budget_seconds=settings.shutdown_budget_seconds)
+
     def set(self) -> None:
         """Raise the flag; the first call starts the budget."""
         if self.exit_at is None:
