@@ -367,10 +367,10 @@ class Dispatcher:
     def _one_zone(self, key: tuple, mailed_before: bool, message: Message, batch: list[dict]):
         """(message, batch) for one request. When every reader of the request lives in the same
         zone (a claim is one request's worth of rows in claim_due's zone order, so with few
-        zones nearly every request does), the
-        zone's times are filled into the message itself (SharedEmail.filled) and the readers
-        carry no zone substitutions: each personalization shrinks from ~2 KB to its links,
-        which SendGrid, the JSON encoder and the request body all pay for (issue 14)."""
+        zones nearly every request does), the zone's times are filled into the message itself
+        (SharedEmail.filled) and the readers carry no zone substitutions: each personalization
+        shrinks from ~2 KB to its links, which SendGrid, the JSON encoder and the request body
+        all pay for (issue 14). The rows are _by_zone_mail's own copies: changed in place."""
         zone = batch[0]["timezone"]
         if not batch[0].get("zone_substitutions") or any(r["timezone"] != zone for r in batch):
             return message, batch
@@ -380,7 +380,9 @@ class Dispatcher:
             shared = self._shared(key[0], key[1], batch, mailed_before)
             filled = self._message(key[0], shared.filled(zone))
             self._filled_messages[cache_key] = filled
-        return filled, [{**r, "zone_substitutions": None} for r in batch]
+        for row in batch:
+            row["zone_substitutions"] = None
+        return filled, batch
 
     def _batch_size(self) -> int:
         return min(self.backend.max_batch, self.settings.send_batch_size)
