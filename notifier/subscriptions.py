@@ -79,9 +79,6 @@ CONFIRMATION_COOLDOWN = timedelta(minutes=15)
 CONFIRMATION_DAILY_CAP = 3
 UNCONFIRMED_TTL = timedelta(days=7)
 UNDO_WINDOW = timedelta(days=7)
-# A test message not accepted within a day is stale: the owner sends it again from the
-# preferences page.
-VERIFICATION_TTL = timedelta(hours=24)
 
 CHANNELS = ("email", "slack", "teams", "webhook")
 # Everything queued for a subscription that unsubscribing or a new verification stops.
@@ -302,26 +299,11 @@ def confirm(store, settings: Settings, token: str, visitor: Visitor, now: dateti
         # A second confirmation mail still queued would only carry a dead link now.
         store.cancel_pending_for_subscriber(row["id"], "confirmed", now)
         if row["channel"] != "email":
-            _queue_verification(store, row["id"], now)
+            store.queue_verification(row["id"], now)
     log.info("subscriber %s confirmed", row["id"])
     if row["channel"] != "email":
         wake.work_queued(store, now)
     return store.get_subscriber(row["id"])
-
-
-def _queue_verification(store, subscriber_id: int, now: datetime) -> None:
-    """The test message to a channel's target (delivery channel = the subscriber's), replacing
-    one still queued; call inside store.write()."""
-    store.cancel_pending_for_subscriber(
-        subscriber_id, "verification queued again", now, ("channel_verification",)
-    )
-    store.create_personal_notification(
-        "channel_verification",
-        subscriber_id,
-        {"kind": "channel_verification"},
-        now,
-        now + VERIFICATION_TTL,
-    )
 
 
 def confirmed_before(store, settings: Settings, token: str, now: datetime) -> dict | None:
@@ -348,8 +330,7 @@ def resume_channel(store, subscriber_id: int, now: datetime) -> bool:
     # A paused channel: lift the pause and verify again (store.resume_channel). Any other
     # (a test message that expired unanswered, or the owner wants to see one): a new one.
     if store.resume_channel(subscriber_id, now) is None:
-        with store.write():
-            _queue_verification(store, subscriber_id, now)
+        store.queue_verification(subscriber_id, now)
     log.info("channel subscriber %s resumed: verification queued", subscriber_id)
     wake.work_queued(store, now)
     return True
@@ -430,7 +411,7 @@ def undo_unsubscribe(store, settings: Settings, token: str, now: datetime) -> di
         # A channel whose test message the unsubscribe cancelled gets it again.
         verify = row["channel"] != "email" and row["verified_at"] is None
         if verify:
-            _queue_verification(store, row["id"], now)
+            store.queue_verification(row["id"], now)
     log.info("subscriber %s undid the unsubscribe", row["id"])
     if verify:
         wake.work_queued(store, now)

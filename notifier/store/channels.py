@@ -19,7 +19,9 @@ from .deliveries import PRIORITY_PERSONAL, _marks
 # The owner's notice and a re-queued verification stay due this long (a confirmation's
 # lifetime, notifications.PERSONAL_TTL): an owner mail days late is still worth sending.
 CHANNEL_NOTICE_TTL = timedelta(hours=72)
-VERIFICATION_TTL = timedelta(hours=24)  # as notifier/subscriptions.py's
+# A test message not accepted within a day is stale: the owner sends it again from the
+# preferences page.
+VERIFICATION_TTL = timedelta(hours=24)
 
 
 def _channel_claim_order(row: dict) -> tuple:
@@ -198,12 +200,15 @@ class ChannelQueries:
             )
             if not resumed:
                 return None
-            # A test message still queued from before is replaced by the new one.
-            self._execute(
-                "UPDATE deliveries SET state = 'cancelled', reason = ?, updated_at = ? "
-                "WHERE subscriber_id = ? AND state = 'pending' AND notification_id IN "
-                "(SELECT id FROM notifications WHERE kind = 'channel_verification')",
-                ["superseded by a new test message", now, subscriber_id],
+            return self.queue_verification(subscriber_id, now)
+
+    def queue_verification(self, subscriber_id: int, now: datetime) -> int:
+        """Queue the test message to a channel's target (confirm, "send test message again",
+        resume), replacing one still queued or claimed, so the target gets one; due for
+        VERIFICATION_TTL. The delivery id."""
+        with self.write():
+            self.cancel_pending_for_subscriber(
+                subscriber_id, "verification queued again", now, ("channel_verification",)
             )
             _, delivery_id = self.create_personal_notification(
                 "channel_verification",
