@@ -208,6 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.handle_mail_send(self)
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None):
+        self.server.answering(self)
         body = b"" if payload is None else json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -265,6 +266,8 @@ class FakeSendGrid(ThreadingHTTPServer):
         # Concurrency: requests being answered now, and the most at any one moment.
         self.in_flight = 0
         self.max_in_flight = 0
+        # Requests that have reached the handler so far (in_flight only says how many now).
+        self.arrived = 0
         # An Event to hold every request (after its body is read) until the test sets it;
         # None answers at once (after latency_seconds).
         self.gate: threading.Event | None = None
@@ -355,11 +358,20 @@ class FakeSendGrid(ThreadingHTTPServer):
         gate = self.gate  # before counting: a test that sees this request may swap the gate
         with self._lock:
             self.in_flight += 1
+            self.arrived += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        handler.in_flight = True
         try:
             self._handle_body(handler, path, headers, length, raw, gate)
         finally:
-            with self._lock:
+            self.answering(handler)
+
+    def answering(self, handler: _Handler) -> None:
+        """The request leaves in_flight before its answer (or reset) goes out: once the client
+        has read it, the count no longer includes it."""
+        with self._lock:
+            if getattr(handler, "in_flight", False):
+                handler.in_flight = False
                 self.in_flight -= 1
 
     def _handle_body(self, handler: _Handler, path, headers, length, raw, gate) -> None:
@@ -437,6 +449,7 @@ class FakeSendGrid(ThreadingHTTPServer):
         elif outcome.startswith("disconnect"):
             handler.close_connection = True  # an orderly close: the client reads no status line
         else:
+            self.answering(handler)
             handler.reset()
 
     def _rejected_address_errors(self, body: dict) -> list[dict]:

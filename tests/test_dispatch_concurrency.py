@@ -129,7 +129,7 @@ def test_a_429_holds_every_sender_and_hands_back_what_did_not_start_due_at_the_r
 
     run = Run(dispatcher(db, settings, clock))
     held = _probe_then_hold(sendgrid)
-    _until(lambda: sendgrid.in_flight == 2, 20, "two requests in flight")
+    _until(lambda: sendgrid.arrived == 3, 20, "two requests in flight after the first")
     time.sleep(0.3)
     assert sendgrid.in_flight == 2  # the English batch waits for a free sender
     held.set()
@@ -160,7 +160,7 @@ def test_a_refused_key_on_one_sender_pauses_them_all(
 
     run = Run(dispatcher(db, settings, clock))
     held = _probe_then_hold(sendgrid)
-    _until(lambda: sendgrid.in_flight == 2, 20, "two requests in flight")
+    _until(lambda: sendgrid.arrived == 3, 20, "two requests in flight after the first")
     sendgrid.auth_mode = 401  # the key is revoked while both are on the wire
     held.set()
     stats = run.join()
@@ -195,7 +195,7 @@ def test_a_stop_mid_fan_out_records_every_request_in_flight_and_starts_none(
     d = dispatcher(db, settings, clock)
     run = Run(d)
     held = _probe_then_hold(sendgrid)
-    _until(lambda: sendgrid.in_flight == 3, 20, "three requests in flight")
+    _until(lambda: sendgrid.arrived == 4, 20, "three requests in flight after the first")
     d.stop.set()  # SIGTERM
     held.set()
     stats = run.join()
@@ -227,7 +227,7 @@ def test_an_unexpected_error_in_a_sender_lets_the_others_land_then_raises(
         calls.append(len(recipients))
         if len(calls) == 2:
             # Fail only once the third request is on the wire (held by the fake's latency).
-            _until(lambda: sendgrid.in_flight == 1, 20, "the third request")
+            _until(lambda: sendgrid.arrived == 2, 20, "the third request")
             raise RuntimeError("out of memory")
         return send(message, recipients, **options)
 
