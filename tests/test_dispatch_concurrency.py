@@ -88,7 +88,13 @@ def test_send_concurrency_requests_are_in_flight_at_once(
     sendgrid.latency_seconds = 0.3
     settings = replace(sg_settings, send_batch_size=4, send_concurrency=concurrency)
 
-    stats = dispatcher(db, settings, clock).run()
+    run = Run(dispatcher(db, settings, clock))
+    held = _probe_then_hold(sendgrid)
+    # Every sender's first request is held until all are on the wire: on a loaded machine a
+    # sender can start later than the latency, and the others' requests would have landed.
+    _until(lambda: sendgrid.arrived == 1 + concurrency, 20, "a request from every sender")
+    held.set()
+    stats = run.join()
 
     assert (stats.requests, stats.sent, stats.retried, stats.failed, stats.halted) == (
         10, 40, 0, 0, None
@@ -221,11 +227,15 @@ def test_an_unexpected_error_in_a_sender_lets_the_others_land_then_raises(
     sendgrid.latency_seconds = 0.5
     d = dispatcher(db, settings, clock)
     send = d.backend.send
-    calls = []
+    calls, counting = [], threading.Lock()
 
     def second_explodes(message, recipients, **options):
-        calls.append(len(recipients))
-        if len(calls) == 2:
+        # Two senders call at once: each takes its number under the lock, or both could
+        # append before either reads len(calls) == 3 and neither would explode.
+        with counting:
+            calls.append(len(recipients))
+            number = len(calls)
+        if number == 2:
             # Fail only once the third request is on the wire (held by the fake's latency).
             _until(lambda: sendgrid.arrived == 2, 20, "the third request")
             raise RuntimeError("out of memory")
