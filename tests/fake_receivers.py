@@ -3,8 +3,9 @@
 Each records every request whole (method, path, headers, raw body, parsed JSON) and answers
 from a per-path queue of scripted answers, then its default: Slack's "ok" (200, text/plain),
 Teams' 202, a webhook's 204. Scripted answers can be any status with headers (429 with
-Retry-After, 5xx, 404, 410), a redirect, a hang (the answer comes after `delay_seconds`, or
-never for `hang=True`, until the server stops), or a reset connection.
+Retry-After, 5xx, 404, 410), a redirect, a hang (the answer comes after `delay_seconds`, once
+the test sets `release`, or never for `hang=True`, until the server stops), or a reset
+connection.
 
 The webhook receiver checks every request's Standard Webhooks signature with the
 `standardwebhooks` library when its path has a secret (`receiver.secrets[path] = "whsec_..."`):
@@ -42,6 +43,9 @@ class Answer:
     body: bytes = b""
     delay_seconds: float = 0.0
     hang: bool = False  # never answer (until the server stops)
+    # Answer only once this is set (or the server stops): a test that must act while the
+    # request is on the wire sets it when done, instead of racing a delay.
+    release: threading.Event | None = None
     reset: bool = False  # close the connection with RST instead of answering
 
 
@@ -101,6 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
             server.stopping.wait()
             self.close_connection = True
             return
+        while answer.release is not None and not answer.release.wait(0.02):
+            if server.stopping.is_set():
+                self.close_connection = True
+                return
         if answer.delay_seconds and server.stopping.wait(answer.delay_seconds):
             self.close_connection = True
             return

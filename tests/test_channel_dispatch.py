@@ -616,12 +616,19 @@ def test_a_stop_lets_the_request_in_flight_land_and_hands_the_rest_back(
 ):
     first = add_channel(db, "webhook", receivers.webhook.url("/slow"), now=clock(), secret=SECRET)
     second = add_channel(db, "webhook", receivers.webhook.url("/next"), now=clock(), secret=SECRET)
-    receivers.webhook.answer("/slow", Answer(204, delay_seconds=0.5))
+    released = threading.Event()
+    receivers.webhook.answer("/slow", Answer(204, release=released))
     nid = notification(db, clock)
     stop = Shutdown()
-    threading.Thread(
-        target=lambda: (receivers.webhook.wait_for(1, "/slow"), stop.set()), daemon=True
-    ).start()
+
+    def stop_while_on_the_wire():
+        # The answer waits for the stop: a fixed delay lost the race when this thread was
+        # scheduled late, and the row behind it went out before the stop.
+        receivers.webhook.wait_for(1, "/slow")
+        stop.set()
+        released.set()
+
+    threading.Thread(target=stop_while_on_the_wire, daemon=True).start()
 
     stats = dispatcher(db, ch_settings, clock, stop=stop).run()
 
