@@ -74,6 +74,12 @@ class Output:
             for line in proc.stdout:
                 self.lines.append(line.rstrip("\n"))
 
+    def ended(self, timeout: float = 30) -> None:
+        """Wait for the end of the output (the process and every holder of its pipe exited):
+        then `lines` is complete, however late the reader thread was scheduled."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the output did not end"
+
     def wait_for(self, needle: str, timeout: float = 30, count: int = 1) -> list[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -140,6 +146,7 @@ def test_honcho_runs_web_and_worker_from_the_procfile(tmp_path, feed_server):
     finally:
         stop(proc)
     # honcho itself exits 128+SIGTERM; what matters is that both children shut down cleanly.
+    out.ended()
     out.wait_for("web.1 stopped (rc=0)", timeout=5)
     out.wait_for("worker.1 stopped (rc=0)", timeout=5)
     assert not [line for line in out.lines if "Traceback" in line], "\n".join(out.lines)
@@ -153,6 +160,7 @@ def test_offline_worker_logs_one_clear_error_per_poll_and_keeps_going(tmp_path):
         errors = out.wait_for("poll failed:", count=3)
     finally:
         stop(proc)
+    out.ended()
     assert all(f"cannot connect to {dead}" in line for line in errors)
     assert not [line for line in out.lines if "Traceback" in line]
     db = sqlite3.connect(tmp_path / "instance" / "notifier.db")
@@ -184,6 +192,7 @@ def test_worker_stops_within_25_seconds_of_sigterm_during_a_slow_poll(tmp_path, 
             os.killpg(proc.pid, signal.SIGKILL)
     assert code == 0
     assert elapsed < 25
+    out.ended()
     out.wait_for("worker: stopped", timeout=2)
     # The poll in flight finished and was recorded, not cut off half-way.
     out.wait_for(f"poll {feed_url}: baseline recorded", timeout=2)
