@@ -719,6 +719,8 @@ class Dispatcher:
         self.stats.retried += len(retry)
 
     def _fail(self, rows: Sequence[dict], reason: str) -> None:
+        if not rows:
+            return
         with self._write_lock:
             self.stats.failed += self.store.mark_failed(
                 [r["id"] for r in rows], self.clock(), reason, self.owner
@@ -730,6 +732,8 @@ class Dispatcher:
 
     def _release(self, rows: Sequence[dict], reason: str) -> None:
         """Hand claimed rows back untouched (after a 429, not before the limit resets)."""
+        if not rows:  # the end of nearly every claim: nothing to hand back, no lock to wait for
+            return
         now = self.clock()
         due = self._resume_at or now
         with self._write_lock:
