@@ -107,7 +107,7 @@ _ATTRIBUTE = r"""\s+[^\s"'<>/=\x00-\x1f\x7f]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'
 _INLINE_TAG = re.compile(
     rf"<(?P<open>[A-Za-z][A-Za-z0-9]*)(?:{_ATTRIBUTE})*\s*/?>|</(?P<close>[A-Za-z][A-Za-z0-9]*)\s*>"
 )
-_SAFE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>]+$", re.I)
+_SAFE_URL = re.compile(r"(?:https?://|mailto:)[^\s<>]+\Z", re.I)
 _SPACE = re.compile(r"\s+")
 
 

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 # Confirmation and receipt mails are only useful while the link in them still works.
 PERSONAL_TTL = {"confirmation": timedelta(hours=72), "receipt": timedelta(days=7)}
-_PAGE_SUFFIX = re.compile(r"\s*[-–—]\s*(Incident History|Status)\s*$", re.I)
+_PAGE_SUFFIX = re.compile(r"\s*[-–—]\s*(Incident History|Status)\s*\Z", re.I)
 
 
 def queue_personal(store, kind: str, subscriber_id: int, now: datetime) -> tuple[int, int]:
@@ -35,7 +35,7 @@ def queue_personal(store, kind: str, subscriber_id: int, now: datetime) -> tuple
 def page_name(feed: dict) -> str:
     """'Sinch Status - Incident History' -> 'Sinch'."""
     title = _PAGE_SUFFIX.sub("", (feed.get("title") or "").strip())
-    title = re.sub(r"\s+Status$", "", title)
+    title = re.sub(r"\s+Status\Z", "", title)
     return title or "Sinch"
 
 

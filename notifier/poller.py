@@ -25,7 +25,7 @@ from .shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
-_HISTORY_SUFFIX = re.compile(r"/history\.(atom|rss)(\?.*)?$")
+_HISTORY_SUFFIX = re.compile(r"/history\.(atom|rss)(\?.*)?\Z")
 # Feeds fetched at once: a slow page must not delay the others, and a few pages is all we poll.
 POLL_CONCURRENCY = 4
 DEFAULT_FETCH_SECONDS = 10.0  # a client without a read timeout

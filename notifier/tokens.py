@@ -9,18 +9,17 @@ The database never holds a token, and a nonce alone is useless without the secre
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
 import hmac
 import json
 import secrets
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, int_to_bytes
+from itsdangerous.encoding import int_to_bytes
 
 from .settings import Settings
 
@@ -125,42 +124,60 @@ def _build_serializer(
 
 
 class _Minter:
-    """Makes exactly the tokens `URLSafeTimedSerializer.dumps` makes, for one (key, purpose).
+    """Makes the tokens `URLSafeTimedSerializer.dumps` makes, for one (key, purpose), except
+    that the payload is never zlib-compressed.
 
     itsdangerous builds a signer and an HMAC object (with a Python-level digest constructor)
-    for every token, and a fan-out signs one token per recipient, 1000 per request (issue 14):
-    26 µs per token against 14 µs here (10,000 calls each, timed with perf_counter).
+    for every token, and a fan-out signs one token per recipient, 1000 per request (issue 14).
 
-    This keeps the derived key in an HMAC-SHA1 state and copies it per token, which is the
-    same computation: compact JSON (ensure_ascii off), zlib only when it saves two bytes or
-    more ("." marks it), URL-safe base64 without padding, then
-    "<payload>.<timestamp>.<signature>" with the timestamp as big-endian bytes without leading
-    zeros, signed over "<payload>.<timestamp>" (itsdangerous 2.2: url_safe.py, timed.py,
-    signer.py). tests/test_tokens.py checks byte identity with the library on every branch
-    (compressed or not, non-ASCII, key lists, every purpose), and `read_token` still verifies
-    with the library.
+    This derives the key once and makes the same bytes with one C call per step: compact
+    JSON (ensure_ascii off; for [int, str], the only value make_token signs, written as
+    `[<int>,<json string>]` with json's own string encoder, else through one reused
+    JSONEncoder, since json.dumps with these options builds a new one per call), URL-safe
+    base64 without padding (binascii, as base64.urlsafe_b64encode does), then
+    "<payload>.<timestamp>.<signature>" with the timestamp as big-endian bytes without
+    leading zeros and the signature hmac.digest(key, "<payload>.<timestamp>", SHA-1)
+    (itsdangerous 2.2: url_safe.py, timed.py, signer.py).
+
+    The library also tries zlib on every payload and keeps the result ("." prefix) when it
+    saves two bytes or more. Our payload is [subscriber id, random nonce], which zlib never
+    shortens in practice, and each try sets up a full deflate state (some 256 KB): the
+    minter skips it. The library reads both forms (`loads` decompresses only when the "."
+    is there), so every token stays valid for `read_token`, which verifies with the library.
+    tests/test_tokens.py checks byte identity with the library on every other branch
+    (non-ASCII, key lists, every purpose) and that the library reads an uncompressed token
+    whose payload it would have compressed.
     """
 
     def __init__(self, secret_key: str | list[str], purpose: str):
         signer = _build_serializer(secret_key, purpose, None).make_signer()
         if signer.key_derivation != "django-concat" or signer.digest_method is not _SHA1_DEFAULT:
             raise RuntimeError("itsdangerous defaults changed: tokens.py's _Minter must follow")
-        self._mac = hmac.new(signer.derive_key(), digestmod=hashlib.sha1)
+        self._key = signer.derive_key()
 
     def dumps(self, value: list, timestamp: int) -> str:
-        payload = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-        compressed = zlib.compress(payload)
-        if len(compressed) < len(payload) - 1:
-            payload = b"." + base64_encode(compressed)
+        subscriber_id, nonce = value
+        if type(subscriber_id) is int and type(nonce) is str:
+            text = f"[{subscriber_id!r},{_json_string(nonce)}]"  # json writes ints by repr
         else:
-            payload = base64_encode(payload)
-        signed = payload + b"." + base64_encode(int_to_bytes(timestamp))
-        mac = self._mac.copy()
-        mac.update(signed)
-        return (signed + b"." + base64_encode(mac.digest())).decode()
+            text = _COMPACT_JSON.encode(value)
+        signed = _base64(text.encode()) + b"." + _base64(int_to_bytes(timestamp))
+        return (signed + b"." + _base64(hmac.digest(self._key, signed, "sha1"))).decode()
+
+
+def _base64(data: bytes) -> bytes:
+    """itsdangerous' base64_encode: URL-safe base64 without padding, in C calls only."""
+    return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=")
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+# json's encoder for a str when ensure_ascii is off (the C one when available).
+_json_string = json.encoder.encode_basestring
 
 
 _SHA1_DEFAULT = TimestampSigner.default_digest_method
+# itsdangerous' _CompactJSON.dumps options (ensure_ascii off, no spaces), built once.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _MINTERS: dict[tuple, _Minter] = {}
 
 

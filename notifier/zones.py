@@ -52,7 +52,7 @@ LEGACY: dict[str, tuple[tuple[str, float], ...]] = {
     "PET": (("America/Lima", -5),),
 }
 
-_NUMERIC = re.compile(r"^([+-])(\d{2}):?(\d{2})?$")
+_NUMERIC = re.compile(r"^([+-])(\d{2}):?(\d{2})?\Z")
 _FOOTER_NAME = re.compile(r"<([^>]+)>|([A-Za-z]{3,})")
 
 

@@ -275,6 +275,38 @@ def test_structured_headers_refuse_what_is_not_plain(name, value):
         header_value(name, value)
 
 
+# Every structured header header_value writes, each with a value it accepts.
+PLAIN_VALUES = [
+    ("To", "anna.b+status@mail.example.com"),
+    ("Cc", "anna@example.com"),
+    ("Reply-To", "support@example.com"),
+    ("From", "Sinch Status <status@sinch.example>"),
+    ("List-Id", "Sinch status <status.sinch.example>"),
+    ("List-Unsubscribe", "<https://x.example/u/a.b>, <mailto:u@x.example?subject=u>"),
+    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ("X-Notifier-Notification-Id", "42"),
+    ("X-Notifier-Delivery-Id", "7"),
+]
+LINE_BREAKS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x00", "\x85", "\u2028", "\u2029"]
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+@pytest.mark.parametrize("name, value", PLAIN_VALUES)
+def test_no_structured_header_lets_a_line_break_through_anywhere(name, value):
+    """A line break or control character at any position of a structured value (at the very
+    end too, where a regular expression's `$` matches before a newline) is refused or gone
+    from the value written: never part of the header."""
+    assert header_value(name, value) == value
+    for at in range(len(value) + 1):
+        for brk in LINE_BREAKS:
+            given = value[:at] + brk + value[at:]
+            try:
+                written = header_value(name, given)
+            except UnsafeHeader:
+                continue
+            assert not _CONTROL.search(written), (name, given, written)
+
+
 def test_text_headers_keep_what_the_reader_sees_on_one_line():
     assert visible(header_value("Subject", PAYLOAD)) == SHOWN
     assert "=?" not in header_value("Subject", PAYLOAD)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 
 from notifier import tokens
 
@@ -83,14 +85,14 @@ class _FixedSigner:
 @pytest.mark.parametrize("purpose", [tokens.CONFIRM, tokens.MANAGE, tokens.UNDO, tokens.CALENDAR])
 def test_minted_tokens_are_the_librarys_bytes_on_every_branch(key, purpose):
     """tokens._Minter signs without the library's per-token objects; its output must be the
-    library's exactly: a payload zlib shortens ("." prefix) and one it does not, non-ASCII
-    and JSON-escaped text (ensure_ascii off), an empty nonce, large and zero ids, timestamps
-    of 4 and 5 bytes."""
+    library's exactly for payloads zlib does not shorten: non-ASCII and JSON-escaped text
+    (ensure_ascii off), an empty nonce, large and zero ids, timestamps of 4 and 5 bytes. A
+    payload zlib would shorten ("." prefix) the minter leaves uncompressed: the library's own
+    signature over the uncompressed payload, which the library reads back."""
     cases = [
         (42, "nonce-a"),
         (0, ""),
         (2**40, tokens.new_nonce()),
-        (7, "a" * 80),  # compressible: the library zlib-compresses it
         (9, 'Zürich ✓ 𝄞 "quoted" \\ \n'),
     ]
     for when in (datetime(2026, 6, 1, 12, 0, tzinfo=UTC), datetime(2106, 3, 1, tzinfo=UTC)):
@@ -100,4 +102,10 @@ def test_minted_tokens_are_the_librarys_bytes_on_every_branch(key, purpose):
         for subscriber_id, nonce in cases:
             token = tokens.make_token(key, purpose, subscriber_id, nonce, now=when)
             assert token == library.dumps([subscriber_id, nonce]), (subscriber_id, nonce)
-    assert library.dumps([7, "a" * 80]).startswith(".")  # the compressed branch was taken
+            assert not library.dumps([subscriber_id, nonce]).startswith(".")
+        compressible = [7, "a" * 80]
+        assert library.dumps(compressible).startswith(".")  # the library compresses this one
+        token = tokens.make_token(key, purpose, *compressible, now=when)
+        uncompressed = base64_encode(json.dumps(compressible, separators=(",", ":")))
+        assert token == library.make_signer().sign(uncompressed).decode()
+        assert library.loads(token) == compressible

@@ -38,7 +38,7 @@ BUILTIN_USER = "admin"
 SESSION_KEY = "admin"
 MAX_USERNAME = 64
 MAX_PASSWORD = 1024  # hashing megabytes on every guess would be a free denial of service
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}\Z")
 # Requests that do not count as activity for the idle timeout.
 PASSIVE_ENDPOINTS = frozenset({"admin.live"})
 OPEN_ENDPOINTS = frozenset({"admin.login"})

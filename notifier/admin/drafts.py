@@ -17,7 +17,7 @@ from ..forms import load_catalogue, zone_names, zone_options
 from .common import CHANNELS, problem_summary, ui_language
 
 ACTION = re.compile(
-    r"^(save|preview|test|send|qa-add|qa-remove|qa-up|qa-down)(?::(de|en))?(?::(\d{1,2}))?$"
+    r"^(save|preview|test|send|qa-add|qa-remove|qa-up|qa-down)(?::(de|en))?(?::(\d{1,2}))?\Z"
 )
 MAX_QA_FIELDS = 40  # form rows read per language; validate() caps the real number lower
 # A window is about now. Browsers let a datetime-local field send any year from 1 to 275760;
@@ -168,7 +168,7 @@ def problems_by_field(problems: list) -> dict[str, list[str]]:
     """Translated messages per form field ("products.3" and "de.bullets" collapse to theirs)."""
     out: dict[str, list[str]] = {}
     for problem in problems:
-        key = re.sub(r"^products\.\d+$", "products", problem.field)
+        key = re.sub(r"^products\.\d+\Z", "products", problem.field)
         out.setdefault(key, []).append(_(problem.message, **problem.params))
     return out
 

@@ -26,7 +26,7 @@ from .drafts import apply_qa_action, problems_by_field, qa_pairs
 from .previews import rendered_previews
 
 ACTION = re.compile(
-    r"^(save|approve|discard|qa-add|qa-remove|qa-up|qa-down)(?::(de|en))?(?::(\d{1,2}))?$"
+    r"^(save|approve|discard|qa-add|qa-remove|qa-up|qa-down)(?::(de|en))?(?::(\d{1,2}))?\Z"
 )
 FIELDS = ("title", "summary", "text")
 

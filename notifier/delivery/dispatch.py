@@ -9,17 +9,23 @@ duplicate window is a request whose 202 was lost (timeout or reset after sending
 killed between 202 and the database write), and such rows carry `possible_duplicate`.
 
 Concurrency (issue 14): a worker keeps up to SEND_CONCURRENCY requests in flight. The thread
-that runs `Dispatcher.run()` claims, renders, writes to the database and records every answer;
-a small pool of sender threads only makes the HTTP requests (`backend.send`), because that is
-where a worker waits. So the store keeps one connection per worker (a pooler counts no extra
-clients, SQLite sees one writer per process), DispatchStats and the halt state change on one
-thread only, and nothing needs a lock but the hold flag the senders share. Each claim is still
-one request's worth: at most SEND_CONCURRENCY requests' rows are claimed and unrecorded at any
-time, and that is all a kill -9 strands (and flags). A run starts with one request alone and
-opens up only after SendGrid accepted one: a refused key or a closed rate-limit window then
-costs one request, not SEND_CONCURRENCY. A 429, 401 or 403 raises the hold flag in the sender
-that sees it, so no further request starts; the rows of requests not started go back, due when
-the limit resets.
+that runs `Dispatcher.run()` claims, renders, writes to the database and records every answer
+but SendGrid's 202; a small pool of sender threads only makes the HTTP requests
+(`backend.send`), because that is where a worker waits. A 202 (nearly every answer of a
+fan-out) is recorded by one recorder thread on its own connection, while the run's thread
+builds the next request: recording is database time (SQLite and psycopg run it without the
+GIL), so the two overlap on a second core instead of taking turns. On SQLite the run's
+thread and the recorder take one lock around their writes, so neither sleeps in SQLite's
+busy handler waiting for the other. DispatchStats and the halt state change on the run's
+thread only (the recorder hands back how many rows it marked sent), and nothing else needs a
+lock but the hold flag the senders share. Each claim is still one request's worth: a request
+is counted against SEND_CONCURRENCY from its hand-over to a sender until its answer is
+recorded, so at most SEND_CONCURRENCY requests' rows are claimed and unrecorded at any time
+(besides the one being built), and that is all a kill -9 strands (and flags). A run starts
+with one request alone and opens up only after SendGrid accepted one: a refused key or a
+closed rate-limit window then costs one request, not SEND_CONCURRENCY. A 429, 401 or 403
+raises the hold flag in the sender that sees it, so no further request starts; the rows of
+requests not started go back, due when the limit resets.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -141,6 +147,12 @@ class Dispatcher:
         # When run() expired stale rows and reclaimed dead workers' leases (of every channel);
         # None when it halted first (sending paused, rate limited).
         self.housekept_at: datetime | None = None
+        # SQLite has one writer at a time: the run's thread and the recorder take turns here
+        # rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between tries.
+        # PostgreSQL writes the claim and the record on two connections at once.
+        self._write_lock: AbstractContextManager = (
+            threading.RLock() if getattr(store, "backend", None) == "sqlite" else nullcontext()
+        )
 
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
@@ -171,14 +183,18 @@ class Dispatcher:
                 break
             # A free sender first: at most SEND_CONCURRENCY requests' rows are claimed and
             # unrecorded at any time.
-            self._wait_for_sender(self._senders_allowed() - 1)
+            self._wait_for_sender()
             if self._holding():
                 break
             now = self.clock()
             lease = timedelta(seconds=self.settings.dispatch_lease_seconds)
             # Claim one request's worth at a time: a killed worker then strands (and flags as
             # possible duplicates) only the rows of the requests it had in flight.
-            rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
+            with self._write_lock:
+                rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
+            # Now, not as they land: the recorder's transaction then runs while this thread
+            # builds the claimed request, instead of holding up the claim (SQLite's one lock).
+            self._record_landed()
             claims += 1
             if not rows:
                 break
@@ -211,6 +227,10 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.send_concurrency, thread_name_prefix="sendgrid"
         )
+        # The 202s' recorder (see the module docstring), started at the run's first 202.
+        self._recorder: ThreadPoolExecutor | None = None
+        self._landed: list[tuple[_Flight, SendResult]] = []  # 202s not yet handed to it
+        self._recordings: dict[Future, _Flight] = {}  # 202s it holds
         self._uncounted: list[SendResult] = []  # answers not yet in the metric counters
         self._counted_at = time.monotonic()
 
@@ -225,7 +245,8 @@ class Dispatcher:
         results, self._uncounted = self._uncounted, []
         self._counted_at = time.monotonic()
         if results:
-            count_sends(self.store, results)
+            with self._write_lock:
+                count_sends(self.store, results)
 
     def _stop_senders(self) -> None:
         """Record every request in flight, hand back what was never sent, end the threads."""
@@ -235,6 +256,8 @@ class Dispatcher:
             self._pool.shutdown(wait=True)
             for flight in self._flights.values():  # only when recording itself failed
                 flight.critical.close()
+            self._record_landed()
+            self._stop_recorder()
         self._release(self._unsent, "dispatch stopped before sending")
         self._unsent = []
         self._flush_counts()
@@ -251,10 +274,13 @@ class Dispatcher:
         # rate-limit window is then answered once, with nothing else on the wire.
         return self.settings.send_concurrency if self._opened else 1
 
-    def _wait_for_sender(self, in_flight: int) -> None:
-        """Record answers until at most `in_flight` requests are on the wire (and no 400's
-        remainder waits to be sent again)."""
-        while self._resends or len(self._flights) > max(0, in_flight):
+    def _wait_for_sender(self, in_flight: int | None = None) -> None:
+        """Record answers until at most `in_flight` requests are on the wire or waiting for
+        the recorder (and no 400's remainder waits to be sent again). None: until a sender
+        is free, asked again after every answer (the run's first 202 opens up the rest)."""
+        while self._resends or self._unrecorded() > max(
+            0, self._senders_allowed() - 1 if in_flight is None else in_flight
+        ):
             if self._resends:
                 message, rows = self._resends.pop(0)
                 self._send_batch(message, rows)
@@ -262,9 +288,14 @@ class Dispatcher:
                 # with the rest once nothing is in flight.
                 self._unsent.extend(r for r in rows if r["id"] not in self._handed)
                 continue
-            done, _ = wait(self._flights, return_when=FIRST_COMPLETED)
+            self._record_landed()  # before waiting: the recorder must hold what it can finish
+            done, _ = wait([*self._flights, *self._recordings], return_when=FIRST_COMPLETED)
             for future in done:
-                self._land(self._flights.pop(future), future)
+                if future in self._flights:
+                    self._land(self._flights.pop(future), future)
+                else:
+                    del self._recordings[future]
+                    self._recorded(future)
 
     def _fly(self, flight: _Flight) -> SendResult | None:
         """On a sender thread: the request, unless a stop or a hold came first (None)."""
@@ -281,7 +312,10 @@ class Dispatcher:
         return result
 
     def _land(self, flight: _Flight, future: Future) -> None:
-        """Record one sender's answer (on the run's thread), then end its critical section."""
+        """Act on one sender's answer (on the run's thread): a 202 goes to the recorder, which
+        ends the flight's critical section once it is recorded; anything else is recorded
+        here, and the critical section ends here."""
+        recording = False
         try:
             try:
                 result = future.result()
@@ -299,9 +333,63 @@ class Dispatcher:
                 self._unsent.extend(flight.batch)  # not started: handed back at the end
                 return
             self._count(result)
+            if result.outcome == "accepted":
+                self._answered(result)
+                self._landed.append((flight, result))  # to the recorder after the next claim
+                recording = True
+                return
             self._send_and_record(flight.message, flight.batch, result)
         finally:
+            if not recording:
+                flight.critical.close()
+
+    # --- the recorder ------------------------------------------------------------------
+    def _unrecorded(self) -> int:
+        """Requests handed to a sender whose answer is not yet recorded."""
+        return len(self._flights) + len(self._landed) + len(self._recordings)
+
+    def _record_landed(self) -> None:
+        """Hand the landed 202s to the recorder thread (started here at the run's first)."""
+        while self._landed:
+            if self._recorder is None:
+                self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-record")
+            flight, result = self._landed[0]
+            self._recordings[self._recorder.submit(self._record_accepted, flight, result)] = flight
+            self._landed.pop(0)
+
+    def _record_accepted(self, flight: _Flight, result: SendResult) -> int:
+        """On the recorder thread: the attempt rows and the rows' "sent" in one transaction,
+        then the end of the flight's critical section. Returns how many rows were marked sent
+        (a row whose lease was lost meanwhile is not)."""
+        try:
+            with self._write_lock, self.store.write(exclusive=False):
+                self._record(flight.batch, result)
+                return self.store.mark_sent(
+                    [r["id"] for r in flight.batch], self.clock(), result.message_id, self.owner
+                )
+        finally:
             flight.critical.close()
+
+    def _recorded(self, future: Future) -> None:
+        """On the run's thread: count what the recorder marked sent. When recording failed
+        (the database went away), nothing new starts and the run raises the error at its end;
+        the rows stay 'sending' under this worker's lease, so once it runs out they are
+        reclaimed as possible duplicates (SendGrid took them), never lost."""
+        try:
+            self.stats.sent += future.result()
+        except Exception as exc:
+            self._hold.set()
+            self._error = self._error or exc
+
+    def _stop_recorder(self) -> None:
+        """Let the recorder finish what it holds, close its connection, end its thread."""
+        if self._recorder is None:
+            return
+        recorder, self._recorder = self._recorder, None
+        try:
+            recorder.submit(self.store.close_thread_connection)
+        finally:
+            recorder.shutdown(wait=True)
 
     def _send_groups(self, rows: list[dict]) -> None:
         """Send claimed rows: one rendering per (notification, language, mailed before), its
@@ -470,9 +558,7 @@ class Dispatcher:
         nonces = {s["subscriber_id"]: s for s in live.values() if s["subscriber_id"] is not None}
         unwanted = [r["id"] for r in batch if r["id"] not in live]
         if unwanted:  # unsubscribed, bounced or confirmed meanwhile (no-op for lost leases)
-            self.store.mark_cancelled(
-                unwanted, self.clock(), "subscriber no longer eligible", self.owner
-            )
+            self._cancel(unwanted, "subscriber no longer eligible")
         batch = [r for r in batch if r["id"] in live]
         if message.category == "confirmation":
             # Confirmed (or purged) since it was queued: the link would be dead; do not send.
@@ -480,15 +566,13 @@ class Dispatcher:
                 r for r in batch if not (nonces.get(r["subscriber_id"]) or {}).get("token_nonce")
             ]
             if stale:
-                self.store.mark_cancelled(
-                    [r["id"] for r in stale], self.clock(), "link no longer valid", self.owner
-                )
+                self._cancel([r["id"] for r in stale], "link no longer valid")
                 batch = [r for r in batch if r not in stale]
         batch = self._one_per_address(self._plain_addresses(batch))
         if not batch:
             return
         recipients = [self._recipient(r, message.category, nonces) for r in batch]
-        self._wait_for_sender(self._senders_allowed() - 1)
+        self._wait_for_sender()
         if self._holding():
             return  # left claimed; _send_claimed hands it back
         critical = ExitStack()
@@ -507,22 +591,27 @@ class Dispatcher:
         # with the reason and tell ops, instead of retrying a request that can never work.
         reason = f"not sent: {exc}"
         self._fail(flight.batch, reason)
-        self.store.raise_alert("message_invalid", reason, self.clock())
+        with self._write_lock:
+            self.store.raise_alert("message_invalid", reason, self.clock())
         log.error("notification %s: %s", flight.message.notification_id, reason)
 
-    def _send_and_record(self, message, batch, result: SendResult) -> None:
-        """Record a sender's answer and act on its outcome (the run's thread)."""
+    def _answered(self, result: SendResult) -> None:
         self.stats.requests += 1
         self.stats.outcomes[result.outcome] = self.stats.outcomes.get(result.outcome, 0) + 1
         if result.outcome == "accepted":
             self._opened = True
+
+    def _send_and_record(self, message, batch, result: SendResult) -> None:
+        """Record a sender's answer other than a 202 and act on its outcome (the run's
+        thread; a 202 goes to _record_accepted)."""
+        self._answered(result)
         handler = getattr(self, f"_on_{result.outcome}", None)
         if handler is None:
             log.error("unknown send outcome %r; retrying later", result.outcome)
             handler = self._on_transient
         # The attempts and the rows' new state in one transaction: one commit per request
         # instead of one per recipient (SQLite in autocommit mode commits every INSERT).
-        with self.store.write(exclusive=False):
+        with self._write_lock, self.store.write(exclusive=False):
             self._record(batch, result)
             handler(message, batch, result)
 
@@ -551,10 +640,7 @@ class Dispatcher:
                 seen[address] = row["id"]
                 keep.append(row)
         for row in twins:
-            self.store.mark_cancelled(
-                [row["id"]], self.clock(), f"same address as delivery {seen[row['email'].lower()]}",
-                self.owner,
-            )  # fmt: skip
+            self._cancel([row["id"]], f"same address as delivery {seen[row['email'].lower()]}")
         return keep
 
     def _record(self, batch: Sequence[dict], result: SendResult) -> None:
@@ -565,11 +651,6 @@ class Dispatcher:
             result.status_code,
             result.error,
             result.message_id,
-        )
-
-    def _on_accepted(self, message, batch, result: SendResult) -> None:
-        self.stats.sent += self.store.mark_sent(
-            [r["id"] for r in batch], self.clock(), result.message_id, self.owner
         )
 
     def _on_rate_limited(self, message, batch, result: SendResult) -> None:
@@ -638,17 +719,27 @@ class Dispatcher:
         self.stats.retried += len(retry)
 
     def _fail(self, rows: Sequence[dict], reason: str) -> None:
-        self.stats.failed += self.store.mark_failed(
-            [r["id"] for r in rows], self.clock(), reason, self.owner
-        )
+        if not rows:
+            return
+        with self._write_lock:
+            self.stats.failed += self.store.mark_failed(
+                [r["id"] for r in rows], self.clock(), reason, self.owner
+            )
+
+    def _cancel(self, ids: list[int], reason: str) -> None:
+        with self._write_lock:
+            self.store.mark_cancelled(ids, self.clock(), reason, self.owner)
 
     def _release(self, rows: Sequence[dict], reason: str) -> None:
         """Hand claimed rows back untouched (after a 429, not before the limit resets)."""
+        if not rows:  # the end of nearly every claim: nothing to hand back, no lock to wait for
+            return
         now = self.clock()
         due = self._resume_at or now
-        self.store.mark_retry(
-            [r["id"] for r in rows], now, due, reason, self.owner, attempted=False
-        )
+        with self._write_lock:
+            self.store.mark_retry(
+                [r["id"] for r in rows], now, due, reason, self.owner, attempted=False
+            )
 
 
 @dataclass

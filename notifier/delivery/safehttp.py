@@ -42,19 +42,19 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # Slack incoming webhooks: https://hooks.slack.com/services/T…/B…/<token> (Slack docs,
 # "Sending messages using incoming webhooks").
 SLACK_HOST = "hooks.slack.com"
-SLACK_PATH = re.compile(r"^/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+$")
+SLACK_PATH = re.compile(r"^/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+\Z")
 # Teams: Workflows (Power Automate) webhooks, "Post to a channel when a webhook request is
 # received": prod-NN.<region>.logic.azure.com/workflows/<id>/triggers/manual/paths/invoke?…
 # and the newer <env>.environment.api.powerplatform.com/powerautomate/automations/direct/
 # workflows/<id>/triggers/manual/paths/invoke?…; plus the retired Office 365 connectors'
 # <tenant>.webhook.office.com/webhookb2/… that some tenants still run.
 TEAMS_RULES = (
-    (re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.logic\.azure\.com$"), "/workflows/"),
+    (re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.logic\.azure\.com\Z"), "/workflows/"),
     (
-        re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.api\.powerplatform\.com$"),
+        re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.api\.powerplatform\.com\Z"),
         "/powerautomate/automations/direct/workflows/",
     ),
-    (re.compile(r"^[a-z0-9-]+\.webhook\.office\.com$"), "/webhookb2/"),
+    (re.compile(r"^[a-z0-9-]+\.webhook\.office\.com\Z"), "/webhookb2/"),
 )
 # Names that never point at the public internet: RFC 6761 (localhost), RFC 6762 (.local),
 # RFC 8375 (.home.arpa), ICANN's private-use .internal (2024; GCP's metadata.google.internal).

@@ -53,7 +53,7 @@ SLACK_REJECTED = {
     "no_text",
     "too_many_attachments",
 }
-ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
 # Nothing reached the target: safe to send again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 NOT_SENT += (httpx.LocalProtocolError,)

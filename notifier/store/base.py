@@ -88,6 +88,20 @@ class BaseStore:
     def close(self) -> None:
         raise NotImplementedError
 
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's connection, if it has one. Both backends keep one
+        connection per thread (`_local.conn`, all of them in `_all` for close()); a short-lived
+        thread that used the store (the dispatcher's recorder) calls this before it ends, or
+        each run would leave a connection open until close()."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
+
     # --- helpers the query mixins use ----------------------------------------------------
     @staticmethod
     def _param(value: Any) -> Any:

@@ -1,0 +1,152 @@
+"""The 202s' recorder (notifier/delivery/dispatch.py, issue 14): a worker records SendGrid's
+202s on a thread of its own while the run's thread builds the next request, still counts a
+request against SEND_CONCURRENCY until its answer is recorded, closes the recorder's
+connection at the end of every run, and loses nothing when recording fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from notifier.store import StoreError
+
+from . import test_dispatch
+from .helpers import table
+from .test_dispatch import dispatcher
+from .test_dispatch_concurrency import _subscribers
+
+sg_settings = test_dispatch.sg_settings
+notification = test_dispatch.notification
+
+
+def _slow_mark_sent(db, seconds: float, log: list):
+    """Wrap db.mark_sent (the recorder's "sent" UPDATE): note when each starts and ends."""
+    original = db.mark_sent
+
+    def slow(ids, *args, **kwargs):
+        log.append(("start", time.monotonic(), threading.current_thread().name))
+        time.sleep(seconds)
+        try:
+            return original(ids, *args, **kwargs)
+        finally:
+            log.append(("end", time.monotonic(), threading.current_thread().name))
+
+    db.mark_sent = slow
+    return original
+
+
+def test_a_202_is_recorded_off_the_runs_thread_while_the_next_request_goes_out(
+    db, sg_settings, clock, notification, sendgrid
+):
+    _subscribers(db, clock, "d" * 12)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=3)
+    log: list = []
+    _slow_mark_sent(db, 0.5, log)
+    arrivals: list[float] = []
+    sent = []
+
+    d = dispatcher(db, settings, clock)
+    send = d.backend.send
+
+    def noting(message, recipients, **options):
+        arrivals.append(time.monotonic())
+        sent.append(len(recipients))
+        return send(message, recipients, **options)
+
+    d.backend.send = noting
+    stats = d.run()
+
+    assert (stats.requests, stats.sent) == (3, 12)
+    assert sent == [4, 4, 4]
+    ends = [t for kind, t, _ in log if kind == "end"]
+    # The first 202 was still being recorded when the second request was handed to a sender:
+    # the run's thread did not wait for the database write.
+    assert arrivals[1] < ends[0]
+    assert {name for _, _, name in log} == {"dispatch-record_0"}
+    assert Counter(r["state"] for r in table(db, "deliveries")) == {"sent": 12}
+    assert {r["lease_owner"] for r in table(db, "deliveries")} == {None}
+
+
+def test_a_request_counts_against_send_concurrency_until_its_202_is_recorded(
+    db, sg_settings, clock, notification, sendgrid
+):
+    # A slow recorder must not let the run claim more: at every claim at most
+    # SEND_CONCURRENCY - 1 requests' rows are claimed and not yet recorded (leased, 'sending'),
+    # so a kill -9 still strands at most SEND_CONCURRENCY requests' rows.
+    _subscribers(db, clock, "d" * 40)
+    notification()
+    concurrency, batch = 2, 4
+    settings = replace(sg_settings, send_batch_size=batch, send_concurrency=concurrency)
+    _slow_mark_sent(db, 0.3, [])
+    leased_at_claim = []
+    claim_due = db.claim_due
+
+    def counting(*args, **kwargs):
+        leased_at_claim.append(sum(r["state"] == "sending" for r in table(db, "deliveries")))
+        return claim_due(*args, **kwargs)
+
+    db.claim_due = counting
+    stats = dispatcher(db, settings, clock).run()
+
+    assert (stats.requests, stats.sent) == (10, 40)
+    assert max(leased_at_claim) == (concurrency - 1) * batch
+
+
+def test_every_run_closes_the_recorders_connection(db, sg_settings, clock, notification, sendgrid):
+    _subscribers(db, clock, "d" * 8)
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
+    db.ping()  # the test's own connection
+    before = len(db._all)
+    for _ in range(3):
+        notification()
+        stats = dispatcher(db, settings, clock).run()
+        assert (stats.requests, stats.sent) == (2, 8)
+        assert len(db._all) == before  # the recorder's connection is gone with its thread
+    assert Counter(r["state"] for r in table(db, "deliveries")) == {"sent": 24}
+
+
+def test_a_recording_that_fails_raises_at_the_end_and_leaves_its_rows_leased(
+    db, sg_settings, clock, notification, sendgrid
+):
+    # SendGrid took the request, so its rows must never go back as unsent: they stay leased
+    # ('sending') and a later run reclaims them as possible duplicates once the lease is over.
+    _subscribers(db, clock, "d" * 12)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
+    original = db.mark_sent
+    calls = []
+
+    def second_fails(ids, *args, **kwargs):
+        calls.append(list(ids))
+        if len(calls) == 2:
+            raise StoreError("disk I/O error")
+        return original(ids, *args, **kwargs)
+
+    db.mark_sent = second_fails
+    with pytest.raises(StoreError, match="disk I/O error"):
+        dispatcher(db, settings, clock).run()
+
+    rows = {r["id"]: r for r in table(db, "deliveries")}
+    failed_ids = set(calls[1])
+    assert {rows[i]["state"] for i in failed_ids} == {"sending"}
+    assert {rows[i]["lease_owner"] for i in failed_ids} == {"w1"}
+    assert len(sendgrid.requests) >= 2
+    others = Counter(r["state"] for i, r in rows.items() if i not in failed_ids)
+    # The first request's rows are sent; a third request either went out (sent) or was
+    # handed back unsent (pending), depending on when the failure was seen.
+    assert set(others) <= {"sent", "pending"} and others["sent"] >= 4
+    assert others["sent"] == 4 * (len(sendgrid.requests) - 1)
+    db.mark_sent = original
+    clock.advance(seconds=settings.dispatch_lease_seconds + 1)
+    stats = dispatcher(db, settings, clock).run()
+    assert stats.reclaimed == 4
+    after = {r["id"]: r for r in table(db, "deliveries")}
+    assert {(after[i]["state"], after[i]["possible_duplicate"]) for i in failed_ids} == {
+        ("sent", 1)
+    }
+    assert Counter(r["state"] for r in after.values()) == {"sent": 12}
