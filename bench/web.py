@@ -157,7 +157,7 @@ def _form(port: int) -> tuple[str, dict]:
 
 
 def _client(port: int, kind: str, client_id: int, start: float, end: float, results) -> None:
-    latencies, errors, i, size = [], 0, 0, 0
+    latencies, errors, i, size, sent = [], 0, 0, 0, 0
     if kind == "POST":
         cookie, fields = _form(port)
     while time.monotonic() < start:  # every client begins at the same moment
@@ -186,14 +186,35 @@ def _client(port: int, kind: str, client_id: int, start: float, end: float, resu
         response = conn.getresponse()
         size = len(response.read())
         conn.close()
+        sent += 1
         t1 = time.monotonic()
         if t0 >= start + WARMUP_SECONDS:
             latencies.append(t1 - t0)
             errors += response.status != expected
-    results.put((latencies, errors, size))
+    results.put((latencies, errors, size, sent))
 
 
-def measure(port: int, kind: str, clients: int, seconds: float) -> dict:
+def _worker_pids(master: int) -> list[int]:
+    """gunicorn's worker processes: the master's children (Linux /proc)."""
+    path = Path(f"/proc/{master}/task/{master}/children")
+    return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of `pids` (proc(5): fields 14 and 15, in clock ticks)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port: int, kind: str, clients: int, seconds: float, master: int = 0) -> dict:
+    """One round against one server: throughput and latencies after the warm-up, and the
+    gunicorn workers' CPU per request over the whole round (warm-up included, every
+    request counted), the figure that stays comparable on a loaded machine."""
+    workers = _worker_pids(master) if master else []
+    cpu_before = _cpu_seconds(workers)
     results = multiprocessing.Queue()
     start = time.monotonic() + 1.0
     end = start + WARMUP_SECONDS + seconds
@@ -203,15 +224,18 @@ def measure(port: int, kind: str, clients: int, seconds: float) -> dict:
     ]
     for p in procs:
         p.start()
-    latencies, errors = [], 0
+    latencies, errors, sent = [], 0, 0
     for _ in procs:
-        lat, err, size = results.get()
+        lat, err, size, count = results.get()
         latencies += lat
         errors += err
+        sent += count
     for p in procs:
         p.join()
+    cpu = _cpu_seconds(workers) - cpu_before
     latencies.sort()
     return {
+        "cpu_ms": cpu * 1000 / sent if workers and sent else float("nan"),
         "requests": len(latencies),
         "errors": errors,
         "rps": len(latencies) / seconds,
@@ -229,6 +253,7 @@ def summarize(rounds: list[dict]) -> dict:
         "rps": statistics.median(r["rps"] for r in rounds),
         "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
         "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
+        "cpu_ms": statistics.median(r["cpu_ms"] for r in rounds),
         "body_bytes": rounds[-1]["body_bytes"],
     }
 
@@ -258,7 +283,8 @@ def section(results: dict, ratios: dict, args, command: str) -> str:
             f"| {kind} {path} | {app['rps']:.0f} | {hello['rps']:.0f} | "
             f"{statistics.median(ratios[kind]):.2f} ({each}) | {app['p50_ms']:.1f} | "
             f"{app['p99_ms']:.1f} | {hello['p99_ms']:.1f} | "
-            f"{app['p99_ms'] / hello['p99_ms']:.2f} | {app['errors'] + hello['errors']} |"
+            f"{app['p99_ms'] / hello['p99_ms']:.2f} | {app['cpu_ms']:.2f} | "
+            f"{hello['cpu_ms']:.2f} | {app['errors'] + hello['errors']} |"
         )
     return "\n".join(
         [
@@ -282,11 +308,14 @@ def section(results: dict, ratios: dict, args, command: str) -> str:
             f"zones: GET / answers {results[('app', 'GET')]['body_bytes']:,} bytes of HTML, "
             f"the hello world {results[('hello', 'GET')]['body_bytes']:,}. Requests per second "
             "and latencies are medians over the rounds; the throughput ratio is the median "
-            "of the rounds' app/hello ratios (each round's in brackets).",
+            "of the rounds' app/hello ratios (each round's in brackets). CPU ms/req is the "
+            "gunicorn workers' utime+stime (/proc/<pid>/stat) over a whole round divided by "
+            "the requests of that round, median over the rounds: unlike req/s it does not "
+            "depend on what else the machine runs.",
             "",
             "| endpoint | app req/s | hello req/s | throughput ratio | app p50 ms | app p99 ms | "
-            "hello p99 ms | p99 ratio | errors |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "hello p99 ms | p99 ratio | app CPU ms/req | hello CPU ms/req | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "Load generator and servers share the CPUs, so absolute numbers are a floor; the "
@@ -333,8 +362,8 @@ def main(argv: list[str] | None = None) -> None:
                     # Alternate which app goes first, so neither always meets the other's
                     # aftermath (a checkpoint, a busy neighbour).
                     order = list(servers.items())[:: 1 if n % 2 == 0 else -1]
-                    for name, (_process, port) in order:
-                        result = measure(port, kind, args.clients, args.seconds)
+                    for name, (process, port) in order:
+                        result = measure(port, kind, args.clients, args.seconds, process.pid)
                         rounds.setdefault((name, kind), []).append(result)
                         print(f"round {n + 1} {name:5} {kind:4} {result}", flush=True)
                     ratios[kind].append(
