@@ -12,7 +12,9 @@ a shared machine falls on both alike; each ratio is the median over the rounds o
 round's app/hello ratio. The app runs with RATE_LIMIT_SUBSCRIBE raised and
 FORM_MIN_FILL_SECONDS=0 so the numbers measure the sign-up path (validation, database writes,
 queued confirmation mail, the rate-limit counter write), not 429 answers or silently dropped
-"too fast" posts.
+"too fast" posts. Each round also reads the gunicorn workers' utime+stime from /proc and
+reports CPU milliseconds per request: on a shared machine the req/s ratio swings with the
+neighbours' load, the CPU a request costs much less.
 """
 
 from __future__ import annotations
