@@ -186,7 +186,7 @@ def make_token(
 ) -> str:
     """A signed token; `now` (default: the real time) is its issue time. The same string
     `URLSafeTimedSerializer(secret_key, salt=...).dumps([subscriber_id, nonce])` returns at that
-    second (see _Minter)."""
+    second, except that it is never zlib-compressed (see _Minter); the library reads both."""
     timestamp = int(time.time()) if now is None else int(now.timestamp())
     return _cached(_MINTERS, secret_key, purpose, _Minter).dumps([subscriber_id, nonce], timestamp)
 

@@ -76,6 +76,7 @@ POOLER_MODULES = {
     "test_concurrency",
     "test_detect",
     "test_dispatch",
+    "test_dispatch_recorder",
     "test_e2e_notify",
     "test_enrich",
     "test_health",

@@ -123,7 +123,7 @@ def test_a_recording_that_fails_raises_at_the_end_and_leaves_its_rows_leased(
 
     def second_fails(ids, *args, **kwargs):
         calls.append(list(ids))
-        if len(calls) == 2:
+        if len(calls) in (2, 3):  # the second 202 on the recorder, then on the run's thread
             raise StoreError("disk I/O error")
         return original(ids, *args, **kwargs)
 
@@ -132,6 +132,7 @@ def test_a_recording_that_fails_raises_at_the_end_and_leaves_its_rows_leased(
         dispatcher(db, settings, clock).run()
 
     rows = {r["id"]: r for r in table(db, "deliveries")}
+    assert calls[1] == calls[2]  # the run's thread tried the same rows again
     failed_ids = set(calls[1])
     assert {rows[i]["state"] for i in failed_ids} == {"sending"}
     assert {rows[i]["lease_owner"] for i in failed_ids} == {"w1"}
@@ -150,3 +151,83 @@ def test_a_recording_that_fails_raises_at_the_end_and_leaves_its_rows_leased(
         ("sent", 1)
     }
     assert Counter(r["state"] for r in after.values()) == {"sent": 12}
+
+
+def _recorder_cannot_connect(db):
+    """Make the store refuse a connection to the recorder thread only (a full pooler, "too
+    many clients", a connect timeout); the run's own connection keeps working."""
+    base = type(db)
+
+    class Refusing(base):
+        @property
+        def conn(self):
+            if threading.current_thread().name.startswith("dispatch-record"):
+                raise StoreError("cannot connect to PostgreSQL: too many clients")
+            return base.conn.fget(self)
+
+    db.__class__ = Refusing
+    return base
+
+
+def test_when_the_recorder_cannot_connect_the_runs_thread_records_every_202(
+    db, sg_settings, clock, notification, sendgrid, caplog
+):
+    # SendGrid took the mail: recording it must not depend on a second connection, or every
+    # 202 of the run would come back as a possible duplicate and be mailed twice.
+    emails = _subscribers(db, clock, "d" * 12)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
+    base = _recorder_cannot_connect(db)
+    try:
+        stats = dispatcher(db, settings, clock).run()
+    finally:
+        db.__class__ = base
+
+    assert (stats.requests, stats.sent) == (3, 12)
+    rows = table(db, "deliveries")
+    assert Counter((r["state"], r["attempts"], r["possible_duplicate"]) for r in rows) == {
+        ("sent", 1, 0): 12
+    }
+    assert {r["lease_owner"] for r in rows} == {None}
+    assert sorted(r["email"] for r in sendgrid.accepted_recipients()) == emails
+    retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retried) == 3
+    assert retried[0] == (
+        "recording a 202 on the recorder thread failed (cannot connect to PostgreSQL: too many "
+        "clients); retrying"
+    )
+
+
+def test_a_failed_recording_is_logged_when_the_runs_thread_fails_while_stopping(
+    db, sg_settings, clock, notification, sendgrid, caplog
+):
+    # The run's thread fails while a 202's recording is still out (recording the 500 raises),
+    # and that recording fails on both threads: the run raises its own error, the recording's
+    # failure is logged (not lost), its rows stay leased (reclaimed later as possible
+    # duplicates) and every critical section ends.
+    _subscribers(db, clock, "d" * 8)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
+    sendgrid.script("accept", "server_error")
+
+    def mark_sent(*args, **kwargs):
+        time.sleep(0.5)  # still out when the run's thread records the 500
+        raise StoreError("recorder boom")
+
+    def mark_retry(*args, **kwargs):
+        raise StoreError("run-thread boom")
+
+    db.mark_sent, db.mark_retry = mark_sent, mark_retry
+    d = dispatcher(db, settings, clock)
+    with pytest.raises(StoreError, match="run-thread boom"):
+        d.run(max_claims=2)
+
+    assert d.stop._critical == 0
+    assert d._recordings == {}
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "recording the 202 for 4 deliveries of notification 1 failed: recorder boom; they "
+        "stay leased and come back as possible duplicates"
+    ]
+    rows = table(db, "deliveries")
+    assert {(r["state"], r["lease_owner"]) for r in rows} == {("sending", "w1")}

@@ -20,8 +20,10 @@ busy handler waiting for the other. DispatchStats and the halt state change on t
 thread only (the recorder hands back how many rows it marked sent), and nothing else needs a
 lock but the hold flag the senders share. Each claim is still one request's worth: a request
 is counted against SEND_CONCURRENCY from its hand-over to a sender until its answer is
-recorded, so at most SEND_CONCURRENCY requests' rows are claimed and unrecorded at any time
-(besides the one being built), and that is all a kill -9 strands (and flags). A run starts
+recorded, and the next claim waits for a free place, so at most SEND_CONCURRENCY requests'
+rows (the one being built included) are claimed and unrecorded at any time, and that is all a
+kill -9 strands (and flags). When the recorder cannot record (its connection is its own, opened
+at the run's first 202), the run's thread records that 202 itself. A run starts
 with one request alone and opens up only after SendGrid accepted one: a refused key or a
 closed rate-limit window then costs one request, not SEND_CONCURRENCY. A 429, 401 or 403
 raises the hold flag in the sender that sees it, so no further request starts; the rows of
@@ -230,7 +232,7 @@ class Dispatcher:
         # The 202s' recorder (see the module docstring), started at the run's first 202.
         self._recorder: ThreadPoolExecutor | None = None
         self._landed: list[tuple[_Flight, SendResult]] = []  # 202s not yet handed to it
-        self._recordings: dict[Future, _Flight] = {}  # 202s it holds
+        self._recordings: dict[Future, tuple[_Flight, SendResult]] = {}  # 202s it holds
         self._uncounted: list[SendResult] = []  # answers not yet in the metric counters
         self._counted_at = time.monotonic()
 
@@ -258,6 +260,11 @@ class Dispatcher:
                 flight.critical.close()
             self._record_landed()
             self._stop_recorder()
+            # Only when the run's thread failed while recordings were out: count them, and
+            # log (and end the critical section of) any that failed.
+            for future, (flight, result) in list(self._recordings.items()):
+                del self._recordings[future]
+                self._recorded(future, flight, result)
         self._release(self._unsent, "dispatch stopped before sending")
         self._unsent = []
         self._flush_counts()
@@ -294,8 +301,7 @@ class Dispatcher:
                 if future in self._flights:
                     self._land(self._flights.pop(future), future)
                 else:
-                    del self._recordings[future]
-                    self._recorded(future)
+                    self._recorded(future, *self._recordings.pop(future))
 
     def _fly(self, flight: _Flight) -> SendResult | None:
         """On a sender thread: the request, unless a stop or a hold came first (None)."""
@@ -312,8 +318,8 @@ class Dispatcher:
         return result
 
     def _land(self, flight: _Flight, future: Future) -> None:
-        """Act on one sender's answer (on the run's thread): a 202 goes to the recorder, which
-        ends the flight's critical section once it is recorded; anything else is recorded
+        """Act on one sender's answer (on the run's thread): a 202 goes to the recorder, and
+        its critical section ends once it is recorded (_recorded); anything else is recorded
         here, and the critical section ends here."""
         recording = False
         try:
@@ -335,7 +341,8 @@ class Dispatcher:
             self._count(result)
             if result.outcome == "accepted":
                 self._answered(result)
-                self._landed.append((flight, result))  # to the recorder after the next claim
+                # To the recorder after the next claim; _recorded ends the critical section.
+                self._landed.append((flight, result))
                 recording = True
                 return
             self._send_and_record(flight.message, flight.batch, result)
@@ -354,32 +361,48 @@ class Dispatcher:
             if self._recorder is None:
                 self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-record")
             flight, result = self._landed[0]
-            self._recordings[self._recorder.submit(self._record_accepted, flight, result)] = flight
+            future = self._recorder.submit(self._record_accepted, flight, result)
+            self._recordings[future] = (flight, result)
             self._landed.pop(0)
 
     def _record_accepted(self, flight: _Flight, result: SendResult) -> int:
-        """On the recorder thread: the attempt rows and the rows' "sent" in one transaction,
-        then the end of the flight's critical section. Returns how many rows were marked sent
-        (a row whose lease was lost meanwhile is not)."""
-        try:
-            with self._write_lock, self.store.write(exclusive=False):
-                self._record(flight.batch, result)
-                return self.store.mark_sent(
-                    [r["id"] for r in flight.batch], self.clock(), result.message_id, self.owner
-                )
-        finally:
-            flight.critical.close()
+        """The attempt rows and the rows' "sent" of a 202 in one transaction, on whichever
+        thread calls it (the recorder; the run's thread when the recorder failed). Returns how
+        many rows were marked sent (a row whose lease was lost meanwhile is not)."""
+        with self._write_lock, self.store.write(exclusive=False):
+            self._record(flight.batch, result)
+            return self.store.mark_sent(
+                [r["id"] for r in flight.batch], self.clock(), result.message_id, self.owner
+            )
 
-    def _recorded(self, future: Future) -> None:
-        """On the run's thread: count what the recorder marked sent. When recording failed
-        (the database went away), nothing new starts and the run raises the error at its end;
-        the rows stay 'sending' under this worker's lease, so once it runs out they are
-        reclaimed as possible duplicates (SendGrid took them), never lost."""
+    def _recorded(self, future: Future, flight: _Flight, result: SendResult) -> None:
+        """On the run's thread, once the recorder is done with a 202: count what it marked
+        sent, then end the flight's critical section.
+
+        The recorder opens a connection of its own at the run's first 202; when that (or its
+        write) fails, the 202 is recorded again here, on the connection that just claimed,
+        so a full pooler or a failed connect does not turn the run's accepted mail into
+        resends. When that fails too, nothing new starts, the error is logged and raised at
+        the end of the run, and the rows stay 'sending' under this worker's lease: once it
+        runs out they are reclaimed as possible duplicates (SendGrid took them), never lost.
+        """
         try:
-            self.stats.sent += future.result()
+            try:
+                sent = future.result()
+            except Exception as exc:
+                log.warning("recording a 202 on the recorder thread failed (%s); retrying", exc)
+                sent = self._record_accepted(flight, result)
+            self.stats.sent += sent
         except Exception as exc:
+            log.error(
+                "recording the 202 for %d deliveries of notification %s failed: %s; they stay "
+                "leased and come back as possible duplicates",
+                len(flight.batch), flight.message.notification_id, exc,
+            )  # fmt: skip
             self._hold.set()
             self._error = self._error or exc
+        finally:
+            flight.critical.close()
 
     def _stop_recorder(self) -> None:
         """Let the recorder finish what it holds, close its connection, end its thread."""
