@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import string
@@ -49,7 +50,7 @@ class Settings:
     feed_urls: tuple[str, ...] = (DEFAULT_FEED_URL,)
     poll_interval_seconds: int = 60
     dispatch_interval_seconds: int = 5
-    dispatch_lease_seconds: int = 120
+    dispatch_lease_seconds: float = 120  # fractions allowed: the crash tests use 0.3
     send_batch_size: int = 1000
     send_concurrency: int = 8  # SendGrid requests in flight per worker process
     # SIGTERM to exit of the worker (notifier.shutdown): the platform's grace period less 5 s
@@ -174,6 +175,19 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _lease_seconds(environ: Mapping[str, str]) -> float:
+    """DISPATCH_LEASE_SECONDS: seconds (default 120, fractions allowed, finite and > 0) a
+    worker holds the deliveries it claimed; a killed worker's rows are taken over after it.
+
+    Fractions exist for the kill -9 tests, which wait out a dead worker's lease in every round
+    (tests/test_crash.py). Raises SettingsError for anything else.
+    """
+    value = _float(environ, "DISPATCH_LEASE_SECONDS", Settings.dispatch_lease_seconds)
+    if not math.isfinite(value):
+        raise SettingsError(f"DISPATCH_LEASE_SECONDS must be finite, got {value!r}")
     return value
 
 
@@ -361,7 +375,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         feed_urls=feeds or defaults.feed_urls,
         poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 60, minimum=1),
         dispatch_interval_seconds=_int(env, "DISPATCH_INTERVAL_SECONDS", 5, minimum=1),
-        dispatch_lease_seconds=_int(env, "DISPATCH_LEASE_SECONDS", 120, minimum=1),
+        dispatch_lease_seconds=_lease_seconds(env),
         send_batch_size=min(1000, _int(env, "SEND_BATCH_SIZE", 1000, minimum=1)),
         send_concurrency=_send_concurrency(env),
         shutdown_budget_seconds=_int(

@@ -90,7 +90,7 @@ POOLER_MODULES = {
     "test_unsubscribe",
 }
 POOLER_TESTS = {
-    "test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres",
+    "test_two_workers_killed_in_seven_rounds_each_serve_every_recipient_on_postgres",
 }
 POOLER_ALL = os.environ.get("TEST_PGBOUNCER_ALL") == "1"
 
@@ -270,7 +270,7 @@ LONGEST_SECONDS = {
     "test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_request": 36,
     "test_kill_9_during_a_concurrent_fan_out_loses_nothing_and_flags_every_duplicate": 32,
     "test_sigterm_mid_send_exits_in_time_and_sends_nothing_twice_unflagged": 24,
-    "test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres": 22,
+    "test_two_workers_killed_in_seven_rounds_each_serve_every_recipient_on_postgres": 22,
     "test_sigterm_while_four_feeds_hang_exits_in_time_and_releases_the_lease_last": 22,
     "test_two_workers_poll_as_one_and_the_survivor_takes_over_within_an_interval": 14,
     "test_a_new_poller_after_a_handover_waits_for_the_interval_since_the_last_poll": 11,

@@ -24,6 +24,12 @@ from .test_dispatch import CONTENT
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+# DISPATCH_LEASE_SECONDS of the one-worker kill tests, and how long each round waits it out
+# after a kill (it was 1 s and 1.1 s: 12 + 10 rounds, ~16 s per backend). One worker never
+# takes over its own rows mid-run (a pass reclaims expired leases before it claims), so a short
+# lease cannot add duplicates there; the two-worker test keeps 1 s, where the other worker
+# could take over rows still in flight under a loaded host's delays.
+LEASE, LEASE_WAIT = 0.3, 0.4
 
 
 def process_env(tmp_path: Path, database_url: str, sendgrid, **extra) -> dict:
@@ -89,8 +95,8 @@ def test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_r
     sendgrid.latency_seconds = 0.05  # 100 requests: about 5 s of sending in all
     # One request in flight (issue 14 made several the default): the bound below is per request.
     env = process_env(
-        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1",
-        SEND_CONCURRENCY="1",
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch),
+        DISPATCH_LEASE_SECONDS=str(LEASE), SEND_CONCURRENCY="1",
     )  # fmt: skip
     rng = random.Random(7)
     kills = 0
@@ -104,7 +110,7 @@ def test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_r
             kills += 1
         proc.wait()
         proc.stderr.close()
-        time.sleep(1.1)  # let the dead worker's lease run out, as a restarted dyno would
+        time.sleep(LEASE_WAIT)  # let the dead worker's lease run out, as a restarted dyno would
     # Three in four kills land while the fan-out is running (was 15 of 20 rounds), each after
     # a request of its own.
     assert kills >= 3 * rounds // 4, "the kills should land while the fan-out is running"
@@ -118,7 +124,7 @@ def test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_r
         store.close()
         if not left:
             break
-        time.sleep(1.1)
+        time.sleep(LEASE_WAIT)
 
     store = open_store(load_settings({"DATABASE_URL": database_url}))
     rows = {r["email"]: r for r in table(store, "deliveries")}
@@ -174,7 +180,7 @@ def test_sigterm_during_a_send_finishes_the_request_and_exits_in_time(
     assert "worker: stopped" in out
 
 
-def test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres(
+def test_two_workers_killed_in_seven_rounds_each_serve_every_recipient_on_postgres(
     tmp_path, database_url, sendgrid
 ):
     if database_url.startswith("sqlite"):
@@ -187,16 +193,20 @@ def test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres(
         SEND_CONCURRENCY="1",
     )  # fmt: skip
     kills, rounds = [0, 0], 7
+    # Kills that came after a request carrying a delivery the killed process had leased.
+    killed_mid_send = [0, 0]
 
     def worker(slot: int) -> None:
         rng = random.Random(slot)
         for _ in range(rounds):
             proc = dispatch_once(env)
-            _wait_for_a_request(sendgrid, proc)  # this worker's or the other's: mid-fan-out
+            # This process's own request, not the other worker's: then the kill is mid-send.
+            sent = _wait_for_its_own_request(sendgrid, proc, database_url)
             time.sleep(rng.uniform(0.0, 0.4))
             if proc.poll() is None:
                 proc.kill()
                 kills[slot] += 1
+                killed_mid_send[slot] += sent
             proc.wait()
             proc.stderr.close()
             time.sleep(1.1)  # the killed worker's lease runs out; the dyno restarts
@@ -209,6 +219,8 @@ def test_two_workers_killed_ten_times_each_serve_every_recipient_on_postgres(
     assert min(kills) >= -(-rounds // 2), kills  # half the rounds each (was 5 of 10)
     # Each round of a worker waited for one more answered request before its kill.
     assert len(sendgrid.requests) >= max(kills), "the kills should land mid-fan-out"
+    # Every kill came after a request of the process it killed.
+    assert killed_mid_send == kills, (killed_mid_send, kills)
     for _ in range(10):
         finishers = [dispatch_once(env), dispatch_once(env)]
         for proc in finishers:
@@ -304,8 +316,8 @@ def test_kill_9_during_a_concurrent_fan_out_loses_nothing_and_flags_every_duplic
     emails = seed(database_url, 1000)
     sendgrid.latency_seconds = 0.1
     env = process_env(
-        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch), DISPATCH_LEASE_SECONDS="1",
-        SEND_CONCURRENCY=str(concurrency),
+        tmp_path, database_url, sendgrid, SEND_BATCH_SIZE=str(batch),
+        DISPATCH_LEASE_SECONDS=str(LEASE), SEND_CONCURRENCY=str(concurrency),
     )  # fmt: skip
     rng = random.Random(11)
     kills, rounds = 0, 10
@@ -321,7 +333,7 @@ def test_kill_9_during_a_concurrent_fan_out_loses_nothing_and_flags_every_duplic
             kills += 1
         proc.wait()
         proc.stderr.close()
-        time.sleep(1.1)  # the dead worker's lease runs out
+        time.sleep(LEASE_WAIT)  # the dead worker's lease runs out
     # Two in three kills land while the fan-out is running (was 10 of 15 rounds).
     assert kills >= -(-2 * rounds // 3), "the kills should land while the fan-out is running"
     assert sendgrid.max_in_flight == concurrency
@@ -331,7 +343,7 @@ def test_kill_9_during_a_concurrent_fan_out_loses_nothing_and_flags_every_duplic
         assert proc.returncode == 0, err
         if _all_sent(database_url):
             break
-        time.sleep(1.1)
+        time.sleep(LEASE_WAIT)
 
     store = open_store(load_settings({"DATABASE_URL": database_url}))
     rows = {r["email"]: r for r in table(store, "deliveries")}
@@ -403,6 +415,44 @@ def _wait_for_a_request(sendgrid, proc: subprocess.Popen, timeout: float = 30) -
         if time.monotonic() > deadline:
             return
         time.sleep(0.005)
+
+
+def _wait_for_its_own_request(
+    sendgrid, proc: subprocess.Popen, database_url: str, timeout: float = 30
+) -> bool:
+    """Until the fake SendGrid took a request carrying a delivery that `proc` had leased (its
+    lease owner is host:pid:thread, `notifier.delivery.dispatch.worker_id`); False when `proc`
+    exited or `timeout` s passed first.
+
+    `_wait_for_a_request` cannot tell two workers' requests apart: the other worker's request
+    would let a kill land before this process's first send. The rows' owner is cleared once
+    their answer is recorded, so the ids seen leased by `proc` are collected while waiting; with
+    one request in flight (SEND_CONCURRENCY=1) its next claim is leased while one is answered.
+    """
+    before = len(sendgrid.requests)
+    owner = f"%:{proc.pid}:%"
+    leased: set[int] = set()
+    deadline = time.monotonic() + timeout
+    store = open_store(load_settings({"DATABASE_URL": database_url}))
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            leased.update(
+                int(r["id"])
+                for r in store._query("SELECT id FROM deliveries WHERE lease_owner LIKE ?", [owner])
+            )
+            for request in list(sendgrid.requests[before:]):
+                if request.message_id is None:
+                    continue
+                ids = {
+                    int((p.get("custom_args") or {}).get("delivery_id", 0))
+                    for p in request.body["personalizations"]
+                }
+                if ids & leased:
+                    return True
+            time.sleep(0.01)
+        return False
+    finally:
+        store.close()
 
 
 def _all_sent(database_url: str) -> bool:
