@@ -21,10 +21,14 @@ from .test_poller_lease import _worker as lease_worker
 from .test_processes import FEED
 
 ROOT = Path(__file__).resolve().parents[1]
-# Seconds; 10 intervals take 40 s. Not less: the worker ticks every max(1 s, interval / 4),
+# Seconds; 6 intervals take 24 s. Not less: the worker ticks every max(1 s, interval / 4),
 # while poller_timing's early margin assumes interval / 4, so below 4 s a tick late by a
 # fraction of a second on a loaded host would already break the 1.4 x bound (review).
 INTERVAL = 4.0
+# Intervals watched (was 10). The bug this guards (another worker takes the lease mid-poll)
+# shows in every interval of a slow feed: SLOW > the old half-interval lease; six intervals
+# still include five handover chances after the first poll, and five gaps.
+INTERVALS = 6
 SLOW = 0.75 * INTERVAL  # the feed answers after three quarters of an interval
 
 pytestmark = pytest.mark.slow
@@ -97,9 +101,9 @@ def test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval(tmp_path,
             time.sleep(0.05)
         assert server.snapshot(), "nobody polled"
         first = server.snapshot()[0][0]
-        # Ten intervals after the first fetch (the start-up interval is the first of them),
-        # plus the last fetch's answer time.
-        time.sleep(max(0.0, first + 9.5 * INTERVAL + SLOW + 0.5 - time.monotonic()))
+        # INTERVALS intervals after the first fetch (the start-up interval is the first of
+        # them), plus the last fetch's answer time.
+        time.sleep(max(0.0, first + (INTERVALS - 0.5) * INTERVAL + SLOW + 0.5 - time.monotonic()))
         fetches = server.snapshot()
     finally:
         for proc, _ in workers:
@@ -116,14 +120,18 @@ def test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval(tmp_path,
     # Never two fetches at once: each starts after the previous one was answered.
     overlaps = [(a, b) for a, b in pairwise(fetches) if b[0] < a[1]]
     assert overlaps == [], (starts, lines)
-    # Exactly one fetch in each of the ten intervals (windows centred on the expected starts).
+    # Exactly one fetch in each interval (windows centred on the expected starts).
     per_interval = [
         sum(1 for s in starts if (k - 0.5) * INTERVAL <= s < (k + 0.5) * INTERVAL)
-        for k in range(10)
+        for k in range(INTERVALS)
     ]
-    assert per_interval == [1] * 10, (starts, lines)
+    assert per_interval == [1] * INTERVALS, (starts, lines)
     gaps = [b - a for a, b in pairwise(starts)]
-    assert all(0.85 * INTERVAL <= gap <= 1.4 * INTERVAL for gap in gaps[:9]), (gaps, lines)
+    assert len(gaps) >= INTERVALS - 1, (starts, lines)
+    assert all(0.85 * INTERVAL <= gap <= 1.4 * INTERVAL for gap in gaps[: INTERVALS - 1]), (
+        gaps,
+        lines,
+    )
     pollers = [line for line in lines if "is now the poller" in line]
     assert len(pollers) == 1, lines  # nobody took the lease over mid-poll
     assert not [line for line in lines if "Traceback" in line], lines
