@@ -173,21 +173,32 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):  # float() takes "nan" and "inf"
+        raise SettingsError(f"{name} must be a number, got {raw!r}")
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {raw!r}")
     return value
 
 
+LEASE_SECONDS_RANGE = (0.1, 86_400.0)
+
+
 def _lease_seconds(environ: Mapping[str, str]) -> float:
-    """DISPATCH_LEASE_SECONDS: seconds (default 120, fractions allowed, finite and > 0) a
+    """DISPATCH_LEASE_SECONDS: seconds (default 120, fractions allowed, 0.1 to 86,400) a
     worker holds the deliveries it claimed; a killed worker's rows are taken over after it.
 
     Fractions exist for the kill -9 tests, which wait out a dead worker's lease in every round
-    (tests/test_crash.py). Raises SettingsError for anything else.
+    (tests/test_crash.py). Below 0.1 s a lease is gone before the request it covers (4e-7 s
+    is timedelta(0)); beyond a day `now + lease` overflows a datetime at 1e12. Raises
+    SettingsError for anything else.
     """
     value = _float(environ, "DISPATCH_LEASE_SECONDS", Settings.dispatch_lease_seconds)
-    if not math.isfinite(value):
-        raise SettingsError(f"DISPATCH_LEASE_SECONDS must be finite, got {value!r}")
+    low, high = LEASE_SECONDS_RANGE
+    if not low <= value <= high:
+        raw = environ.get("DISPATCH_LEASE_SECONDS", "").strip()
+        raise SettingsError(
+            f"DISPATCH_LEASE_SECONDS must be between {low:g} and {high:,.0f} seconds, got {raw!r}"
+        )
     return value
 
 

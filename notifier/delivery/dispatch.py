@@ -233,6 +233,7 @@ class Dispatcher:
         self._recorder: ThreadPoolExecutor | None = None
         self._landed: list[tuple[_Flight, SendResult]] = []  # 202s not yet handed to it
         self._recordings: dict[Future, tuple[_Flight, SendResult]] = {}  # 202s it holds
+        self._recorder_failed = False  # then the run's thread records the rest of the run's
         self._uncounted: list[SendResult] = []  # answers not yet in the metric counters
         self._counted_at = time.monotonic()
 
@@ -358,6 +359,9 @@ class Dispatcher:
     def _record_landed(self) -> None:
         """Hand the landed 202s to the recorder thread (started here at the run's first)."""
         while self._landed:
+            if self._recorder_failed:  # its connection failed once: no new connect per 202
+                self._recorded(None, *self._landed.pop(0))
+                continue
             if self._recorder is None:
                 self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-record")
             flight, result = self._landed[0]
@@ -375,22 +379,34 @@ class Dispatcher:
                 [r["id"] for r in flight.batch], self.clock(), result.message_id, self.owner
             )
 
-    def _recorded(self, future: Future, flight: _Flight, result: SendResult) -> None:
-        """On the run's thread, once the recorder is done with a 202: count what it marked
-        sent, then end the flight's critical section.
+    def _recorded(self, future: Future | None, flight: _Flight, result: SendResult) -> None:
+        """On the run's thread, once the recorder is done with a 202 (or at once, `future`
+        None, after it failed): count what was marked sent, then end the flight's critical
+        section.
 
         The recorder opens a connection of its own at the run's first 202; when that (or its
         write) fails, the 202 is recorded again here, on the connection that just claimed,
         so a full pooler or a failed connect does not turn the run's accepted mail into
-        resends. When that fails too, nothing new starts, the error is logged and raised at
-        the end of the run, and the rows stay 'sending' under this worker's lease: once it
-        runs out they are reclaimed as possible duplicates (SendGrid took them), never lost.
+        resends, and the rest of the run's 202s are recorded here too (one warning, no
+        connect per request, which could wait connect_timeout each). When that fails too,
+        nothing new starts, the error is logged and raised at the end of the run, and the
+        rows stay 'sending' under this worker's lease: once it runs out they are reclaimed as
+        possible duplicates (SendGrid took them), never lost.
         """
         try:
-            try:
-                sent = future.result()
-            except Exception as exc:
-                log.warning("recording a 202 on the recorder thread failed (%s); retrying", exc)
+            sent = None
+            if future is not None:
+                try:
+                    sent = future.result()
+                except Exception as exc:
+                    if not self._recorder_failed:
+                        log.warning(
+                            "recording a 202 on the recorder thread failed (%s); the run's "
+                            "thread records the 202s of this run",
+                            exc,
+                        )
+                    self._recorder_failed = True
+            if sent is None:
                 sent = self._record_accepted(flight, result)
             self.stats.sent += sent
         except Exception as exc:
