@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -149,12 +149,6 @@ class Dispatcher:
         # When run() expired stale rows and reclaimed dead workers' leases (of every channel);
         # None when it halted first (sending paused, rate limited).
         self.housekept_at: datetime | None = None
-        # SQLite has one writer at a time: the run's thread and the recorder take turns here
-        # rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between tries.
-        # PostgreSQL writes the claim and the record on two connections at once.
-        self._write_lock: AbstractContextManager = (
-            threading.RLock() if getattr(store, "backend", None) == "sqlite" else nullcontext()
-        )
 
     # --- the run ---------------------------------------------------------------------
     def run(self, max_claims: int | None = None) -> DispatchStats:
@@ -192,8 +186,7 @@ class Dispatcher:
             lease = timedelta(seconds=self.settings.dispatch_lease_seconds)
             # Claim one request's worth at a time: a killed worker then strands (and flags as
             # possible duplicates) only the rows of the requests it had in flight.
-            with self._write_lock:
-                rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
+            rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
             # Now, not as they land: the recorder's transaction then runs while this thread
             # builds the claimed request, instead of holding up the claim (SQLite's one lock).
             self._record_landed()
@@ -248,8 +241,7 @@ class Dispatcher:
         results, self._uncounted = self._uncounted, []
         self._counted_at = time.monotonic()
         if results:
-            with self._write_lock:
-                count_sends(self.store, results)
+            count_sends(self.store, results)
 
     def _stop_senders(self) -> None:
         """Record every request in flight, hand back what was never sent, end the threads."""
@@ -373,7 +365,7 @@ class Dispatcher:
         """The attempt rows and the rows' "sent" of a 202 in one transaction, on whichever
         thread calls it (the recorder; the run's thread when the recorder failed). Returns how
         many rows were marked sent (a row whose lease was lost meanwhile is not)."""
-        with self._write_lock, self.store.write(exclusive=False):
+        with self.store.write(exclusive=False):
             self._record(flight.batch, result)
             return self.store.mark_sent(
                 [r["id"] for r in flight.batch], self.clock(), result.message_id, self.owner
@@ -630,8 +622,7 @@ class Dispatcher:
         # with the reason and tell ops, instead of retrying a request that can never work.
         reason = f"not sent: {exc}"
         self._fail(flight.batch, reason)
-        with self._write_lock:
-            self.store.raise_alert("message_invalid", reason, self.clock())
+        self.store.raise_alert("message_invalid", reason, self.clock())
         log.error("notification %s: %s", flight.message.notification_id, reason)
 
     def _answered(self, result: SendResult) -> None:
@@ -650,7 +641,7 @@ class Dispatcher:
             handler = self._on_transient
         # The attempts and the rows' new state in one transaction: one commit per request
         # instead of one per recipient (SQLite in autocommit mode commits every INSERT).
-        with self._write_lock, self.store.write(exclusive=False):
+        with self.store.write(exclusive=False):
             self._record(batch, result)
             handler(message, batch, result)
 
@@ -760,14 +751,12 @@ class Dispatcher:
     def _fail(self, rows: Sequence[dict], reason: str) -> None:
         if not rows:
             return
-        with self._write_lock:
-            self.stats.failed += self.store.mark_failed(
-                [r["id"] for r in rows], self.clock(), reason, self.owner
-            )
+        self.stats.failed += self.store.mark_failed(
+            [r["id"] for r in rows], self.clock(), reason, self.owner
+        )
 
     def _cancel(self, ids: list[int], reason: str) -> None:
-        with self._write_lock:
-            self.store.mark_cancelled(ids, self.clock(), reason, self.owner)
+        self.store.mark_cancelled(ids, self.clock(), reason, self.owner)
 
     def _release(self, rows: Sequence[dict], reason: str) -> None:
         """Hand claimed rows back untouched (after a 429, not before the limit resets)."""
@@ -775,10 +764,9 @@ class Dispatcher:
             return
         now = self.clock()
         due = self._resume_at or now
-        with self._write_lock:
-            self.store.mark_retry(
-                [r["id"] for r in rows], now, due, reason, self.owner, attempted=False
-            )
+        self.store.mark_retry(
+            [r["id"] for r in rows], now, due, reason, self.owner, attempted=False
+        )
 
 
 @dataclass

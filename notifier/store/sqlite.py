@@ -33,6 +33,47 @@ BUSY_TIMEOUT_MS = 10_000
 # worker checkpoints every few seconds by itself (SQLiteStore.checkpoint), off those commits.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+# How long a thread waits for another thread of this process to finish its write (seconds):
+# the same bound as SQLite's busy handler, so a stuck writer still ends in a StoreError.
+WRITER_WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000
+# Statements _raw_query runs without the writer lock outside a transaction: they never write.
+_READ_ONLY_VERBS = ("SELECT", "PRAGMA", "EXPLAIN")
+
+_writers: dict[str, threading.RLock] = {}
+_writers_guard = threading.Lock()
+
+
+def _writer_lock(path: Path) -> threading.RLock:
+    """The in-process writer lock of one database file, shared by every SQLiteStore of this
+    process on that file (a ":memory:" database is private to its connection, so it gets its
+    own).
+
+    SQLite lets one connection write at a time. Another connection that wants to write sleeps
+    in SQLite's busy handler, 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms... between tries
+    (sqlite3.c, sqliteDefaultBusyCallback), and wakes up to that long after the lock came
+    free. Threads of one process (the worker's dispatcher, its recorder, the poller, the
+    channel run) queue on this lock instead and start the moment the previous write ends;
+    other processes still meet in SQLite's busy handler.
+    """
+    if str(path) == ":memory:":
+        return threading.RLock()
+    key = os.path.realpath(path)
+    with _writers_guard:
+        lock = _writers.get(key)
+        if lock is None:
+            lock = _writers[key] = threading.RLock()
+        return lock
+
+
+def _forget_writer_locks() -> None:
+    # A forked child (gunicorn --preload) has one thread: a lock another thread of the parent
+    # held at fork time would never be released in the child.
+    global _writers_guard
+    _writers.clear()
+    _writers_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writer_locks)
 
 
 def _dict_factory(cursor: sqlite3.Cursor, row: tuple) -> dict:
@@ -89,6 +130,7 @@ class SQLiteStore(Queries):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writer, self._writer_pid = _writer_lock(self.path), os.getpid()
 
     # --- connections -----------------------------------------------------------------
     @property
@@ -113,50 +155,89 @@ class SQLiteStore(Queries):
             self._all.clear()
         self._local = threading.local()
 
-    # --- raw execution ---------------------------------------------------------------
-    def _raw_query(self, sql: str, params: Sequence[Any]) -> list[dict]:
+    # --- the in-process writer lock ---------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this process's writer lock of the file (see _writer_lock) for one write
+        outside a transaction, or for a whole transaction. Raises StoreError after
+        WRITER_WAIT_SECONDS, as SQLite's busy handler would after BUSY_TIMEOUT_MS."""
+        if self._writer_pid != os.getpid():  # a forked child: the parent's lock is not ours
+            self._writer, self._writer_pid = _writer_lock(self.path), os.getpid()
+        writer = self._writer
+        if not writer.acquire(timeout=WRITER_WAIT_SECONDS):
+            raise StoreError(
+                f"database is locked: another thread of this process has been writing to "
+                f"{self.path} for more than {WRITER_WAIT_SECONDS:g} s"
+            )
         try:
-            return self.conn.execute(sql, params).fetchall()
+            yield
+        finally:
+            writer.release()
+
+    # --- raw execution ---------------------------------------------------------------
+    # Outside a transaction a statement commits by itself, so it takes the writer lock on its
+    # own; inside one the transaction holds it (write()).
+    def _raw_query(self, sql: str, params: Sequence[Any]) -> list[dict]:
+        conn = self.conn
+        try:
+            if conn.in_transaction or sql.lstrip()[:7].upper().startswith(_READ_ONLY_VERBS):
+                return conn.execute(sql, params).fetchall()
+            with self._writing():  # UPDATE/INSERT/DELETE … RETURNING, WITH …
+                return conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreError(str(exc)) from exc
 
     def _raw_execute(self, sql: str, params: Sequence[Any]) -> int:
+        conn = self.conn
         try:
-            return self.conn.execute(sql, params).rowcount
+            if conn.in_transaction:
+                return conn.execute(sql, params).rowcount
+            with self._writing():
+                return conn.execute(sql, params).rowcount
         except sqlite3.OperationalError as exc:
             raise StoreError(str(exc)) from exc
 
     def _raw_executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        conn = self.conn
         try:
-            self.conn.executemany(sql, rows)
+            if conn.in_transaction:
+                conn.executemany(sql, rows)
+                return
+            with self._writing():
+                conn.executemany(sql, rows)
         except sqlite3.OperationalError as exc:
             raise StoreError(str(exc)) from exc
 
     # --- transactions ----------------------------------------------------------------
     @contextmanager
     def write(self, exclusive: bool = True) -> Iterator[None]:
-        """BEGIN IMMEDIATE: SQLite has one writer at a time, so every write is exclusive."""
+        """BEGIN IMMEDIATE: SQLite has one writer at a time, so every write is exclusive.
+
+        The transaction holds this process's writer lock of the file from before BEGIN to
+        after COMMIT or ROLLBACK (see _writer_lock): threads of one process queue there, other
+        processes in SQLite's busy handler. Raises StoreError when either wait runs out."""
         conn = self.conn
         if conn.in_transaction:  # nested: part of the caller's transaction
             yield
             return
-        # BEGIN IMMEDIATE takes the write lock now and waits up to busy_timeout for it. A plain
-        # BEGIN would fail at the first write with "database is locked" if another writer got in
-        # between our read and our write; busy_timeout cannot help there.
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"could not start a write transaction: {exc}") from exc
-        try:
-            yield
-        except BaseException:
-            # SQLite rolls back by itself on some errors (disk full, I/O); a second ROLLBACK
-            # would then raise and hide the original error.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self._writing():
+            # BEGIN IMMEDIATE takes the write lock now and waits up to busy_timeout for it. A
+            # plain BEGIN would fail at the first write with "database is locked" if another
+            # writer got in between our read and our write; busy_timeout cannot help there.
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"could not start a write transaction: {exc}") from exc
+            try:
+                yield
+            except BaseException:
+                # SQLite rolls back by itself on some errors (disk full, I/O); a second
+                # ROLLBACK would then raise and hide the original error.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
 
     def checkpoint(self) -> tuple[int, int, int]:
         """PRAGMA wal_checkpoint(PASSIVE) (sqlite.org/pragma.html#pragma_wal_checkpoint): copy
