@@ -5,6 +5,7 @@ connection at the end of every run, and loses nothing when recording fails."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -239,3 +240,49 @@ def test_a_failed_recording_is_logged_when_the_runs_thread_fails_while_stopping(
     ]
     rows = table(db, "deliveries")
     assert {(r["state"], r["lease_owner"]) for r in rows} == {("sending", "w1")}
+
+
+def test_a_recording_whose_commit_went_through_but_raised_is_not_written_twice(
+    db, sg_settings, clock, notification, sendgrid, caplog
+):
+    """The connection drops during COMMIT after the server committed: the recorder sees an
+    error, and the run's thread records the same 202 again. The ledger must still show one
+    attempt per recipient, and the run count every sent row once."""
+    emails = _subscribers(db, clock, "d" * 12)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
+    base = type(db)
+    raised: list[str] = []
+
+    class DropsAfterCommit(base):
+        @contextlib.contextmanager
+        def write(self, exclusive: bool = True):
+            outermost = not raised and threading.current_thread().name.startswith("dispatch-record")
+            with base.write(self, exclusive):
+                yield
+            if outermost:  # committed: now the "connection" fails, once
+                raised.append(threading.current_thread().name)
+                raise StoreError("server closed the connection unexpectedly")
+
+    db.__class__ = DropsAfterCommit
+    try:
+        stats = dispatcher(db, settings, clock).run()
+    finally:
+        db.__class__ = base
+
+    assert raised == ["dispatch-record_0"]
+    assert (stats.requests, stats.sent) == (3, 12)
+    rows = table(db, "deliveries")
+    assert Counter((r["state"], r["attempts"], r["possible_duplicate"]) for r in rows) == {
+        ("sent", 1, 0): 12
+    }
+    attempts = table(db, "delivery_attempts")
+    assert sorted(a["delivery_id"] for a in attempts) == sorted(r["id"] for r in rows)
+    by_request = {r["id"]: r["message_id"] for r in rows}
+    assert {(a["outcome"], a["status_code"]) for a in attempts} == {("accepted", 202)}
+    assert all(a["message_id"] == by_request[a["delivery_id"]] for a in attempts)
+    assert sorted(r["email"] for r in sendgrid.accepted_recipients()) == emails
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "recording a 202 on the recorder thread failed (server closed the connection "
+        "unexpectedly); the run's thread records the 202s of this run"
+    ]

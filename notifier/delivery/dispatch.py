@@ -361,15 +361,24 @@ class Dispatcher:
             self._recordings[future] = (flight, result)
             self._landed.pop(0)
 
-    def _record_accepted(self, flight: _Flight, result: SendResult) -> int:
+    def _record_accepted(self, flight: _Flight, result: SendResult, again: bool = False) -> int:
         """The attempt rows and the rows' "sent" of a 202 in one transaction, on whichever
         thread calls it (the recorder; the run's thread when the recorder failed). Returns how
-        many rows were marked sent (a row whose lease was lost meanwhile is not)."""
+        many rows were marked sent (a row whose lease was lost meanwhile is not).
+
+        again=True: the recorder's try failed in a way that may have committed (the
+        connection dropped during COMMIT). Attempt rows this request already has are not
+        written twice, and rows it already marked sent count as sent."""
+        ids = [r["id"] for r in flight.batch]
         with self.store.write(exclusive=False):
-            self._record(flight.batch, result)
-            return self.store.mark_sent(
-                [r["id"] for r in flight.batch], self.clock(), result.message_id, self.owner
-            )
+            self.store.record_request_attempt(
+                ids, self.clock(), result.outcome, result.status_code, result.error,
+                result.message_id, once=again,
+            )  # fmt: skip
+            sent = self.store.mark_sent(ids, self.clock(), result.message_id, self.owner)
+            if again and result.message_id is not None and sent < len(ids):
+                sent = self.store.count_sent_with(ids, result.message_id)
+            return sent
 
     def _recorded(self, future: Future | None, flight: _Flight, result: SendResult) -> None:
         """On the run's thread, once the recorder is done with a 202 (or at once, `future`
@@ -399,7 +408,7 @@ class Dispatcher:
                         )
                     self._recorder_failed = True
             if sent is None:
-                sent = self._record_accepted(flight, result)
+                sent = self._record_accepted(flight, result, again=future is not None)
             self.stats.sent += sent
         except Exception as exc:
             log.error(

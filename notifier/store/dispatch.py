@@ -244,17 +244,41 @@ class DispatchQueries:
         status_code: int | None,
         error: str | None,
         message_id: str | None,
+        *,
+        once: bool = False,
     ) -> None:
         """One attempt row per delivery of one request, which all share its answer: a single
         INSERT ... SELECT, so recording 1000 recipients costs no Python per row (issue 14).
-        The rows are those `record_attempts` would write for the same values, in id order."""
+        The rows are those `record_attempts` would write for the same values, in id order.
+
+        once=True skips deliveries that already have an attempt with this `message_id`
+        (SendGrid's X-Message-Id, one per request): for recording a 202 again after an
+        error that left unknown whether the first recording committed (a connection lost
+        during COMMIT), so the ledger shows the request once."""
         if not delivery_ids:
             return
+        guard, extra = "", []
+        if once and message_id is not None:
+            guard = (
+                " AND NOT EXISTS (SELECT 1 FROM delivery_attempts a "
+                "WHERE a.delivery_id = deliveries.id AND a.message_id = ?)"
+            )
+            extra = [message_id]
         self._execute(
             "INSERT INTO delivery_attempts (delivery_id, attempted_at, outcome, status_code, "
             "error, message_id) SELECT id, ?, ?, ?, ?, ? FROM deliveries "
-            f"WHERE id IN ({_marks(delivery_ids)}) ORDER BY id",
-            [attempted_at, outcome, status_code, error, message_id, *delivery_ids],
+            f"WHERE id IN ({_marks(delivery_ids)}){guard} ORDER BY id",
+            [attempted_at, outcome, status_code, error, message_id, *delivery_ids, *extra],
+        )
+
+    def count_sent_with(self, delivery_ids: Sequence[int], message_id: str) -> int:
+        """How many of these deliveries are 'sent' by the request with this X-Message-Id."""
+        if not delivery_ids:
+            return 0
+        return self._scalar(
+            f"SELECT COUNT(*) AS n FROM deliveries WHERE id IN ({_marks(delivery_ids)}) "
+            "AND state = 'sent' AND message_id = ?",
+            [*delivery_ids, message_id],
         )
 
     def record_attempts(self, rows: Iterable[Sequence]) -> None:
