@@ -242,6 +242,53 @@ def test_a_failed_recording_is_logged_when_the_runs_thread_fails_while_stopping(
     assert {(r["state"], r["lease_owner"]) for r in rows} == {("sending", "w1")}
 
 
+def test_a_202_still_on_the_wire_when_the_runs_thread_fails_while_stopping_is_recorded(
+    db, sg_settings, clock, notification, sendgrid
+):
+    # The run's thread fails while stopping (recording a 500 raises) with another request
+    # still on the wire. SendGrid accepts that one: its rows must be recorded as sent now,
+    # not left leased until the lease runs out and then mailed again as possible duplicates.
+    _subscribers(db, clock, "d" * 12)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
+    sendgrid.script("accept", "server_error")  # then accept
+    failed = threading.Event()
+
+    def mark_retry(*args, **kwargs):
+        failed.set()
+        raise StoreError("run-thread boom")
+
+    db.mark_retry = mark_retry
+    d = dispatcher(db, settings, clock)
+    send = d.backend.send
+    calls: list[int] = []
+    third_started = threading.Event()
+
+    def in_order(message, recipients, **options):
+        calls.append(len(calls) + 1)
+        if len(calls) == 2:  # the 500 comes back only once the third request is out
+            assert third_started.wait(10)
+        elif len(calls) == 3:  # on the wire until the run's thread has failed
+            third_started.set()
+            assert failed.wait(10)
+        return send(message, recipients, **options)
+
+    d.backend.send = in_order
+    with pytest.raises(StoreError, match="run-thread boom"):
+        d.run(max_claims=3)
+
+    assert d.stop._critical == 0
+    assert [r.outcome for r in sendgrid.requests] == ["accepted", "server_error", "accepted"]
+    by_id = {r["id"]: r for r in table(db, "deliveries")}
+    first = min(by_id)
+    states = [(by_id[i]["state"], by_id[i]["lease_owner"]) for i in sorted(by_id)]
+    assert states == [("sent", None)] * 4 + [("sending", "w1")] * 4 + [("sent", None)] * 4
+    assert {by_id[first + 8 + k]["message_id"] for k in range(4)} == {
+        sendgrid.requests[2].message_id
+    }
+    assert d.stats.sent == 8
+
+
 def test_a_recording_whose_commit_went_through_but_raised_is_not_written_twice(
     db, sg_settings, clock, notification, sendgrid, caplog
 ):

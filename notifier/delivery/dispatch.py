@@ -249,8 +249,21 @@ class Dispatcher:
             self._wait_for_sender(0)
         finally:
             self._pool.shutdown(wait=True)
-            for flight in self._flights.values():  # only when recording itself failed
-                flight.critical.close()
+            # Only when the run's thread failed while answers were out (its error is on its
+            # way up): land them anyway, so a 202 SendGrid gave is recorded now instead of
+            # waiting out the lease and going again as a possible duplicate. Best effort:
+            # _land ends each critical section, and a failure is logged, not raised over
+            # the run's own error.
+            for future, flight in list(self._flights.items()):
+                del self._flights[future]
+                try:
+                    self._land(flight, future)
+                except Exception as exc:
+                    log.error(
+                        "recording the answer for %d deliveries of notification %s failed: "
+                        "%s; they stay leased and come back as possible duplicates",
+                        len(flight.batch), flight.message.notification_id, exc,
+                    )  # fmt: skip
             self._record_landed()
             self._stop_recorder()
             # Only when the run's thread failed while recordings were out: count them, and
