@@ -15,7 +15,7 @@ from flask import Flask
 
 from . import jobs
 from .delivery import wake
-from .shutdown import Shutdown
+from .shutdown import RESERVE_SECONDS, Shutdown
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ def run_worker(app: Flask) -> None:
     settings = app.extensions["settings"]
     stop = Shutdown.configured(settings)
     _warn_if_the_budget_cuts_timeouts(settings, stop)
+    _warn_if_the_lease_is_shorter_than_a_request(settings, stop)
     scheduler = build_scheduler(app, stop)
 
     def shutdown(signum, _frame):
@@ -145,6 +146,28 @@ def _warn_if_the_budget_cuts_timeouts(settings, stop: Shutdown) -> None:
         log.warning(
             "worker: SHUTDOWN_BUDGET_SECONDS=%g caps every request at %g s, shorter than %s",
             stop.budget_seconds, stop.timeout(float("inf")), ", ".join(cut),
+        )  # fmt: skip
+
+
+def _warn_if_the_lease_is_shorter_than_a_request(settings, stop: Shutdown) -> None:
+    """One WARNING line when DISPATCH_LEASE_SECONDS may run out while a request it covers is
+    still on the wire: the longest request (SendGrid's or a channel's timeout, as the budget
+    caps it) plus RESERVE_SECONDS to build it and record its answer. A lease that short lets
+    another worker reclaim rows whose request may yet be accepted, and send them again
+    flagged as possible duplicates (store.reclaim_expired_leases)."""
+    name, longest = max(
+        (
+            ("SENDGRID_TIMEOUT_SECONDS", stop.timeout(settings.sendgrid_timeout_seconds)),
+            ("CHANNEL_TIMEOUT_SECONDS", stop.timeout(settings.channel_timeout_seconds)),
+        ),
+        key=lambda item: item[1],
+    )
+    if settings.dispatch_lease_seconds < longest + RESERVE_SECONDS:
+        log.warning(
+            "worker: DISPATCH_LEASE_SECONDS=%g is shorter than a request may take (%s=%g "
+            "plus %g s to build and record it): another worker may send its deliveries "
+            "again, flagged as possible duplicates",
+            settings.dispatch_lease_seconds, name, longest, RESERVE_SECONDS,
         )  # fmt: skip
 
 
