@@ -289,6 +289,67 @@ def test_a_202_still_on_the_wire_when_the_runs_thread_fails_while_stopping_is_re
     assert d.stats.sent == 8
 
 
+def test_when_the_database_fails_while_stopping_each_202_costs_no_new_wait(
+    db, sg_settings, clock, notification, sendgrid, caplog
+):
+    # The run's thread fails while stopping because the database is out of reach (locked by
+    # another process, gone), with three 202s on the wire. Each write then waits out a
+    # timeout (busy_timeout, connect_timeout: 10 s). Landing them is best effort: one try on
+    # the recorder and one on the run's thread, then nothing more is written, instead of two
+    # tries per 202 (a review measured 41 s for two; up to ~140 s at SEND_CONCURRENCY 8).
+    _subscribers(db, clock, "d" * 20)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=4)
+    sendgrid.script("accept", "server_error")  # then accept
+    failed = threading.Event()
+    original = db.mark_sent
+    failing_writes: list[str] = []
+
+    def mark_sent(*args, **kwargs):
+        if failed.is_set():
+            failing_writes.append(threading.current_thread().name)
+            raise StoreError("database is locked")
+        return original(*args, **kwargs)
+
+    def mark_retry(*args, **kwargs):
+        failed.set()
+        raise StoreError("database is locked")
+
+    db.mark_sent, db.mark_retry = mark_sent, mark_retry
+    d = dispatcher(db, settings, clock)
+    send = d.backend.send
+    calls: list[int] = []
+    later_started = threading.Event()
+
+    def in_order(message, recipients, **options):
+        calls.append(len(calls) + 1)
+        n = len(calls)
+        if n == 2:  # the 500 comes back once requests 3, 4 and 5 are out
+            assert later_started.wait(10)
+        elif n >= 3:
+            if n == 5:
+                later_started.set()
+            assert failed.wait(10)  # on the wire until the run's thread has failed
+        return send(message, recipients, **options)
+
+    d.backend.send = in_order
+    with pytest.raises(StoreError, match="database is locked"):
+        d.run(max_claims=5)
+
+    assert [r.outcome for r in sendgrid.requests] == ["accepted", "server_error"] + ["accepted"] * 3
+    assert failing_writes == ["dispatch-record_0", "MainThread"]
+    assert d.stop._critical == 0
+    errors = Counter(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert errors == {
+        "recording the 202 for 4 deliveries of notification 1 failed: database is locked; "
+        "they stay leased and come back as possible duplicates": 1,
+        "recording the 202 for 4 deliveries of notification 1 failed: an earlier write failed "
+        "while the run was failing; they stay leased and come back as possible duplicates": 2,
+    }
+    rows = [(r["state"], r["lease_owner"]) for r in table(db, "deliveries")]
+    assert rows == [("sent", None)] * 4 + [("sending", "w1")] * 16
+
+
 def test_a_recording_whose_commit_went_through_but_raised_is_not_written_twice(
     db, sg_settings, clock, notification, sendgrid, caplog
 ):

@@ -50,6 +50,7 @@ from ..metrics import count_sends
 from ..render import PLACEHOLDERS, Email, SharedEmail
 from ..settings import Settings
 from ..shutdown import Shutdown
+from ..store.base import StoreError
 from ..tokens import recipient_links
 from .mailer import Message, Recipient, SendResult
 from .mailheaders import UnsafeHeader, plain_address
@@ -227,6 +228,9 @@ class Dispatcher:
         self._landed: list[tuple[_Flight, SendResult]] = []  # 202s not yet handed to it
         self._recordings: dict[Future, tuple[_Flight, SendResult]] = {}  # 202s it holds
         self._recorder_failed = False  # then the run's thread records the rest of the run's
+        self._recorder_broken = False  # set on the recorder: what it still holds fails fast
+        self._failing = False  # the run's thread failed while stopping (_stop_senders)
+        self._gave_up = False  # ...and a write on that path failed too: no further writes
         self._uncounted: list[SendResult] = []  # answers not yet in the metric counters
         self._counted_at = time.monotonic()
 
@@ -244,21 +248,31 @@ class Dispatcher:
             count_sends(self.store, results)
 
     def _stop_senders(self) -> None:
-        """Record every request in flight, hand back what was never sent, end the threads."""
+        """Record every request in flight, hand back what was never sent, end the threads.
+
+        When the run's thread fails in here (its error is on its way up), the rest is best
+        effort and bounded: the answers still out are landed and recorded, so a 202 SendGrid
+        gave is recorded now instead of waiting out the lease and going again as a possible
+        duplicate, and what was never sent is handed back; but after the first write on
+        this path that fails (the database is out of reach), nothing more is written. The
+        rest stays leased and comes back flagged after the lease; every critical section
+        ends; failures are logged, never raised over the run's own error."""
         try:
             self._wait_for_sender(0)
+        except BaseException:
+            self._failing = True
+            raise
         finally:
             self._pool.shutdown(wait=True)
-            # Only when the run's thread failed while answers were out (its error is on its
-            # way up): land them anyway, so a 202 SendGrid gave is recorded now instead of
-            # waiting out the lease and going again as a possible duplicate. Best effort:
-            # _land ends each critical section, and a failure is logged, not raised over
-            # the run's own error.
-            for future, flight in list(self._flights.items()):
+            for future, flight in list(self._flights.items()):  # only when failing
                 del self._flights[future]
+                if self._gave_up:
+                    flight.critical.close()
+                    continue
                 try:
                     self._land(flight, future)
                 except Exception as exc:
+                    self._gave_up = True
                     log.error(
                         "recording the answer for %d deliveries of notification %s failed: "
                         "%s; they stay leased and come back as possible duplicates",
@@ -271,12 +285,34 @@ class Dispatcher:
             for future, (flight, result) in list(self._recordings.items()):
                 del self._recordings[future]
                 self._recorded(future, flight, result)
-        self._release(self._unsent, "dispatch stopped before sending")
-        self._unsent = []
+            if self._failing:
+                self._hand_back_unsent()
+        self._hand_back_unsent()
         self._flush_counts()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def _hand_back_unsent(self) -> None:
+        """Release the claimed rows no sender took (a hold or a stop came first), and a 400's
+        remainders that were never sent again; on the failure path best effort (logged)."""
+        for _message, rows in self._resends:
+            self._unsent.extend(r for r in rows if r["id"] not in self._handed)
+        self._resends = []
+        unsent, self._unsent = self._unsent, []
+        if not self._failing:
+            self._release(unsent, "dispatch stopped before sending")
+            return
+        if unsent and not self._gave_up:
+            try:
+                self._release(unsent, "dispatch stopped before sending")
+            except Exception as exc:
+                self._gave_up = True
+                log.error(
+                    "handing back %d unsent deliveries failed: %s; they stay leased and come "
+                    "back after the lease",
+                    len(unsent), exc,
+                )  # fmt: skip
 
     def _holding(self) -> bool:
         """True once nothing new may start: stop, a recorded halt, or a sender's hold."""
@@ -370,9 +406,21 @@ class Dispatcher:
             if self._recorder is None:
                 self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-record")
             flight, result = self._landed[0]
-            future = self._recorder.submit(self._record_accepted, flight, result)
+            future = self._recorder.submit(self._record_on_recorder, flight, result)
             self._recordings[future] = (flight, result)
             self._landed.pop(0)
+
+    def _record_on_recorder(self, flight: _Flight, result: SendResult) -> int:
+        """_record_accepted on the recorder thread. Once one of its recordings failed, the
+        rest it holds fail at once (the run's thread records them, _recorded) instead of each
+        waiting out the same connect or lock timeout."""
+        if self._recorder_broken:
+            raise StoreError("an earlier recording on the recorder thread failed")
+        try:
+            return self._record_accepted(flight, result)
+        except Exception:
+            self._recorder_broken = True
+            raise
 
     def _record_accepted(self, flight: _Flight, result: SendResult, again: bool = False) -> int:
         """The attempt rows and the rows' "sent" of a 202 in one transaction, on whichever
@@ -421,9 +469,13 @@ class Dispatcher:
                         )
                     self._recorder_failed = True
             if sent is None:
+                if self._gave_up:
+                    raise StoreError("an earlier write failed while the run was failing")
                 sent = self._record_accepted(flight, result, again=future is not None)
             self.stats.sent += sent
         except Exception as exc:
+            if self._failing:
+                self._gave_up = True
             log.error(
                 "recording the 202 for %d deliveries of notification %s failed: %s; they stay "
                 "leased and come back as possible duplicates",
