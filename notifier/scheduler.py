@@ -151,10 +151,13 @@ def _warn_if_the_budget_cuts_timeouts(settings, stop: Shutdown) -> None:
 
 def _warn_if_the_lease_is_shorter_than_a_request(settings, stop: Shutdown) -> None:
     """One WARNING line when DISPATCH_LEASE_SECONDS may run out while a request it covers is
-    still on the wire: the longest request (SendGrid's or a channel's timeout, as the budget
-    caps it) plus RESERVE_SECONDS to build it and record its answer. A lease that short lets
-    another worker reclaim rows whose request may yet be accepted, and send them again
-    flagged as possible duplicates (store.reclaim_expired_leases)."""
+    still on the wire. A claim's rows wait for a free sender (up to one request timeout), then
+    for their own request (another), then RESERVE_SECONDS to build it and record its answer:
+    the floor is twice the longest request timeout (SendGrid's or a channel's, as the budget
+    caps it) plus the reserve. A claim that splits into several requests (languages, first
+    mail or not) waits longer for its later ones, so the default is far above the floor. A
+    lease that runs out lets another worker reclaim rows whose request may yet be accepted
+    and send them again, flagged as possible duplicates (store.reclaim_expired_leases)."""
     name, longest = max(
         (
             ("SENDGRID_TIMEOUT_SECONDS", stop.timeout(settings.sendgrid_timeout_seconds)),
@@ -162,11 +165,11 @@ def _warn_if_the_lease_is_shorter_than_a_request(settings, stop: Shutdown) -> No
         ),
         key=lambda item: item[1],
     )
-    if settings.dispatch_lease_seconds < longest + RESERVE_SECONDS:
+    if settings.dispatch_lease_seconds < 2 * longest + RESERVE_SECONDS:
         log.warning(
-            "worker: DISPATCH_LEASE_SECONDS=%g is shorter than a request may take (%s=%g "
-            "plus %g s to build and record it): another worker may send its deliveries "
-            "again, flagged as possible duplicates",
+            "worker: DISPATCH_LEASE_SECONDS=%g is shorter than a claim may wait and send "
+            "(twice %s=%g, plus %g s to build and record): another worker may send its "
+            "deliveries again, flagged as possible duplicates",
             settings.dispatch_lease_seconds, name, longest, RESERVE_SECONDS,
         )  # fmt: skip
 

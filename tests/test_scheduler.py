@@ -61,33 +61,34 @@ def test_the_polls_time_limit_follows_the_configured_budget(settings):
 
 
 def test_a_lease_shorter_than_a_request_is_one_warning_at_start(settings, caplog):
-    """DISPATCH_LEASE_SECONDS must outlive the longest request it covers plus the 5 s to build
-    and record it, or another worker takes over rows still on the wire (last review)."""
+    """DISPATCH_LEASE_SECONDS must outlive a claim's wait for a free sender and its own
+    request (twice the longest request timeout) plus the 5 s to build and record it, or
+    another worker takes over rows still on the wire (last review)."""
     import logging
 
     from notifier.scheduler import _warn_if_the_lease_is_shorter_than_a_request
     from notifier.shutdown import Shutdown
 
     cases = [
-        replace(settings, dispatch_lease_seconds=14.5, sendgrid_timeout_seconds=10.0,
+        replace(settings, dispatch_lease_seconds=24.5, sendgrid_timeout_seconds=10.0,
                 channel_timeout_seconds=8.0),
-        replace(settings, dispatch_lease_seconds=14.5, sendgrid_timeout_seconds=4.0,
+        replace(settings, dispatch_lease_seconds=28.5, sendgrid_timeout_seconds=4.0,
                 channel_timeout_seconds=12.0),
-        replace(settings, dispatch_lease_seconds=15.0, sendgrid_timeout_seconds=10.0,
+        replace(settings, dispatch_lease_seconds=25.0, sendgrid_timeout_seconds=10.0,
                 channel_timeout_seconds=8.0),  # exactly enough: no warning
-        settings,  # the defaults: 120 s against 10 + 5
+        settings,  # the defaults: 120 s against 2 x 10 + 5
     ]  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="notifier.scheduler"):
         for case in cases:
             _warn_if_the_lease_is_shorter_than_a_request(case, Shutdown(budget_seconds=25))
-        # A budget of 12 caps every request at 7 s: then 12 s of lease is enough.
-        short = replace(settings, dispatch_lease_seconds=12.0, sendgrid_timeout_seconds=10.0)
+        # A budget of 12 caps every request at 7 s: then 19 s of lease is enough.
+        short = replace(settings, dispatch_lease_seconds=19.0, sendgrid_timeout_seconds=10.0)
         _warn_if_the_lease_is_shorter_than_a_request(short, Shutdown(budget_seconds=12))
     assert [r.getMessage() for r in caplog.records] == [
-        "worker: DISPATCH_LEASE_SECONDS=14.5 is shorter than a request may take "
-        "(SENDGRID_TIMEOUT_SECONDS=10 plus 5 s to build and record it): another worker may "
-        "send its deliveries again, flagged as possible duplicates",
-        "worker: DISPATCH_LEASE_SECONDS=14.5 is shorter than a request may take "
-        "(CHANNEL_TIMEOUT_SECONDS=12 plus 5 s to build and record it): another worker may "
-        "send its deliveries again, flagged as possible duplicates",
+        "worker: DISPATCH_LEASE_SECONDS=24.5 is shorter than a claim may wait and send "
+        "(twice SENDGRID_TIMEOUT_SECONDS=10, plus 5 s to build and record): another worker "
+        "may send its deliveries again, flagged as possible duplicates",
+        "worker: DISPATCH_LEASE_SECONDS=28.5 is shorter than a claim may wait and send "
+        "(twice CHANNEL_TIMEOUT_SECONDS=12, plus 5 s to build and record): another worker "
+        "may send its deliveries again, flagged as possible duplicates",
     ]

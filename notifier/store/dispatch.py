@@ -254,7 +254,8 @@ class DispatchQueries:
         once=True skips deliveries that already have an attempt with this `message_id`
         (SendGrid's X-Message-Id, one per request): for recording a 202 again after an
         error that left unknown whether the first recording committed (a connection lost
-        during COMMIT), so the ledger shows the request once."""
+        during COMMIT), so the ledger shows the request once. Without a message id (SendGrid
+        sends one with every 202) there is nothing to match, and the rows are written again."""
         if not delivery_ids:
             return
         guard, extra = "", []

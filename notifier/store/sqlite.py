@@ -157,20 +157,35 @@ class SQLiteStore(Queries):
 
     # --- the in-process writer lock ---------------------------------------------------
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
         """Hold this process's writer lock of the file (see _writer_lock) for one write
-        outside a transaction, or for a whole transaction. Raises StoreError after
-        WRITER_WAIT_SECONDS, as SQLite's busy handler would after BUSY_TIMEOUT_MS."""
+        outside a transaction, or for a whole transaction.
+
+        One deadline for both waits: the in-process lock, then SQLite's busy handler (another
+        process), together at most WRITER_WAIT_SECONDS. After waiting here, `conn`'s
+        busy_timeout is what is left of it until the write ends. Raises StoreError when the
+        lock does not come free in time (SQLite's own "database is locked" when the file
+        does not)."""
         if self._writer_pid != os.getpid():  # a forked child: the parent's lock is not ours
             self._writer, self._writer_pid = _writer_lock(self.path), os.getpid()
         writer = self._writer
+        started = time.monotonic()
         if not writer.acquire(timeout=WRITER_WAIT_SECONDS):
             raise StoreError(
                 f"database is locked: another thread of this process has been writing to "
                 f"{self.path} for more than {WRITER_WAIT_SECONDS:g} s"
             )
         try:
-            yield
+            waited = time.monotonic() - started
+            if waited < 0.001:  # uncontended, the usual case: no PRAGMA round trips
+                yield
+                return
+            left_ms = max(1, int((WRITER_WAIT_SECONDS - waited) * 1000))
+            conn.execute(f"PRAGMA busy_timeout = {left_ms}")
+            try:
+                yield
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         finally:
             writer.release()
 
@@ -182,7 +197,7 @@ class SQLiteStore(Queries):
         try:
             if conn.in_transaction or sql.lstrip()[:7].upper().startswith(_READ_ONLY_VERBS):
                 return conn.execute(sql, params).fetchall()
-            with self._writing():  # UPDATE/INSERT/DELETE … RETURNING, WITH …
+            with self._writing(conn):  # UPDATE/INSERT/DELETE … RETURNING, WITH …
                 return conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreError(str(exc)) from exc
@@ -192,7 +207,7 @@ class SQLiteStore(Queries):
         try:
             if conn.in_transaction:
                 return conn.execute(sql, params).rowcount
-            with self._writing():
+            with self._writing(conn):
                 return conn.execute(sql, params).rowcount
         except sqlite3.OperationalError as exc:
             raise StoreError(str(exc)) from exc
@@ -203,7 +218,7 @@ class SQLiteStore(Queries):
             if conn.in_transaction:
                 conn.executemany(sql, rows)
                 return
-            with self._writing():
+            with self._writing(conn):
                 conn.executemany(sql, rows)
         except sqlite3.OperationalError as exc:
             raise StoreError(str(exc)) from exc
@@ -220,7 +235,7 @@ class SQLiteStore(Queries):
         if conn.in_transaction:  # nested: part of the caller's transaction
             yield
             return
-        with self._writing():
+        with self._writing(conn):
             # BEGIN IMMEDIATE takes the write lock now and waits up to busy_timeout for it. A
             # plain BEGIN would fail at the first write with "database is locked" if another
             # writer got in between our read and our write; busy_timeout cannot help there.
