@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gc
 
-# Python's default first-generation threshold is 700 (gc.get_threshold()); one sign-up
-# allocates several thousand container objects, so it ran several young collections per
-# request. 7000 keeps the young generation small (a few MB) while running about a tenth as many.
+# Python's default first-generation threshold is 700 (gc.get_threshold()): under sign-up load
+# a worker ran a young collection every ~9 requests (30 per 270) and an older one every ~90.
+# With 7000 it ran 2 per 200, and GC time per sign-up fell from 0.27-0.28 ms to 0.10-0.20 ms
+# (BENCHMARKS.md, Web, fourth pass). The young generation stays small: 7000 objects.
 GEN0_THRESHOLD = 7000
 
 
