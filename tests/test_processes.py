@@ -138,7 +138,7 @@ def test_honcho_runs_web_and_worker_from_the_procfile(tmp_path, feed_server):
         access = out.wait_for('"GET /preferences/… HTTP/1.1" 404')
         assert not [line for line in out.lines if "SECRET.TOKEN.VALUE" in line], access
         # gunicorn.conf.py's post_worker_init ran in each of the Procfile's 2 web workers.
-        out.wait_for("garbage collector: froze", count=2)
+        out.wait_for("garbage collector: froze", count=2, timeout=60)
         body = health.json()
         assert health.status_code == 200
         assert body["database"] == "ok"
