@@ -5,7 +5,9 @@ the same gunicorn settings, in one run; results go into the "Web" section of BEN
                                   [--no-write]
 
 Both apps run as the Procfile runs the web process (sync workers, --graceful-timeout 25,
-access log on through notifier.accesslog.RedactingLogger). The load comes from separate client
+access log on through notifier.accesslog.RedactingLogger), from the repository root, so
+gunicorn reads gunicorn.conf.py for both: the hello world's workers get the same garbage-
+collector set-up (post_worker_init) as the app's. The load comes from separate client
 processes on the same machine, one new connection per request (gunicorn's sync workers close
 every connection). App and hello world take turns, round by round, so a neighbour's load on
 a shared machine falls on both alike; each ratio is the median over the rounds of that
@@ -298,7 +300,9 @@ def section(results: dict, ratios: dict, args, command: str) -> str:
             "",
             f"Both apps under `gunicorn --workers {args.workers} --access-logfile - "
             "--logger-class notifier.accesslog.RedactingLogger --graceful-timeout 25` (the "
-            f"Procfile's web settings), loaded by {args.clients} client processes on the same "
+            "Procfile's web settings; gunicorn also reads the repository's gunicorn.conf.py, so "
+            "both apps' workers freeze their start-up objects out of the garbage collector), "
+            f"loaded by {args.clients} client processes on the same "
             f"machine, one new connection per request, in {args.rounds} rounds of "
             f"{args.seconds:g} s per app and endpoint (after {WARMUP_SECONDS:g} s warm-up "
             "each), app and hello world taking turns. The reference is a Flask hello world "

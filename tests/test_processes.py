@@ -137,6 +137,8 @@ def test_honcho_runs_web_and_worker_from_the_procfile(tmp_path, feed_server):
         httpx.get(f"http://127.0.0.1:{port}/preferences/SECRET.TOKEN.VALUE", timeout=5)
         access = out.wait_for('"GET /preferences/… HTTP/1.1" 404')
         assert not [line for line in out.lines if "SECRET.TOKEN.VALUE" in line], access
+        # gunicorn.conf.py's post_worker_init ran in each of the Procfile's 2 web workers.
+        out.wait_for("garbage collector: froze", count=2, timeout=60)
         body = health.json()
         assert health.status_code == 200
         assert body["database"] == "ok"
