@@ -228,7 +228,8 @@ class Dispatcher:
         self._landed: list[tuple[_Flight, SendResult]] = []  # 202s not yet handed to it
         self._recordings: dict[Future, tuple[_Flight, SendResult]] = {}  # 202s it holds
         self._recorder_failed = False  # then the run's thread records the rest of the run's
-        self._recorder_broken = False  # set on the recorder: what it still holds fails fast
+        # Set on the recorder to its first failure: what it still holds fails fast with it.
+        self._recorder_broken: Exception | None = None
         self._failing = False  # the run's thread failed while stopping (_stop_senders)
         self._gave_up = False  # ...and a write on that path failed too: no further writes
         self._uncounted: list[SendResult] = []  # answers not yet in the metric counters
@@ -414,12 +415,13 @@ class Dispatcher:
         """_record_accepted on the recorder thread. Once one of its recordings failed, the
         rest it holds fail at once (the run's thread records them, _recorded) instead of each
         waiting out the same connect or lock timeout."""
-        if self._recorder_broken:
-            raise StoreError("an earlier recording on the recorder thread failed")
+        if self._recorder_broken is not None:
+            # The same message whichever of its failures the run's thread looks at first.
+            raise StoreError(str(self._recorder_broken))
         try:
             return self._record_accepted(flight, result)
-        except Exception:
-            self._recorder_broken = True
+        except Exception as exc:
+            self._recorder_broken = exc
             raise
 
     def _record_accepted(self, flight: _Flight, result: SendResult, again: bool = False) -> int:
