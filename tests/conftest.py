@@ -266,7 +266,7 @@ def feed_server():
 # first, so that none starts late and ends the run alone. Unlisted process tests count as 5 s.
 # Only the order depends on these numbers.
 LONGEST_SECONDS = {
-    "test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval": 37,
+    "test_three_workers_and_a_slow_feed_fetch_exactly_once_per_interval": 30,
     "test_kill_9_during_fan_out_loses_nothing_and_duplicates_only_the_in_flight_request": 36,
     "test_kill_9_during_a_concurrent_fan_out_loses_nothing_and_flags_every_duplicate": 32,
     "test_sigterm_mid_send_exits_in_time_and_sends_nothing_twice_unflagged": 24,

@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import time
+import urllib.request
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
@@ -185,16 +186,31 @@ def test_forbidden_key_is_unauthorized(backend, sendgrid):  # noqa: F811
     assert result == SendResult("unauthorized", 403, None, None, "HTTP 403: access forbidden")
 
 
-def test_timeout_is_honoured_and_maps_to_maybe_sent(sendgrid):  # noqa: F811
+def test_timeout_is_honoured_and_maps_to_maybe_sent(sendgrid, monkeypatch):  # noqa: F811
+    # The library's request goes out through urllib's OpenerDirector.open(request, timeout):
+    # record the timeout it is given there, the backend's own decision, exactly.
+    timeouts = []
+    real_open = urllib.request.OpenerDirector.open
+
+    def recording_open(self, request, data=None, timeout=socket._GLOBAL_DEFAULT_TIMEOUT):
+        timeouts.append(timeout)
+        return real_open(self, request, data, timeout)
+
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", recording_open)
     backend = SendGridBackend("SG.test-key", sendgrid.base_url, 0.3)
     sendgrid.script("timeout")
     started = time.monotonic()
     result = backend.send(make_message(), [make_recipient(1)])
     elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 0.3 + 0.5
+    assert timeouts == [0.3]
+    # The client's own socket timeout fired ("TimeoutError"): without one it would have waited
+    # for the fake's hang to end and read a closed connection ("RemoteDisconnected").
     assert result == SendResult(
         "maybe_sent", None, None, None, "no answer after sending: TimeoutError: timed out"
     )
+    # A socket timeout never fires early, so this lower bound holds under any load; the upper
+    # one is the fake's hang (5 s), which only a client that ignored its timeout waits out.
+    assert 0.3 <= elapsed < sendgrid.hang_seconds
     assert sendgrid.accepted_recipients() == []
 
 

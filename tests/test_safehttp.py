@@ -413,9 +413,14 @@ def test_a_hanging_target_times_out_within_the_budget(
 ):
     receivers.webhook.answer("/hang", Answer(hang=True))
     started = time.monotonic()
+    # 2 s, not less: the connect counts against the timeout, and on a loaded CI machine it
+    # alone once took more than 0.5 s (a ConnectTimeout, not the ReadTimeout under test).
     with pytest.raises(httpx.ReadTimeout):
-        post(receivers.webhook.url("/hang"), b"{}", {}, open_settings, timeout=0.5)
-    assert 0.4 < time.monotonic() - started < 1.5
+        post(receivers.webhook.url("/hang"), b"{}", {}, open_settings, timeout=2.0)
+    # The read waits until the deadline, never less. Above: 2.5 s is a starved thread's delay
+    # on a loaded 2-core machine, and still shorter than a wrong timeout would take
+    # (CONNECT_TIMEOUT_SECONDS 5 s, the 10 s default setting).
+    assert 2.0 - 0.1 < time.monotonic() - started < 2.0 + 2.5
     assert len(receivers.webhook.received("/hang")) == 1
 
 
@@ -463,9 +468,12 @@ def raw_server():
         server.close()
 
 
+TRICKLE_SECONDS = 0.05 * (17 + 9 + 200)  # at least: each byte waits 50 ms
+
+
 def trickle(conn, stop):
-    """One byte of a never-ending header every 50 ms, for at most 4 s."""
-    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 60:
+    """One byte of a never-ending header every 50 ms, for at least TRICKLE_SECONDS."""
+    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200:
         if stop.wait(0.05):
             return
         conn.sendall(bytes([byte]))
@@ -488,16 +496,23 @@ def test_an_endless_answer_is_read_only_up_to_the_cap(open_settings, raw_server)
         {"content-length": "100000000000"},
         b"x" * 1024,
     )
-    assert time.monotonic() - started < 2.0
+    # Reading on past the cap would end only at the deadline, with a ReadTimeout; the bound
+    # is that deadline, not a tighter guess at how fast a loaded machine reads 1 KB.
+    assert time.monotonic() - started < 5.0
 
 
 def test_a_trickling_target_cannot_hold_a_sender_past_the_deadline(open_settings, raw_server):
     # Every read gets a byte well within its own timeout; only the overall deadline stops it.
     server = raw_server(trickle)
     started = time.monotonic()
+    # 2 s, not less: the connect counts against the timeout, and on a loaded CI machine it
+    # alone once took more than 0.5 s (a ConnectTimeout, not the ReadTimeout under test).
     with pytest.raises(httpx.ReadTimeout):
-        post(server.url("/slow"), b"{}", {}, open_settings, timeout=0.6)
-    assert 0.5 < time.monotonic() - started < 1.5
+        post(server.url("/slow"), b"{}", {}, open_settings, timeout=2.0)
+    # Without the overall deadline the header would arrive whole (no ReadTimeout), after at
+    # least TRICKLE_SECONDS (11.3 s); with it the wait ends at 2 s. Above: 2.5 s for a
+    # starved thread on a loaded 2-core machine, far below the trickle's length.
+    assert 2.0 - 0.1 < time.monotonic() - started < 2.0 + 2.5
 
 
 def test_a_closed_port_is_a_connect_error(open_settings):

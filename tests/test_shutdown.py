@@ -131,12 +131,17 @@ def test_the_worker_waits_for_job_threads_only_until_the_deadline():
         started = time.monotonic()
         running = _join_job_threads(stop, margin_seconds=0.3)
         elapsed = time.monotonic() - started
+        left = stop.exit_in()
     finally:
         release.set()
         stuck.join()
     # The caller then exits without logging "stopped" or releasing the lease.
     assert [t.name for t in running if t in (quick, stuck)] == ["stuck job"]
-    assert 0.6 <= elapsed <= 1.0, elapsed
+    # Not before the margin: the join's own decision, exact. After it, by the clock only the
+    # gross failure (waiting for the stuck job, 10 s): 2.5 s is a starved thread on a loaded
+    # 2-core machine; the old 0.3 s past the margin was not.
+    assert left <= 0.3, left
+    assert 0.6 <= elapsed < 1.0 + 2.5, elapsed
     assert not quick.is_alive()
 
 
@@ -175,7 +180,9 @@ def test_a_poll_past_its_time_limit_records_the_silent_feed_as_timed_out(
     started = time.monotonic()
     with make_client(30.0) as client:
         results = poll_all(db, client, [silent, good], clock(), 65536, until=started + 1.0)
-    assert 0.9 <= time.monotonic() - started <= 2.5
+    # Waiting for the silent feed would take the client's 30 s; the cut comes at the 1 s limit.
+    # 2.5 s past it is a starved thread on a loaded 2-core machine (was 1.5 s).
+    assert 0.9 <= time.monotonic() - started <= 1.0 + 2.5
     error = f"timed out fetching {silent} (ReadTimeout)"  # its timeout was cut to the limit
     assert [(r.url, r.outcome, r.error) for r in results] == [
         (silent, "error", error),
@@ -216,6 +223,20 @@ def _start_worker(env: dict) -> tuple[subprocess.Popen, list[str]]:
     return proc, lines
 
 
+def _stopping_seconds(lines: list[str]) -> float:
+    """Seconds from the worker's "SIGTERM received" line to its "worker: stopped" line, by its
+    own log clock: the span the budget governs. Raises AssertionError when either is missing."""
+    stamps = {}
+    for line in lines:
+        for key in ("worker: SIGTERM received, stopping", "worker: stopped"):
+            if line.endswith(key):
+                stamps[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    assert len(stamps) == 2, lines
+    return (
+        stamps["worker: stopped"] - stamps["worker: SIGTERM received, stopping"]
+    ).total_seconds()
+
+
 def _sigterm_and_time(proc: subprocess.Popen) -> float:
     """SIGTERM; seconds until the process exited (SIGKILL at 30 s, as Heroku does)."""
     started = time.monotonic()
@@ -226,6 +247,19 @@ def _sigterm_and_time(proc: subprocess.Popen) -> float:
         proc.kill()
         proc.wait()
     return time.monotonic() - started
+
+
+def _assert_stopped_within_the_budget(elapsed: float, lines: list[str]) -> None:
+    """The budget's promise, from the worker's signal handler to its "stopped" line by the
+    worker's own clock; and Heroku's, from SIGTERM to the process's end by the test's clock.
+
+    The test's clock also counts the signal's wait for the main thread and the interpreter's
+    exit after "stopped", which no budget can cut; on a loaded CI machine one run took 13.5 s
+    against the 12 s budget by that clock. Such seconds are what the default budget's 5 s
+    below Heroku's 30 s SIGKILL are for; the process tests' 12 s budget leaves 18 s.
+    """
+    assert _stopping_seconds(lines) <= BUDGET_SECONDS, lines
+    assert elapsed < 30.0, (elapsed, lines)  # _sigterm_and_time sends SIGKILL at 30 s
 
 
 def _wait(condition, timeout: float, what: str) -> None:
@@ -263,9 +297,9 @@ def test_sigterm_while_four_feeds_hang_exits_in_time_and_releases_the_lease_last
         if proc.poll() is None:
             proc.kill()
     time.sleep(0.2)  # the reader thread takes the last lines
-    assert elapsed <= BUDGET_SECONDS, (elapsed, lines)
     assert proc.returncode == 0, lines
     assert lines[-1].endswith("notifier.scheduler: worker: stopped"), lines
+    _assert_stopped_within_the_budget(elapsed, lines)
     cut = [line for line in lines if "cut off by the shutdown" in line]
     assert sorted(url for url in urls for line in cut if f"poll {url}:" in line) == sorted(urls)
     assert not [line for line in lines if "Traceback" in line], lines
@@ -323,10 +357,10 @@ def test_sigterm_mid_send_exits_in_time_and_sends_nothing_twice_unflagged(
         if proc.poll() is None:
             proc.kill()
     sendgrid.latency_seconds = 0.0
-    assert elapsed <= BUDGET_SECONDS, (elapsed, lines)
     assert proc.returncode == 0, lines
     time.sleep(0.2)
     assert lines[-1].endswith("notifier.scheduler: worker: stopped"), lines
+    _assert_stopped_within_the_budget(elapsed, lines)
 
     store = _store(database_url)
     rows = table(store, "deliveries")
