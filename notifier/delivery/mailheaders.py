@@ -108,7 +108,12 @@ def _list_id(value: str) -> str:
 
 def _url_list(value: str) -> str:
     # RFC 2369 section 2: one or more <URL>, comma separated, no whitespace inside a URL.
-    urls = [part.strip() for part in str(value).split(",")]
+    text = str(value)
+    if "," not in text and text[:1] == "<" and text[-1:] == ">" and _URL.match(text[1:-1]):
+        # One URL as the dispatcher writes it for every recipient (the one-click link), which
+        # needs no strip: the same answer as below without the list and the join (issue 14).
+        return text
+    urls = [part.strip() for part in text.split(",")]
     for url in urls:
         if not (url.startswith("<") and url.endswith(">") and _URL.match(url[1:-1])):
             raise UnsafeHeader(f"not a List-Unsubscribe value: {str(value)[:80]!r}")
