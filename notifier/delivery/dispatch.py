@@ -274,11 +274,7 @@ class Dispatcher:
                     self._land(flight, future)
                 except Exception as exc:
                     self._gave_up = True
-                    log.error(
-                        "recording the answer for %d deliveries of notification %s failed: "
-                        "%s; they stay leased and come back as possible duplicates",
-                        len(flight.batch), flight.message.notification_id, exc,
-                    )  # fmt: skip
+                    _log_unrecorded("answer", flight, exc)
             self._record_landed()
             self._stop_recorder()
             # Only when the run's thread failed while recordings were out: count them, and
@@ -478,11 +474,7 @@ class Dispatcher:
         except Exception as exc:
             if self._failing:
                 self._gave_up = True
-            log.error(
-                "recording the 202 for %d deliveries of notification %s failed: %s; they stay "
-                "leased and come back as possible duplicates",
-                len(flight.batch), flight.message.notification_id, exc,
-            )  # fmt: skip
+            _log_unrecorded("202", flight, exc)
             self._hold.set()
             self._error = self._error or exc
         finally:
@@ -843,6 +835,14 @@ class Dispatcher:
         self.store.mark_retry(
             [r["id"] for r in rows], now, due, reason, self.owner, attempted=False
         )
+
+
+def _log_unrecorded(what: str, flight: _Flight, exc: Exception) -> None:
+    log.error(
+        "recording the %s for %d deliveries of notification %s failed: %s; they stay leased "
+        "and come back as possible duplicates",
+        what, len(flight.batch), flight.message.notification_id, exc,
+    )  # fmt: skip
 
 
 @dataclass
