@@ -67,19 +67,7 @@ def main() -> None:
     fake = FakeSendGrid(latency_seconds=0.05, schema_path=None).start()
     try:
         fanout.seed(url, n, 2)
-        os.environ.update(
-            {
-                "HOME": str(tmp),
-                "INSTANCE_PATH": str(tmp / "instance"),
-                "DATABASE_URL": url,
-                "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
-                "EMAIL_BACKEND": "sendgrid",
-                "SENDGRID_API_KEY": fake.api_key,
-                "SENDGRID_API_HOST": fake.base_url,
-                "PUBLIC_BASE_URL": "https://status-notify.example.com",
-                "LOG_LEVEL": "WARNING",
-            }
-        )
+        os.environ.update({**fanout.worker_env(tmp, url, fake), "LOG_LEVEL": "WARNING"})
         connect = sqlite3.connect
         sqlite3.connect = lambda *a, **k: connect(*a, factory=_TimedConnection, **k)
         from app import create_app

@@ -86,6 +86,21 @@ def seed(database_url: str, n: int, zones: int = 2) -> float:
     return elapsed
 
 
+def worker_env(tmp: Path, database_url: str, fake) -> dict[str, str]:
+    """The settings every benchmark's worker gets: its own HOME and instance path under
+    `tmp`, the database, a fixed secret key, and SendGrid pointed at the fake `fake`."""
+    return {
+        "HOME": str(tmp),
+        "INSTANCE_PATH": str(tmp / "instance"),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
+        "EMAIL_BACKEND": "sendgrid",
+        "SENDGRID_API_KEY": fake.api_key,
+        "SENDGRID_API_HOST": fake.base_url,
+        "PUBLIC_BASE_URL": "https://status-notify.example.com",
+    }
+
+
 def run_workers(
     database_url: str,
     workers: int,
@@ -99,15 +114,8 @@ def run_workers(
     they exit; (wall seconds, the workers' peak RSS in MB, their CPU seconds: user + system)."""
     env = {
         "PATH": os.environ["PATH"],
-        "HOME": str(tmp),
-        "INSTANCE_PATH": str(tmp / "instance"),
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
-        "EMAIL_BACKEND": "sendgrid",
-        "SENDGRID_API_KEY": fake.api_key,
-        "SENDGRID_API_HOST": fake.base_url,
+        **worker_env(tmp, database_url, fake),
         "SEND_BATCH_SIZE": str(batch),
-        "PUBLIC_BASE_URL": "https://status-notify.example.com",
         "LOG_LEVEL": "WARNING",
         **({"SEND_CONCURRENCY": str(concurrency)} if concurrency else {}),
     }

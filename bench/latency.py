@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fanout import Database, _cpu  # noqa: E402
+from bench.fanout import Database, _cpu, worker_env  # noqa: E402
 from notifier.settings import load_settings  # noqa: E402
 from notifier.store import open_store  # noqa: E402
 from tests.fake_sendgrid import FakeSendGrid  # noqa: E402
@@ -107,14 +107,7 @@ def run(args, tmp: Path, admin_url: str | None, code: Path = ROOT) -> list[dict]
         seed(url, args.subscribers)
         env = {
             "PATH": os.environ["PATH"],
-            "HOME": str(tmp),
-            "INSTANCE_PATH": str(tmp / "instance"),
-            "DATABASE_URL": url,
-            "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
-            "EMAIL_BACKEND": "sendgrid",
-            "SENDGRID_API_KEY": fake.api_key,
-            "SENDGRID_API_HOST": fake.base_url,
-            "PUBLIC_BASE_URL": "https://status-notify.example.com",
+            **worker_env(tmp, url, fake),
             "FEED_URLS": feed_url,
             "POLL_INTERVAL_SECONDS": str(args.poll_interval),
             "DISPATCH_INTERVAL_SECONDS": str(args.dispatch_interval),
