@@ -63,6 +63,12 @@ class BaseStore:
     def _raw_query(self, sql: str, params: Sequence[Any]) -> list[dict]:
         raise NotImplementedError
 
+    def _raw_query_long(
+        self, sql: str, params: Sequence[Any], columns: Sequence[str]
+    ) -> list[dict]:
+        """_raw_query for a result of many rows; SQLite packs it into one (SQLiteStore)."""
+        return self._raw_query(sql, params)
+
     def _raw_execute(self, sql: str, params: Sequence[Any]) -> int:
         raise NotImplementedError
 
@@ -115,7 +121,18 @@ class BaseStore:
         return [self._param(p) for p in params]
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
-        rows = self._raw_query(sql, self._params(params))
+        return self._times(self._raw_query(sql, self._params(params)))
+
+    def _query_long(
+        self, sql: str, params: Sequence[Any] = (), columns: Sequence[str] = ()
+    ) -> list[dict]:
+        """`_query` for a SELECT that may return many rows (a claim's 1000): the same list of
+        dicts. `columns` names the statement's result columns, all of them, in order (SQLite
+        reads the result as one JSON row keyed by them: SQLiteStore._raw_query_long)."""
+        return self._times(self._raw_query_long(sql, self._params(params), columns))
+
+    @staticmethod
+    def _times(rows: list[dict]) -> list[dict]:
         # Every row of one result has the same columns: look for time columns once, not per
         # row and column (a claim returns 1000 rows and none; issue 14): text in a *_at column
         # becomes an aware datetime, as before.

@@ -5,6 +5,7 @@ Alerts (episodes, their mails, acknowledgement) live in notifier/store/alerts.py
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -17,6 +18,21 @@ PERSONAL_BURST_KEY = "personal_burst_at"
 # At most one burst of personal mail per interval (claim_due): the dispatch tick's length, so
 # a confirmation waits at most about one tick longer in a flood, and not at all otherwise.
 PERSONAL_BURST_INTERVAL = timedelta(seconds=5)
+
+
+# What claim_due returns of each row it leases.
+CLAIMED = (
+    "id", "notification_id", "subscriber_id", "email", "language", "timezone", "attempts",
+    "possible_duplicate", "priority",
+)  # fmt: skip
+
+
+# SQLite's claim, after its pick (DispatchQueries._claim); parameters: owner, lease_until,
+# now, the picked ids as a JSON array. Each id is looked up by rowid (tests/test_priority.py).
+CLAIM_BY_IDS = (
+    "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
+    "updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
+)
 
 
 def _claim_order(row: dict) -> tuple:
@@ -85,35 +101,58 @@ class DispatchQueries:
             last = None if last is None else from_db_time(last)
             burst = last is None or now - last >= PERSONAL_BURST_INTERVAL
             newest = now if burst else last
-            rows = self._query(
-                self.claim_statement(), [owner, lease_until, now, now, newest, limit]
-            )
+            rows = self._claim(owner, now, lease_until, newest, limit)
             if burst and any(r["priority"] > 0 for r in rows):
                 self.set_meta(PERSONAL_BURST_KEY, to_db_time(now), now)
         # RETURNING order is unspecified; the grouping needs it sorted.
         rows.sort(key=_claim_order)
         return rows
 
-    def claim_statement(self) -> str:
-        """The UPDATE claim_due runs; parameters: owner, lease_until, now, now, the newest
-        personal `created_at` this claim may take, limit.
+    def _claim(
+        self, owner: str, now: datetime, lease_until: datetime, newest: datetime, limit: int
+    ) -> list[dict]:
+        """Lease up to `limit` due email rows (claim_due's transaction): their CLAIMED columns.
 
-        The subquery walks deliveries_pending in claim order. PostgreSQL gets its ids as an
-        array (`id = ANY(ARRAY(...))`): with `id IN (...)` it hash-joins them against a
-        sequential scan of all deliveries, ~180 ms at 100,000 rows instead of ~7 ms by primary
-        key (EXPLAIN ANALYZE); SQLite looks each id up by rowid either way.
+        PostgreSQL: one UPDATE … RETURNING (claim_statement). SQLite: the rows read as one
+        packed row (pick_statement, `_query_long`), then their ids updated by primary key in
+        the same BEGIN IMMEDIATE transaction, so no other writer comes between. RETURNING
+        would hand the 1000 rows over one by one, each a GIL hand-over that can wait out a
+        switch interval while the senders encode request bodies (SQLiteStore._raw_query_long).
         """
-        pick = (
-            f"SELECT id FROM deliveries {self._claim_index} WHERE state = 'pending' "
+        if self._claim_lock:
+            params = [owner, lease_until, now, now, newest, limit]
+            return self._query(self.claim_statement(), params)
+        rows = self._query_long(
+            self.pick_statement(", ".join(CLAIMED)), [now, newest, limit], CLAIMED
+        )
+        if rows:
+            ids = json.dumps([r["id"] for r in rows])
+            self._execute(CLAIM_BY_IDS, [owner, lease_until, now, ids])
+        return rows
+
+    def pick_statement(self, columns: str = "id") -> str:
+        """The SELECT of the rows a claim takes; parameters: now, the newest personal
+        `created_at` this claim may take, limit. It walks deliveries_pending in claim order
+        and stops after `limit` due rows (PostgreSQL: locking them, skipping locked ones)."""
+        return (
+            f"SELECT {columns} FROM deliveries {self._claim_index} WHERE state = 'pending' "
             "AND channel = 'email' AND next_attempt_at <= ? "
             "AND (priority <= 0 OR created_at <= ?) ORDER BY priority, notification_id, "
             f"language, timezone, id LIMIT ? {self._claim_lock}"
         )
-        ids = f"id = ANY(ARRAY({pick}))" if self._claim_lock else f"id IN ({pick})"
+
+    def claim_statement(self) -> str:
+        """The UPDATE … RETURNING of PostgreSQL's claim; parameters: owner, lease_until, now,
+        then pick_statement's.
+
+        PostgreSQL gets the picked ids as an array (`id = ANY(ARRAY(...))`): with `id IN
+        (...)` it hash-joins them against a sequential scan of all deliveries, ~180 ms at
+        100,000 rows instead of ~7 ms by primary key (EXPLAIN ANALYZE).
+        """
         return (
             "UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
-            f"updated_at = ? WHERE {ids} RETURNING id, notification_id, subscriber_id, email, "
-            "language, timezone, attempts, possible_duplicate, priority"
+            f"updated_at = ? WHERE id = ANY(ARRAY({self.pick_statement()})) "
+            f"RETURNING {', '.join(CLAIMED)}"
         )
 
     def mailed_before(self, notification_id: int, subscriber_ids: Iterable[int | None]) -> set[int]:
@@ -128,12 +167,13 @@ class DispatchQueries:
             # times the chunk. The state is checked here, not in SQL: `state = 'sent'` there
             # makes SQLite walk every sent row of the incident (deliveries_claim) instead,
             # ~190 ms instead of ~22 ms per 1000 recipients of 100,000 (issue 13).
-            rows = self._query(
+            rows = self._query_long(
                 "SELECT d.subscriber_id, d.state FROM deliveries d WHERE d.notification_id IN "
                 "(SELECT n.id FROM notifications n JOIN notifications this "
                 "ON n.incident_id = this.incident_id AND n.id <> this.id WHERE this.id = ?) "
                 f"AND d.subscriber_id IN ({_marks(chunk)})",
                 [notification_id, *chunk],
+                ("subscriber_id", "state"),
             )
             found.update(r["subscriber_id"] for r in rows if r["state"] == "sent")
         return found
@@ -167,12 +207,13 @@ class DispatchQueries:
         condition = wanted.get(
             kind, "s.state = 'confirmed' AND (d.channel = 'email' OR s.paused_at IS NULL)"
         )
-        rows = self._query(
+        rows = self._query_long(
             "SELECT d.id, d.subscriber_id, s.link_nonce, s.token_nonce, s.unsubscribed_at "
             "FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
             f"WHERE d.id IN ({_marks(delivery_ids)}) AND d.state = 'sending' "
             f"AND d.lease_owner = ? AND (d.subscriber_id IS NULL OR ({condition}))",
             [*delivery_ids, owner],
+            ("id", "subscriber_id", "link_nonce", "token_nonce", "unsubscribed_at"),
         )
         return {r.pop("id"): r for r in rows}
 
