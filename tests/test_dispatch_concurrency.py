@@ -252,6 +252,38 @@ def test_an_unexpected_error_in_a_sender_lets_the_others_land_then_raises(
     assert {r["lease_owner"] for r in rows} == {None}
 
 
+def test_each_requests_links_are_signed_on_its_sender_while_the_run_claims_the_next(
+    db, sg_settings, clock, notification, sendgrid
+):
+    """The 1000 links of a request are built on its sender thread, so the run's thread can
+    claim the next request meanwhile (issue 14); a failure there is a sender's unexpected
+    error: its rows go back unflagged, the rest land, the run raises at the end."""
+    _subscribers(db, clock, "d" * 12)
+    notification()
+    # One sender: the failing request is the only one in flight, so what follows is exact.
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=1)
+    d = dispatcher(db, settings, clock)
+    recipient, threads, failing = d._recipient, Counter(), threading.Lock()
+
+    def noted(row, *args):
+        threads[threading.current_thread().name.rsplit("_", 1)[0]] += 1
+        if row["email"] == "user05@example.com":  # in the second request
+            with failing:
+                raise RuntimeError("link signing failed")
+        return recipient(row, *args)
+
+    d._recipient = noted
+    with pytest.raises(RuntimeError, match="link signing failed"):
+        d.run()
+    assert threads == {"sendgrid": 4 + 2}  # the second request stopped at its second row
+    rows = table(db, "deliveries")
+    assert Counter((r["state"], r["attempts"], r["possible_duplicate"]) for r in rows) == {
+        ("sent", 1, 0): 4,  # the first request
+        ("pending", 0, 0): 8,  # the second handed back unflagged; the third never claimed
+    }
+    assert {r["lease_owner"] for r in rows} == {None}
+
+
 def test_send_concurrency_is_a_setting_from_1_to_32():
     assert load_settings({}).send_concurrency == 8
     assert load_settings({"SEND_CONCURRENCY": "1"}).send_concurrency == 1

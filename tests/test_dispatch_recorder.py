@@ -98,6 +98,76 @@ def test_a_request_counts_against_send_concurrency_until_its_202_is_recorded(
     assert max(leased_at_claim) == (concurrency - 1) * batch
 
 
+def test_on_sqlite_a_claim_in_progress_goes_before_the_recorders_next_transaction(
+    db, sg_settings, clock, notification, sendgrid
+):
+    """SQLite has one writer: a 202 that reaches the recorder while the run's thread claims
+    waits for the claim, instead of taking the writer lock first and holding up the next
+    request's claim (Python's locks are not fair, so a busy recorder could win it transaction
+    after transaction). PostgreSQL has no such lock: there the recorder does not wait."""
+    _subscribers(db, clock, "d" * 12)
+    notification()
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=3)
+    log: list = []
+    claim_due, record = db.claim_due, db.record_request_attempt
+
+    def slow_claim(*args, **kwargs):
+        log.append(("claim", time.monotonic()))
+        time.sleep(0.3)  # a claim that works (or waits for the file) this long
+        try:
+            return claim_due(*args, **kwargs)
+        finally:
+            log.append(("claimed", time.monotonic()))
+
+    def noted_record(*args, **kwargs):  # the recording transaction's first statement
+        log.append(("transaction", time.monotonic()))
+        return record(*args, **kwargs)
+
+    db.claim_due, db.record_request_attempt = slow_claim, noted_record
+    d = dispatcher(db, settings, clock)
+    on_recorder = d._record_on_recorder
+
+    def arriving(*args):
+        log.append(("arrived", time.monotonic()))
+        time.sleep(0.05)  # well inside the claim that starts meanwhile
+        return on_recorder(*args)
+
+    d._record_on_recorder = arriving
+    stats = d.run()
+
+    assert (stats.requests, stats.sent) == (3, 12)
+    claims = list(
+        zip(
+            [t for kind, t in log if kind == "claim"],
+            [t for kind, t in log if kind == "claimed"],
+            strict=True,
+        )
+    )
+    assert len(claims) == 4  # three requests' claims and the empty one that ends the run
+    recordings = list(
+        zip(
+            [t for kind, t in log if kind == "arrived"],
+            [t for kind, t in log if kind == "transaction"],
+            strict=True,
+        )
+    )
+    assert len(recordings) == 3
+    # A landed 202 goes to the recorder right after a claim, and the run's thread starts the
+    # next claim at once: it arrives at the recorder during that claim.
+    overlapping = [
+        (start, end, began)
+        for arrived, began in recordings
+        for start, end in claims
+        if start < arrived + 0.05 < end
+    ]
+    assert overlapping, log
+    if db.backend == "sqlite":
+        assert all(began >= end for _, end, began in overlapping), log
+    else:
+        assert all(began < end for _, end, began in overlapping), log
+    assert Counter(r["state"] for r in table(db, "deliveries")) == {"sent": 12}
+
+
 def test_every_run_closes_the_recorders_connection(db, sg_settings, clock, notification, sendgrid):
     _subscribers(db, clock, "d" * 8)
     settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)

@@ -72,6 +72,10 @@ HOLD_OUTCOMES = frozenset({"rate_limited", "unauthorized"})
 # its end: a fan-out's requests then share a transaction instead of one commit each. A kill -9
 # loses at most this long of counts, never a delivery's state.
 COUNT_INTERVAL_SECONDS = 1.0
+# How long the recorder waits for a claim in progress before it starts its own transaction
+# anyway (SQLite; _record_on_recorder): the claim's own wait for the writer is bounded by the
+# store (notifier.store.sqlite.WRITER_WAIT_SECONDS, 10 s), so this only bounds a bug.
+CLAIM_FIRST_SECONDS = 10.0
 
 
 @dataclass
@@ -142,6 +146,8 @@ class Dispatcher:
         self.stop = stop or Shutdown()
         self.owner = owner or worker_id()
         self.rng = rng or random.Random()
+        # One writer at a time (SQLite): claims and the recorder's transactions take turns.
+        self._serial_writes = getattr(store, "backend", None) == "sqlite"
         self.stats = DispatchStats()
         self._resume_at: datetime | None = None
         self._notifications: dict[int, dict] = {}
@@ -187,7 +193,11 @@ class Dispatcher:
             lease = timedelta(seconds=self.settings.dispatch_lease_seconds)
             # Claim one request's worth at a time: a killed worker then strands (and flags as
             # possible duplicates) only the rows of the requests it had in flight.
-            rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
+            self._claim_done.clear()  # the recorder lets this claim go first (_record_on_recorder)
+            try:
+                rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
+            finally:
+                self._claim_done.set()
             # Now, not as they land: the recorder's transaction then runs while this thread
             # builds the claimed request, instead of holding up the claim (SQLite's one lock).
             self._record_landed()
@@ -227,6 +237,9 @@ class Dispatcher:
         self._recorder: ThreadPoolExecutor | None = None
         self._landed: list[tuple[_Flight, SendResult]] = []  # 202s not yet handed to it
         self._recordings: dict[Future, tuple[_Flight, SendResult]] = {}  # 202s it holds
+        # Clear while the run's thread claims: the recorder starts no transaction meanwhile.
+        self._claim_done = threading.Event()
+        self._claim_done.set()
         self._recorder_failed = False  # then the run's thread records the rest of the run's
         # Set on the recorder to its first failure: what it still holds fails fast with it.
         self._recorder_broken: Exception | None = None
@@ -351,7 +364,11 @@ class Dispatcher:
         timeout = self.stop.timeout(self.settings.sendgrid_timeout_seconds)
         if timeout <= 0:
             return None  # no time left for a request
-        result = self.backend.send(flight.message, flight.recipients, timeout_seconds=timeout)
+        # Built here, not on the run's thread: it claims the next request meanwhile, and its
+        # SQLite statements run without the GIL that these 1000 links need (issue 14).
+        kind = flight.message.category
+        recipients = [self._recipient(r, kind, flight.nonces) for r in flight.batch]
+        result = self.backend.send(flight.message, recipients, timeout_seconds=timeout)
         if result.outcome in HOLD_OUTCOMES:
             self._hold.set()  # before this answer is recorded: no other sender starts
         return result
@@ -414,6 +431,12 @@ class Dispatcher:
         if self._recorder_broken is not None:
             # The same message whichever of its failures the run's thread looks at first.
             raise StoreError(str(self._recorder_broken))
+        # On SQLite (one writer at a time) a claim in progress goes first: the run's thread
+        # waits for it, and the recorder's queue of 202s would otherwise hold the writer lock
+        # transaction after transaction (Python's locks are not fair) while the next request
+        # waits to be claimed (issue 14). Bounded: a stuck claim fails by its own deadline.
+        if self._serial_writes:
+            self._claim_done.wait(CLAIM_FIRST_SECONDS)
         try:
             return self._record_accepted(flight, result)
         except Exception as exc:
@@ -670,14 +693,13 @@ class Dispatcher:
         batch = self._one_per_address(self._plain_addresses(batch))
         if not batch:
             return
-        recipients = [self._recipient(r, message.category, nonces) for r in batch]
         self._wait_for_sender()
         if self._holding():
             return  # left claimed; _send_claimed hands it back
         critical = ExitStack()
         # A forced exit waits until the answer is recorded (Shutdown.critical).
         critical.enter_context(self.stop.critical())
-        flight = _Flight(message, batch, recipients, critical)
+        flight = _Flight(message, batch, nonces, critical)
         try:
             self._flights[self._pool.submit(self._fly, flight)] = flight
         except BaseException:
@@ -852,5 +874,5 @@ class _Flight:
 
     message: Message
     batch: list[dict]
-    recipients: list[Recipient]
+    nonces: dict[int, dict]  # what each subscriber's links are signed from (_recipient)
     critical: ExitStack
