@@ -66,6 +66,80 @@ def hello_app():
     return app
 
 
+def floor_app():
+    """The libraries' floor for a sign-up (gunicorn "bench.web:floor_app()", --floor): what
+    the libraries this project must use cost by themselves, with none of its own code.
+
+    GET / renders a Flask-WTF form (CSRF token in the session cookie); POST /subscribe is
+    CSRFProtect's check, Flask-Limiter with its in-memory storage (cheaper than any storage
+    several dynos can share), WTForms validation of the same fields (email-validator behind
+    wtforms' Email) and one durable row: INSERT and COMMIT in SQLite (WAL,
+    synchronous=NORMAL, as the app's store). If this app's POST is below issue
+    14's 0.6 x hello world, no sign-up built on these libraries can reach it."""
+    import sqlite3
+    import zoneinfo
+
+    from flask import Flask, redirect, render_template_string
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+    from flask_wtf import FlaskForm
+    from flask_wtf.csrf import CSRFProtect
+    from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField
+    from wtforms.validators import AnyOf, DataRequired, Email
+
+    app = Flask("floor")
+    app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+    CSRFProtect(app)
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://")
+    zones = frozenset(zoneinfo.available_timezones())
+
+    class SignUp(FlaskForm):
+        # The zone as text checked against a set, not a SelectField of ~600 choices (which
+        # WTForms builds and walks per request): the floor is the cheapest use of the library.
+        email = StringField(validators=[DataRequired(), Email()])
+        language = SelectField(choices=[("de", "Deutsch"), ("en", "English")])
+        timezone = StringField(validators=[AnyOf(zones)])
+        scope = RadioField(choices=[("all", "all"), ("some", "some")])
+        notify_incidents = BooleanField()
+        notify_maintenance = BooleanField()
+        started = HiddenField()
+
+    db = sqlite3.connect(
+        Path(os.environ["INSTANCE_PATH"]) / "floor.db", isolation_level=None, timeout=10
+    )
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS signups (id INTEGER PRIMARY KEY, email TEXT UNIQUE, "
+        "language TEXT, timezone TEXT, created_at TEXT DEFAULT CURRENT_TIMESTAMP)"
+    )
+    page = (
+        '<!doctype html><title>Sign up</title><form method="post" action="/subscribe">'
+        '<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">'
+        '<input type="hidden" name="started" value="0">{{ form.email() }}'
+        "{{ form.language() }}{{ form.timezone() }}{{ form.scope() }}</form>"
+    )
+
+    @app.get("/")
+    def index():
+        return render_template_string(page, form=SignUp())
+
+    @app.post("/subscribe")
+    @limiter.limit(lambda: os.environ.get("RATE_LIMIT_SUBSCRIBE", "5 per minute"))
+    def subscribe():
+        form = SignUp()
+        if not form.validate_on_submit():
+            return "invalid", 400
+        db.execute(
+            "INSERT INTO signups (email, language, timezone) VALUES (?, ?, ?) "
+            "ON CONFLICT (email) DO NOTHING",
+            (form.email.data, form.language.data, form.timezone.data),
+        )
+        return redirect("/subscribe/check-inbox", 303)
+
+    return app
+
+
 # --- servers -----------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
@@ -290,6 +364,24 @@ def section(results: dict, ratios: dict, args, command: str) -> str:
             f"{app['p99_ms'] / hello['p99_ms']:.2f} | {app['cpu_ms']:.2f} | "
             f"{hello['cpu_ms']:.2f} | {app['errors'] + hello['errors']} |"
         )
+    floor = []
+    if ("floor", "POST") in results:
+        floor = [
+            "",
+            "The libraries' floor (`--floor`: bench.web:floor_app, CSRFProtect, Flask-Limiter in "
+            "memory, WTForms with email-validator, one SQLite INSERT; none of this project's "
+            "code), same gunicorn, same rounds:",
+            "",
+            "| endpoint | floor req/s | throughput ratio to hello | floor CPU ms/req |",
+            "|---|---|---|---|",
+            *(
+                f"| {kind} {path} | {results[('floor', kind)]['rps']:.0f} | "
+                f"{statistics.median(ratios[f'floor {kind}']):.2f} "
+                f"({' '.join(f'{r:.2f}' for r in ratios[f'floor {kind}'])}) | "
+                f"{results[('floor', kind)]['cpu_ms']:.2f} |"
+                for kind, path in (("GET", "/"), ("POST", "/subscribe"))
+            ),
+        ]
     return "\n".join(
         [
             SECTION,
@@ -323,6 +415,7 @@ def section(results: dict, ratios: dict, args, command: str) -> str:
             "hello p99 ms | p99 ratio | app CPU ms/req | hello CPU ms/req | errors |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
+            *floor,
             "",
             "Load generator and servers share the CPUs, so absolute numbers are a floor; the "
             "ratios compare both apps under the same conditions.",
@@ -349,6 +442,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--floor", action="store_true", help="also the libraries' floor app (floor_app)"
+    )
     args = parser.parse_args(argv)
     command = "python bench/web.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     rounds: dict = {}
@@ -362,6 +458,10 @@ def main(argv: list[str] | None = None) -> None:
             "app": _start("app:create_app()", args.workers, env, Path(tmp) / "app.log"),
             "hello": _start("bench.web:hello_app()", args.workers, env, Path(tmp) / "hello.log"),
         }
+        if args.floor:
+            floor = _start("bench.web:floor_app()", args.workers, env, Path(tmp) / "floor.log")
+            servers["floor"] = floor
+            ratios.update({"floor GET": [], "floor POST": []})
         try:
             for n in range(args.rounds):
                 for kind in ("GET", "POST"):
@@ -372,9 +472,10 @@ def main(argv: list[str] | None = None) -> None:
                         result = measure(port, kind, args.clients, args.seconds, process.pid)
                         rounds.setdefault((name, kind), []).append(result)
                         print(f"round {n + 1} {name:5} {kind:4} {result}", flush=True)
-                    ratios[kind].append(
-                        rounds[("app", kind)][-1]["rps"] / rounds[("hello", kind)][-1]["rps"]
-                    )
+                    hello = rounds[("hello", kind)][-1]["rps"]
+                    ratios[kind].append(rounds[("app", kind)][-1]["rps"] / hello)
+                    if args.floor:
+                        ratios[f"floor {kind}"].append(rounds[("floor", kind)][-1]["rps"] / hello)
         finally:
             for process, _port in servers.values():
                 process.terminate()
