@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from notifier.delivery.dispatch import RecipientsError
 from notifier.settings import SettingsError, load_settings
 
 from . import test_dispatch
@@ -257,7 +258,8 @@ def test_each_requests_links_are_signed_on_its_sender_while_the_run_claims_the_n
 ):
     """The 1000 links of a request are built on its sender thread, so the run's thread can
     claim the next request meanwhile (issue 14); a failure there is a sender's unexpected
-    error: its rows go back unflagged, the rest land, the run raises at the end."""
+    error, even a ValueError (which from backend.send means the message is invalid and fails
+    its rows): its rows go back unflagged, the rest land, the run raises at the end."""
     _subscribers(db, clock, "d" * 12)
     notification()
     # One sender: the failing request is the only one in flight, so what follows is exact.
@@ -269,11 +271,11 @@ def test_each_requests_links_are_signed_on_its_sender_while_the_run_claims_the_n
         threads[threading.current_thread().name.rsplit("_", 1)[0]] += 1
         if row["email"] == "user05@example.com":  # in the second request
             with failing:
-                raise RuntimeError("link signing failed")
+                raise UnicodeEncodeError("utf-8", "x", 0, 1, "link signing failed")
         return recipient(row, *args)
 
     d._recipient = noted
-    with pytest.raises(RuntimeError, match="link signing failed"):
+    with pytest.raises(RecipientsError, match="link signing failed"):
         d.run()
     assert threads == {"sendgrid": 4 + 2}  # the second request stopped at its second row
     rows = table(db, "deliveries")
@@ -282,6 +284,43 @@ def test_each_requests_links_are_signed_on_its_sender_while_the_run_claims_the_n
         ("pending", 0, 0): 8,  # the second handed back unflagged; the third never claimed
     }
     assert {r["lease_owner"] for r in rows} == {None}
+
+
+def test_a_429_that_arrives_while_a_sender_builds_its_request_stops_that_request(
+    db, sg_settings, clock, notification, sendgrid
+):
+    """Building a request's links takes milliseconds: the hold a 429 raises meanwhile on
+    another sender still keeps this request off the wire (checked again after the build)."""
+    emails = _subscribers(db, clock, "d" * 12)
+    notification()
+    sendgrid.rate_limit_reset_at = int(clock().timestamp()) + 40
+    sendgrid.script("accept", "rate_limited")
+    settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
+    d = dispatcher(db, settings, clock)
+    recipient, building = d._recipient, threading.Event()
+
+    def after_the_429(row, *args):
+        if row["email"] == emails[8]:  # the third request's first reader
+            building.set()
+            _until(d._hold.is_set, 20, "the second request's 429")
+        return recipient(row, *args)
+
+    d._recipient = after_the_429
+    run = Run(d)
+    held = _probe_then_hold(sendgrid)  # the second request waits at the fake...
+    assert building.wait(20)  # ...until the third is being built on the other sender
+    held.set()
+    stats = run.join()
+
+    assert [r.status for r in sendgrid.requests] == [202, 429]
+    assert (stats.requests, stats.sent, stats.halted) == (2, 4, "rate limited for 40s")
+    now, reset = clock(), clock() + timedelta(seconds=40)
+    assert _rows(db) == (
+        [(e, "sent", 1, now, None) for e in emails[:4]]
+        + [(e, "pending", 1, reset, "rate limited (429)") for e in emails[4:8]]
+        + [(e, "pending", 0, reset, HELD) for e in emails[8:]]  # never sent: no attempt
+    )
+    assert {r["lease_owner"] for r in table(db, "deliveries")} == {None}
 
 
 def test_send_concurrency_is_a_setting_from_1_to_32():

@@ -10,8 +10,9 @@ killed between 202 and the database write), and such rows carry `possible_duplic
 
 Concurrency (issue 14): a worker keeps up to SEND_CONCURRENCY requests in flight. The thread
 that runs `Dispatcher.run()` claims, renders, writes to the database and records every answer
-but SendGrid's 202; a small pool of sender threads only makes the HTTP requests
-(`backend.send`), because that is where a worker waits. A 202 (nearly every answer of a
+but SendGrid's 202; a small pool of sender threads builds each request's recipients (their
+signed links) and makes the HTTP request (`backend.send`), because that is where a worker
+waits, and the run's thread claims the next request meanwhile. A 202 (nearly every answer of a
 fan-out) is recorded by one recorder thread on its own connection, while the run's thread
 builds the next request: recording is database time (SQLite and psycopg run it without the
 GIL), so the two overlap on a second core instead of taking turns. On SQLite the run's
@@ -193,7 +194,7 @@ class Dispatcher:
             lease = timedelta(seconds=self.settings.dispatch_lease_seconds)
             # Claim one request's worth at a time: a killed worker then strands (and flags as
             # possible duplicates) only the rows of the requests it had in flight.
-            self._claim_done.clear()  # the recorder lets this claim go first (_record_on_recorder)
+            self._claim_done.clear()  # recordings not yet begun wait (_record_on_recorder)
             try:
                 rows = self.store.claim_due(self.owner, now, now + lease, self._batch_size())
             finally:
@@ -237,7 +238,7 @@ class Dispatcher:
         self._recorder: ThreadPoolExecutor | None = None
         self._landed: list[tuple[_Flight, SendResult]] = []  # 202s not yet handed to it
         self._recordings: dict[Future, tuple[_Flight, SendResult]] = {}  # 202s it holds
-        # Clear while the run's thread claims: the recorder starts no transaction meanwhile.
+        # Clear while the run's thread claims: the recorder begins no new recording meanwhile.
         self._claim_done = threading.Event()
         self._claim_done.set()
         self._recorder_failed = False  # then the run's thread records the rest of the run's
@@ -356,7 +357,21 @@ class Dispatcher:
                     self._recorded(future, *self._recordings.pop(future))
 
     def _fly(self, flight: _Flight) -> SendResult | None:
-        """On a sender thread: the request, unless a stop or a hold came first (None)."""
+        """On a sender thread: the request, unless a stop or a hold came first (None).
+
+        Its recipients (links signed per reader) are built here, not on the run's thread: that
+        claims the next request meanwhile, and its SQLite statements run without the GIL these
+        1000 links need (issue 14). An error while building them is not the message's fault
+        (ValueError means that, see _land): it comes back as RecipientsError."""
+        if self.stop.is_set() or self._hold.is_set():
+            return None
+        kind = flight.message.category
+        try:
+            recipients = [self._recipient(r, kind, flight.nonces) for r in flight.batch]
+        except Exception as exc:
+            raise RecipientsError(f"building the request's recipients failed: {exc}") from exc
+        # Checked again after the build, which takes milliseconds: a 429 another sender saw
+        # or a SIGTERM meanwhile still stops this request.
         if self.stop.is_set() or self._hold.is_set():
             return None
         # A request started just before SIGTERM must be answered, and recorded, before the
@@ -364,10 +379,6 @@ class Dispatcher:
         timeout = self.stop.timeout(self.settings.sendgrid_timeout_seconds)
         if timeout <= 0:
             return None  # no time left for a request
-        # Built here, not on the run's thread: it claims the next request meanwhile, and its
-        # SQLite statements run without the GIL that these 1000 links need (issue 14).
-        kind = flight.message.category
-        recipients = [self._recipient(r, kind, flight.nonces) for r in flight.batch]
         result = self.backend.send(flight.message, recipients, timeout_seconds=timeout)
         if result.outcome in HOLD_OUTCOMES:
             self._hold.set()  # before this answer is recorded: no other sender starts
@@ -434,7 +445,9 @@ class Dispatcher:
         # On SQLite (one writer at a time) a claim in progress goes first: the run's thread
         # waits for it, and the recorder's queue of 202s would otherwise hold the writer lock
         # transaction after transaction (Python's locks are not fair) while the next request
-        # waits to be claimed (issue 14). Bounded: a stuck claim fails by its own deadline.
+        # waits to be claimed (issue 14). Best effort: a recording that passed this point just
+        # before the claim began still races it for the lock. Bounded: a stuck claim fails by
+        # its own deadline.
         if self._serial_writes:
             self._claim_done.wait(CLAIM_FIRST_SECONDS)
         try:
@@ -865,6 +878,12 @@ def _log_unrecorded(what: str, flight: _Flight, exc: Exception) -> None:
         "and come back as possible duplicates",
         what, len(flight.batch), flight.message.notification_id, exc,
     )  # fmt: skip
+
+
+class RecipientsError(Exception):
+    """A request's recipients could not be built (a bug in link signing, say). Deliberately
+    not a ValueError: _land fails the rows of a request whose message is invalid, but these
+    go back unflagged and the run raises at its end, as for any unexpected sender error."""
 
 
 @dataclass
