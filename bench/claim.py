@@ -8,7 +8,8 @@ languages) and a newer incident for 400 readers (priority 0). Each claim must re
 incident's 400 rows first; the rows are handed back after each claim so every claim sees the
 same queue. Prints the median of 7 claims per size and the ratio 100,000 / 1,000 from the
 same run: about 1 when the claim walks the partial index deliveries_pending and updates by
-primary key, instead of growing with the queue (store.DispatchQueries.claim_statement).
+primary key, instead of growing with the queue (store.DispatchQueries._claim: SQLite's
+pick_statement then CLAIM_BY_IDS, PostgreSQL's claim_statement).
 """
 
 from __future__ import annotations

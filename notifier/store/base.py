@@ -123,18 +123,18 @@ class BaseStore:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         return self._times(self._raw_query(sql, self._params(params)))
 
-    def _query_long(
-        self, sql: str, params: Sequence[Any] = (), columns: Sequence[str] = ()
-    ) -> list[dict]:
+    def _query_long(self, sql: str, params: Sequence[Any], columns: Sequence[str]) -> list[dict]:
         """`_query` for a SELECT that may return many rows (a claim's 1000): the same list of
         dicts. `columns` names the statement's result columns, all of them, in order (SQLite
         reads the result as one JSON row keyed by them: SQLiteStore._raw_query_long)."""
+        if not columns:
+            raise ValueError("_query_long needs the result's column names")
         return self._times(self._raw_query_long(sql, self._params(params), columns))
 
     @staticmethod
     def _times(rows: list[dict]) -> list[dict]:
         # Every row of one result has the same columns: look for time columns once, not per
-        # row and column (a claim returns 1000 rows and none; issue 14): text in a *_at column
+        # row and column (a claim has 1000 rows and none; issue 14): text in a *_at column
         # becomes an aware datetime, as before.
         times = [key for key in rows[0] if _is_time_column(key)] if rows else ()
         if times:

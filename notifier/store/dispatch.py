@@ -104,7 +104,8 @@ class DispatchQueries:
             rows = self._claim(owner, now, lease_until, newest, limit)
             if burst and any(r["priority"] > 0 for r in rows):
                 self.set_meta(PERSONAL_BURST_KEY, to_db_time(now), now)
-        # RETURNING order is unspecified; the grouping needs it sorted.
+        # Neither RETURNING (PostgreSQL) nor json_group_array (SQLite) promises an order; the
+        # grouping needs the rows sorted.
         rows.sort(key=_claim_order)
         return rows
 

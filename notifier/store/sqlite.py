@@ -84,8 +84,9 @@ _last_columns: tuple = (None, ())
 
 def _dict_factory(cursor: sqlite3.Cursor, row: tuple) -> dict:
     """Each row as {column: value}. The names are read from `cursor.description` once per
-    result, not once per row and column: a claim reads 1000 rows, and the comprehension
-    over the description cost about twice the zip (issue 14)."""
+    result, not once per row and column: a result can hold 1000 rows (long ones go through
+    _raw_query_long), and the comprehension over the description cost about twice the zip
+    (issue 14)."""
     global _last_columns
     description = cursor.description
     last = _last_columns
