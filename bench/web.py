@@ -76,14 +76,13 @@ def floor_app():
     wtforms' Email) and one durable row: INSERT and COMMIT in SQLite (WAL,
     synchronous=NORMAL, as the app's store). If this app's POST is below issue
     14's 0.6 x hello world, no sign-up built on these libraries can reach it."""
-    import sqlite3
     import zoneinfo
 
-    from flask import Flask, redirect, render_template_string
+    from flask import Flask, redirect
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
     from flask_wtf import FlaskForm
-    from flask_wtf.csrf import CSRFProtect
+    from flask_wtf.csrf import CSRFProtect, generate_csrf
     from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField
     from wtforms.validators import AnyOf, DataRequired, Email
 
@@ -104,6 +103,55 @@ def floor_app():
         notify_maintenance = BooleanField()
         started = HiddenField()
 
+    insert = _signup_table()
+    page = (
+        '<!doctype html><title>Sign up</title><form method="post" action="/subscribe">'
+        '<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">'
+        '<input type="hidden" name="started" value="0">{{ form.email() }}'
+        "{{ form.language() }}{{ form.timezone() }}{{ form.scope() }}</form>"
+    )
+
+    # Compiled once (render_template_string compiles on every call).
+    template = app.jinja_env.from_string(page)
+
+    @app.get("/")
+    def index():
+        return template.render(form=SignUp(), csrf_token=generate_csrf)
+
+    @app.post("/subscribe")
+    @limiter.limit(lambda: os.environ.get("RATE_LIMIT_SUBSCRIBE", "5 per minute"))
+    def subscribe():
+        form = SignUp()
+        if not form.validate_on_submit():
+            return "invalid", 400
+        insert(form.email.data, form.language.data, form.timezone.data)
+        return redirect("/subscribe/check-inbox", 303)
+
+    return app
+
+
+def write_floor_app():
+    """The hello world plus one durable row per POST (gunicorn "bench.web:write_floor_app()",
+    --floor): no CSRF, no rate limit, no validation; the INSERT and COMMIT floor_app does.
+    What any sign-up that stores its subscriber before answering costs at least."""
+    app = hello_app()
+    insert = _signup_table()
+
+    def subscribe():
+        from flask import redirect, request
+
+        insert(request.form.get("email"), request.form.get("language"), "UTC")
+        return redirect("/subscribe/check-inbox", 303)
+
+    app.view_functions["subscribe"] = subscribe
+    return app
+
+
+def _signup_table():
+    """An INSERT of one sign-up into a SQLite file in INSTANCE_PATH (WAL, synchronous=NORMAL,
+    as the app's store; each gunicorn worker its own connection), autocommitted."""
+    import sqlite3
+
     db = sqlite3.connect(
         Path(os.environ["INSTANCE_PATH"]) / "floor.db", isolation_level=None, timeout=10
     )
@@ -113,31 +161,26 @@ def floor_app():
         "CREATE TABLE IF NOT EXISTS signups (id INTEGER PRIMARY KEY, email TEXT UNIQUE, "
         "language TEXT, timezone TEXT, created_at TEXT DEFAULT CURRENT_TIMESTAMP)"
     )
-    page = (
-        '<!doctype html><title>Sign up</title><form method="post" action="/subscribe">'
-        '<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">'
-        '<input type="hidden" name="started" value="0">{{ form.email() }}'
-        "{{ form.language() }}{{ form.timezone() }}{{ form.scope() }}</form>"
-    )
 
-    @app.get("/")
-    def index():
-        return render_template_string(page, form=SignUp())
-
-    @app.post("/subscribe")
-    @limiter.limit(lambda: os.environ.get("RATE_LIMIT_SUBSCRIBE", "5 per minute"))
-    def subscribe():
-        form = SignUp()
-        if not form.validate_on_submit():
-            return "invalid", 400
+    def insert(email: str, language: str, timezone: str) -> None:
         db.execute(
             "INSERT INTO signups (email, language, timezone) VALUES (?, ?, ?) "
             "ON CONFLICT (email) DO NOTHING",
-            (form.email.data, form.language.data, form.timezone.data),
+            (email, language, timezone),
         )
-        return redirect("/subscribe/check-inbox", 303)
 
-    return app
+    return insert
+
+
+# Reference apps besides the hello world (--floor): name -> (gunicorn target, what it is).
+FLOORS = {
+    "floor": (
+        "bench.web:floor_app()",
+        "the libraries' floor: CSRFProtect, Flask-Limiter in memory, WTForms with "
+        "email-validator, one SQLite INSERT; none of this project's code",
+    ),
+    "write": ("bench.web:write_floor_app()", "hello world + one SQLite INSERT per POST"),
+}
 
 
 # --- servers -----------------------------------------------------------------------------
@@ -365,22 +408,23 @@ def section(results: dict, ratios: dict, args, command: str) -> str:
             f"{hello['cpu_ms']:.2f} | {app['errors'] + hello['errors']} |"
         )
     floor = []
-    if ("floor", "POST") in results:
-        floor = [
-            "",
-            "The libraries' floor (`--floor`: bench.web:floor_app, CSRFProtect, Flask-Limiter in "
-            "memory, WTForms with email-validator, one SQLite INSERT; none of this project's "
-            "code), same gunicorn, same rounds:",
-            "",
-            "| endpoint | floor req/s | throughput ratio to hello | floor CPU ms/req |",
-            "|---|---|---|---|",
-            *(
-                f"| {kind} {path} | {results[('floor', kind)]['rps']:.0f} | "
-                f"{statistics.median(ratios[f'floor {kind}']):.2f} "
-                f"({' '.join(f'{r:.2f}' for r in ratios[f'floor {kind}'])}) | "
-                f"{results[('floor', kind)]['cpu_ms']:.2f} |"
-                for kind, path in (("GET", "/"), ("POST", "/subscribe"))
-            ),
+    for name, (target, what) in FLOORS.items():
+        if (name, "POST") not in results:
+            continue
+        if not floor:
+            floor = [
+                "",
+                "References besides the hello world (`--floor`), same gunicorn, same rounds:",
+                "",
+                "| reference | endpoint | req/s | throughput ratio to hello | CPU ms/req |",
+                "|---|---|---|---|---|",
+            ]
+        floor += [
+            f"| {what} (`{target}`) | {kind} {path} | {results[(name, kind)]['rps']:.0f} | "
+            f"{statistics.median(ratios[f'{name} {kind}']):.2f} "
+            f"({' '.join(f'{r:.2f}' for r in ratios[f'{name} {kind}'])}) | "
+            f"{results[(name, kind)]['cpu_ms']:.2f} |"
+            for kind, path in (("GET", "/"), ("POST", "/subscribe"))
         ]
     return "\n".join(
         [
@@ -442,9 +486,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 2)))
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument(
-        "--floor", action="store_true", help="also the libraries' floor app (floor_app)"
-    )
+    parser.add_argument("--floor", action="store_true", help="also the reference apps in FLOORS")
     args = parser.parse_args(argv)
     command = "python bench/web.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     rounds: dict = {}
@@ -458,10 +500,9 @@ def main(argv: list[str] | None = None) -> None:
             "app": _start("app:create_app()", args.workers, env, Path(tmp) / "app.log"),
             "hello": _start("bench.web:hello_app()", args.workers, env, Path(tmp) / "hello.log"),
         }
-        if args.floor:
-            floor = _start("bench.web:floor_app()", args.workers, env, Path(tmp) / "floor.log")
-            servers["floor"] = floor
-            ratios.update({"floor GET": [], "floor POST": []})
+        for name, (target, _what) in FLOORS.items() if args.floor else ():
+            servers[name] = _start(target, args.workers, env, Path(tmp) / f"{name}.log")
+            ratios.update({f"{name} GET": [], f"{name} POST": []})
         try:
             for n in range(args.rounds):
                 for kind in ("GET", "POST"):
@@ -474,8 +515,8 @@ def main(argv: list[str] | None = None) -> None:
                         print(f"round {n + 1} {name:5} {kind:4} {result}", flush=True)
                     hello = rounds[("hello", kind)][-1]["rps"]
                     ratios[kind].append(rounds[("app", kind)][-1]["rps"] / hello)
-                    if args.floor:
-                        ratios[f"floor {kind}"].append(rounds[("floor", kind)][-1]["rps"] / hello)
+                    for name in FLOORS if args.floor else ():
+                        ratios[f"{name} {kind}"].append(rounds[(name, kind)][-1]["rps"] / hello)
         finally:
             for process, _port in servers.values():
                 process.terminate()
