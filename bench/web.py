@@ -469,9 +469,10 @@ def section(results: dict, ratios: dict, args, command: str) -> str:
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace (or add) the Web section; other sections (e.g. Polling) stay as they are."""
+    """Replace (or add) the Web section's opening, up to its first ### subsection (the dated
+    records of earlier passes, kept); other sections (e.g. Polling) stay as they are."""
     current = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^##(?:#)? |\Z)", re.S | re.M)
     if pattern.search(current):
         updated = pattern.sub(lambda _m: text + "\n", current)
     else:
