@@ -47,6 +47,13 @@ class DispatchQueries:
     # SQLite's planner picks deliveries_due and sorts every pending row for each claim: ~100 ms
     # per claim at 100,000 pending, most of a fan-out's database time (issue 14).
     _claim_index = "INDEXED BY deliveries_pending"
+    # SQLite: statements that pick deliveries by a list of ids look each up by rowid. Without
+    # ANALYZE statistics (production never runs it) SQLite's planner prefers an index on
+    # `state` instead (deliveries_due), walking every row in that state: every 'sending' row
+    # of the worker's requests in flight for each still-sending check and "sent" UPDATE, and
+    # every 'sent' row ever for count_sent_with. NOT INDEXED still allows the rowid lookup
+    # (sqlite.org/lang_indexedby.html); tests/test_query_plans.py checks every such statement.
+    _by_id = "NOT INDEXED"
 
     # --- before claiming -------------------------------------------------------------
     def expire_due(self, now: datetime) -> int:
@@ -210,7 +217,7 @@ class DispatchQueries:
         )
         rows = self._query_long(
             "SELECT d.id, d.subscriber_id, s.link_nonce, s.token_nonce, s.unsubscribed_at "
-            "FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
+            f"FROM deliveries d {self._by_id} LEFT JOIN subscribers s ON s.id = d.subscriber_id "
             f"WHERE d.id IN ({_marks(delivery_ids)}) AND d.state = 'sending' "
             f"AND d.lease_owner = ? AND (d.subscriber_id IS NULL OR ({condition}))",
             [*delivery_ids, owner],
@@ -226,7 +233,7 @@ class DispatchQueries:
     ) -> int:
         """Sent, also for rows cancelled while their request was on the wire: it did go out."""
         return self._execute(
-            "UPDATE deliveries SET state = 'sent', sent_at = ?, message_id = ?, "
+            f"UPDATE deliveries {self._by_id} SET state = 'sent', sent_at = ?, message_id = ?, "
             "attempts = attempts + 1, reason = NULL, lease_owner = NULL, lease_expires_at = NULL, "
             f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND lease_owner = ? "
             "AND state IN ('sending', 'cancelled')",
@@ -248,7 +255,8 @@ class DispatchQueries:
         if not delivery_ids:
             return 0
         return self._execute(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, reason = ?, "
+            f"UPDATE deliveries {self._by_id} SET state = 'pending', next_attempt_at = ?, "
+            "reason = ?, "
             "attempts = attempts + ?, possible_duplicate = CASE WHEN ? = 1 THEN 1 "
             "ELSE possible_duplicate END, lease_owner = NULL, lease_expires_at = NULL, "
             f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending' "
@@ -261,7 +269,8 @@ class DispatchQueries:
         self, delivery_ids: Sequence[int], now: datetime, reason: str, owner: str
     ) -> int:
         return self._execute(
-            "UPDATE deliveries SET state = 'failed', reason = ?, attempts = attempts + 1, "
+            f"UPDATE deliveries {self._by_id} SET state = 'failed', reason = ?, "
+            "attempts = attempts + 1, "
             "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
             f"WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending' AND lease_owner = ?",
             [reason[:500], now, *delivery_ids, owner],
@@ -272,7 +281,8 @@ class DispatchQueries:
     ) -> int:
         """Cancel claimed rows this worker still holds (never another worker's lease)."""
         return self._execute(
-            "UPDATE deliveries SET state = 'cancelled', reason = ?, lease_owner = NULL, "
+            f"UPDATE deliveries {self._by_id} SET state = 'cancelled', reason = ?, "
+            "lease_owner = NULL, "
             f"lease_expires_at = NULL, updated_at = ? WHERE id IN ({_marks(delivery_ids)}) "
             "AND state = 'sending' AND lease_owner = ?",
             [reason[:500], now, *delivery_ids, owner],
@@ -319,7 +329,8 @@ class DispatchQueries:
         if not delivery_ids:
             return 0
         return self._scalar(
-            f"SELECT COUNT(*) AS n FROM deliveries WHERE id IN ({_marks(delivery_ids)}) "
+            f"SELECT COUNT(*) AS n FROM deliveries {self._by_id} "
+            f"WHERE id IN ({_marks(delivery_ids)}) "
             "AND state = 'sent' AND message_id = ?",
             [*delivery_ids, message_id],
         )

@@ -82,6 +82,8 @@ class PostgresStore(Queries):
     backend = "postgres"
     _claim_lock = "FOR UPDATE SKIP LOCKED"
     _claim_index = ""  # PostgreSQL's planner keeps statistics itself (autovacuum's ANALYZE)
+    _by_id = ""  # likewise (DispatchQueries._by_id)
+    _outcome_index = ""  # likewise (ChartQueries._outcome_index)
 
     def __init__(self, url: str, direct_url: str | None = None):
         """`url`: the database or a transaction-mode pooler in front of it; `direct_url`: the
