@@ -112,3 +112,18 @@ def test_the_hourly_outcome_chart_reads_its_time_range_only(db, clock):
         "SEARCH deliveries USING COVERING INDEX deliveries_outcome_time "
         "(updated_at>? AND updated_at<?)"
     )
+
+
+def test_the_deliveries_gauge_counts_before_it_joins(db, clock):
+    """The /metrics gauge of deliveries by state and kind counts per (state, notification)
+    from an index first and joins the few groups to notifications, instead of looking up a
+    notification for every delivery ever sent (notifier/store/metrics.py)."""
+    _sqlite_only(db)
+    seen = _capture(db)
+    db.deliveries_by_state_kind()
+    ((sql, params),) = seen
+    plan = _plan(db, sql, params)
+    scan = next(i for i, line in enumerate(plan) if "deliveries" in line)
+    join = next(i for i, line in enumerate(plan) if line.startswith("SEARCH n "))
+    assert "COVERING INDEX" in plan[scan] and scan < join, plan
+    assert any(line in ("CO-ROUTINE g", "MATERIALIZE g") for line in plan[:scan]), plan
