@@ -257,8 +257,14 @@ def _assert_stopped_within_the_budget(elapsed: float, lines: list[str]) -> None:
     exit after "stopped", which no budget can cut; on a loaded CI machine one run took 13.5 s
     against the 12 s budget by that clock. Such seconds are what the default budget's 5 s
     below Heroku's 30 s SIGKILL are for; the process tests' 12 s budget leaves 18 s.
+
+    The worker's log clock is the wall clock, which the machine may step: one run logged
+    17.5 s between the two lines while the whole process, SIGTERM to exit, took 6.75 s by the
+    test's monotonic clock. The true span is at most either figure, so the smaller one is held
+    to the budget: a real overrun shows in both.
     """
-    assert _stopping_seconds(lines) <= BUDGET_SECONDS, lines
+    span = min(_stopping_seconds(lines), elapsed)
+    assert span <= BUDGET_SECONDS, (span, elapsed, lines)
     assert elapsed < 30.0, (elapsed, lines)  # _sigterm_and_time sends SIGKILL at 30 s
 
 
