@@ -268,6 +268,9 @@ class FakeSendGrid(ThreadingHTTPServer):
         self.max_in_flight = 0
         # Requests that have reached the handler so far (in_flight only says how many now).
         self.arrived = 0
+        # time.monotonic() (this process's clock) as each request's body had been read, in
+        # order: "was it sent before X" without the sender's wall clock, which a VM may step.
+        self.arrivals: list[float] = []
         # An Event to hold every request (after its body is read) until the test sets it;
         # None answers at once (after latency_seconds).
         self.gate: threading.Event | None = None
@@ -359,6 +362,7 @@ class FakeSendGrid(ThreadingHTTPServer):
         with self._lock:
             self.in_flight += 1
             self.arrived += 1
+            self.arrivals.append(time.monotonic())
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         handler.in_flight = True
         try:
