@@ -71,13 +71,17 @@ class Run:
         return self.stats
 
 
-def _probe_then_hold(sendgrid) -> threading.Event:
-    """Let the run's first request (sent alone) through; hold every later one at a new gate."""
+def _probe_then_hold(sendgrid, start) -> tuple[threading.Event, Run]:
+    """Start the run (`start()` returns it) behind a gate, let its first request (sent alone)
+    through, and hold every later one at a new gate: (that gate, the run). The first gate is
+    in place before the run starts; installed after, a run that got ahead on a loaded machine
+    had its first request answered ungated, and the test waited for it in vain."""
     first = sendgrid.gate = threading.Event()
+    run = start()
     _until(lambda: sendgrid.in_flight == 1, 20, "the first request")
     held = sendgrid.gate = threading.Event()
     first.set()
-    return held
+    return held, run
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -89,8 +93,7 @@ def test_send_concurrency_requests_are_in_flight_at_once(
     sendgrid.latency_seconds = 0.3
     settings = replace(sg_settings, send_batch_size=4, send_concurrency=concurrency)
 
-    run = Run(dispatcher(db, settings, clock))
-    held = _probe_then_hold(sendgrid)
+    held, run = _probe_then_hold(sendgrid, lambda: Run(dispatcher(db, settings, clock)))
     # Every sender's first request is held until all are on the wire: on a loaded machine a
     # sender can start later than the latency, and the others' requests would have landed.
     _until(lambda: sendgrid.arrived == 1 + concurrency, 20, "a request from every sender")
@@ -134,8 +137,7 @@ def test_a_429_holds_every_sender_and_hands_back_what_did_not_start_due_at_the_r
     sendgrid.script("accept", "rate_limited", "rate_limited")
     settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
 
-    run = Run(dispatcher(db, settings, clock))
-    held = _probe_then_hold(sendgrid)
+    held, run = _probe_then_hold(sendgrid, lambda: Run(dispatcher(db, settings, clock)))
     _until(lambda: sendgrid.arrived == 3, 20, "two requests in flight after the first")
     time.sleep(0.3)
     assert sendgrid.in_flight == 2  # the English batch waits for a free sender
@@ -165,8 +167,7 @@ def test_a_refused_key_on_one_sender_pauses_them_all(
     notification()
     settings = replace(sg_settings, send_batch_size=4, send_concurrency=2)
 
-    run = Run(dispatcher(db, settings, clock))
-    held = _probe_then_hold(sendgrid)
+    held, run = _probe_then_hold(sendgrid, lambda: Run(dispatcher(db, settings, clock)))
     _until(lambda: sendgrid.arrived == 3, 20, "two requests in flight after the first")
     sendgrid.auth_mode = 401  # the key is revoked while both are on the wire
     held.set()
@@ -200,8 +201,7 @@ def test_a_stop_mid_fan_out_records_every_request_in_flight_and_starts_none(
     settings = replace(sg_settings, send_batch_size=4, send_concurrency=3)
 
     d = dispatcher(db, settings, clock)
-    run = Run(d)
-    held = _probe_then_hold(sendgrid)
+    held, run = _probe_then_hold(sendgrid, lambda: Run(d))
     _until(lambda: sendgrid.arrived == 4, 20, "three requests in flight after the first")
     d.stop.set()  # SIGTERM
     held.set()
@@ -306,9 +306,9 @@ def test_a_429_that_arrives_while_a_sender_builds_its_request_stops_that_request
         return recipient(row, *args)
 
     d._recipient = after_the_429
-    run = Run(d)
-    held = _probe_then_hold(sendgrid)  # the second request waits at the fake...
-    assert building.wait(20)  # ...until the third is being built on the other sender
+    # The second request waits at the fake until the third is being built on the other sender.
+    held, run = _probe_then_hold(sendgrid, lambda: Run(d))
+    assert building.wait(20)
     held.set()
     stats = run.join()
 

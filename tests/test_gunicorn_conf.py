@@ -7,6 +7,7 @@ end by tests/test_processes.py (it waits for the hook's log line from both worke
 from __future__ import annotations
 
 import gc
+import re
 import runpy
 from pathlib import Path
 
@@ -56,9 +57,13 @@ def test_post_worker_init_freezes_start_up_objects_and_raises_the_young_threshol
     assert not [o for o in gc.get_objects() if o is survivor]
     assert gc.get_threshold() == (config["GEN0_THRESHOLD"], 10, 10)
     assert config["GEN0_THRESHOLD"] == 7000
-    assert worker.log.lines == [
-        f"garbage collector: froze {frozen} start-up objects, first-generation threshold 7000"
-    ]
+    # The count is the hook's own: frozen objects that another thread frees meanwhile leave
+    # the permanent generation (one CI run read 56 fewer here), and nothing else freezes.
+    ((line,),) = [worker.log.lines]
+    logged = re.fullmatch(
+        r"garbage collector: froze (\d+) start-up objects, first-generation threshold 7000", line
+    )
+    assert logged and int(logged.group(1)) >= frozen, line
     # Frozen objects are outside every collection: a full collect leaves them frozen.
     gc.collect()
     assert gc.get_freeze_count() == frozen
