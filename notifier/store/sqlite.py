@@ -232,7 +232,7 @@ class SQLiteStore(Queries):
         and must win it back for the next. While other threads want the GIL (the senders
         building and encoding request bodies), each row can wait out a switch interval
         (5 ms): 1000 rows took 320-490 ms instead of 0.6 ms beside two busy threads, one
-        packed row 6-21 ms (an ad hoc timing; the "convoy effect", bugs.python.org/issue7946).
+        packed row 6-21 ms (bench/statements.py; the "convoy effect", bugs.python.org/issue7946).
         JSON keeps what these results hold (integers, text, NULL; not BLOBs or REALs' last
         bits); the order of the rows is not kept, the callers sort."""
         (row,) = self._raw_query(packed_statement(sql, columns), params)
