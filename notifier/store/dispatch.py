@@ -127,7 +127,7 @@ class DispatchQueries:
         would hand the 1000 rows over one by one, each a GIL hand-over that can wait out a
         switch interval while the senders encode request bodies (SQLiteStore._raw_query_long).
         """
-        if self._claim_lock:
+        if self._claim_lock:  # PostgreSQL (FOR UPDATE SKIP LOCKED): one statement
             params = [owner, lease_until, now, now, newest, limit]
             return self._query(self.claim_statement(), params)
         rows = self._query_long(
@@ -256,8 +256,7 @@ class DispatchQueries:
             return 0
         return self._execute(
             f"UPDATE deliveries {self._by_id} SET state = 'pending', next_attempt_at = ?, "
-            "reason = ?, "
-            "attempts = attempts + ?, possible_duplicate = CASE WHEN ? = 1 THEN 1 "
+            "reason = ?, attempts = attempts + ?, possible_duplicate = CASE WHEN ? = 1 THEN 1 "
             "ELSE possible_duplicate END, lease_owner = NULL, lease_expires_at = NULL, "
             f"updated_at = ? WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending' "
             "AND lease_owner = ?",
@@ -270,8 +269,7 @@ class DispatchQueries:
     ) -> int:
         return self._execute(
             f"UPDATE deliveries {self._by_id} SET state = 'failed', reason = ?, "
-            "attempts = attempts + 1, "
-            "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+            "attempts = attempts + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
             f"WHERE id IN ({_marks(delivery_ids)}) AND state = 'sending' AND lease_owner = ?",
             [reason[:500], now, *delivery_ids, owner],
         )
@@ -282,8 +280,8 @@ class DispatchQueries:
         """Cancel claimed rows this worker still holds (never another worker's lease)."""
         return self._execute(
             f"UPDATE deliveries {self._by_id} SET state = 'cancelled', reason = ?, "
-            "lease_owner = NULL, "
-            f"lease_expires_at = NULL, updated_at = ? WHERE id IN ({_marks(delivery_ids)}) "
+            "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+            f"WHERE id IN ({_marks(delivery_ids)}) "
             "AND state = 'sending' AND lease_owner = ?",
             [reason[:500], now, *delivery_ids, owner],
         )
